@@ -1,0 +1,86 @@
+"""Model files: weights as ``NAME.safetensors`` beside ``NAME.json`` saying how they were trained.
+
+Nothing here unpickles: weights are safetensors, and training state is loaded with
+``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from benchkit.errors import UserError
+
+
+def save_model(path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
+    """Write ``path`` (.safetensors) and its .json atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, path)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(info, indent=2, sort_keys=True))
+
+
+def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a checkpoint and its JSON; raise UserError naming the file if either is unusable."""
+    info_path = path.with_suffix(".json")
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        tensors = load_file(str(path))
+        info = json.loads(info_path.read_text())
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"checkpoint {path} or {info_path.name} is corrupt ({exc}): "
+                        "delete it and train again") from exc
+    return tensors, info
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to ``path`` via a temporary file in the same folder and an atomic rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_state(path: Path, state: dict) -> None:
+    """Save a training state (tensors, numbers, strings only) atomically for resuming."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> dict:
+    """Load a training state with ``weights_only=True`` (no arbitrary unpickling)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise UserError(f"training state {path} is corrupt ({exc}): delete it to start over") from exc
+
+
+MODELS_ENV = "BENCHKIT_MODELS"
+
+
+def model_stem(kind: str, dataset: str) -> str:
+    """File stem of the model of ``kind`` trained on ``dataset``: ``gan-fashion-mnist``."""
+    import re
+
+    return f"{kind}-" + re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("_")
+
+
+def find_checkpoint(kind: str, dataset: str, models_dir: str | None, shipped: tuple[Path, ...] = ()) -> Path:
+    """Locate ``KIND-DATASET.safetensors``: in ``models_dir``, ``$BENCHKIT_MODELS``, ``./models``,
+    then the folders a plugin ships. A missing one raises UserError naming the training command."""
+    folders = [Path(models_dir)] if models_dir else []
+    if os.environ.get(MODELS_ENV):
+        folders.append(Path(os.environ[MODELS_ENV]))
+    folders += [Path("models"), *shipped]
+    name = model_stem(kind, dataset) + ".safetensors"
+    for folder in folders:
+        if (folder / name).is_file():
+            return folder / name
+    raise UserError(f"no {kind} checkpoint {name} for dataset '{dataset}': train one with "
+                    f"`benchkit train {kind} --dataset {dataset}` (or pass --models-dir)")

@@ -1,0 +1,133 @@
+"""The ``benchkit`` command line: run, list, report, data, train."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from benchkit.errors import UserError
+
+PAPER_MASKS = "center,pattern,random,half"
+DEFAULT_DATASET = "fashion-mnist-mini"
+DEFAULT_N_IMAGES = 128
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _options(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """Parse ``-o PLUGIN.KEY=VALUE`` pairs into ``{PLUGIN: {KEY: VALUE}}``."""
+    options: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        plugin, dot, option = key.partition(".")
+        if not sep or not dot or not plugin or not option:
+            raise UserError(f"option '{pair}' is not PLUGIN.KEY=VALUE (for example gan.iterations=100)")
+        options.setdefault(plugin, {})[option] = value
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="inpaint test images: methods x datasets x masks, then print tables",
+                         description="Run methods x datasets x masks and print PSNR/SSIM tables. With no "
+                         f"flags: every available method, dataset {DEFAULT_DATASET}, masks {PAPER_MASKS}, "
+                         f"the first {DEFAULT_N_IMAGES} test images (a few minutes on 2 CPU cores). "
+                         "Rerunning the same command resumes and skips finished cells.")
+    run.add_argument("--methods", type=_csv, help="comma-separated methods (default: all available)")
+    run.add_argument("--masks", type=_csv, default=_csv(PAPER_MASKS), help=f"default: {PAPER_MASKS}")
+    run.add_argument("--datasets", type=_csv, default=[DEFAULT_DATASET], help=f"default: {DEFAULT_DATASET}")
+    run.add_argument("--metrics", type=_csv, default=_csv("psnr,ssim,l1,psnr_hole"),
+                     help="default: psnr,ssim,l1,psnr_hole")
+    run.add_argument("--n-images", type=int, default=DEFAULT_N_IMAGES,
+                     help=f"first N test images of each dataset (default {DEFAULT_N_IMAGES}: a few minutes "
+                     "on 2 CPU cores; 0 means all)")
+    run.add_argument("--seed", type=int, default=0, help="seed of masks and methods (default 0)")
+    run.add_argument("--batch-size", type=int, default=64, help="images per method call (default 64)")
+    run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    run.add_argument("--out", type=Path, default=Path("results/default"),
+                     help="run folder (default results/default)")
+    run.add_argument("--force", action="store_true", help="redo cells that are already finished")
+    run.add_argument("--data-dir", help="folder searched first for dataset files")
+    run.add_argument("--models-dir", type=Path, help="folder searched first for trained checkpoints")
+    run.add_argument("-o", "--option", action="append", default=[], metavar="PLUGIN.KEY=VALUE",
+                     help="plugin option, e.g. -o gan.iterations=300 (repeatable)")
+    run.add_argument("--format", default="github", choices=["github", "latex", "csv"])
+
+    sub.add_parser("list", help="show every plugin: kind, name, description, distribution")
+
+    report = sub.add_parser("report", help="print summary tables of a run folder")
+    report.add_argument("path", type=Path)
+    report.add_argument("--format", default="github", choices=["github", "latex", "csv"])
+
+    data = sub.add_parser("data", help="dataset files")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    download = data_sub.add_parser("download", help="download a dataset's files (needs the internet)")
+    download.add_argument("dataset")
+    download.add_argument("--data-dir", type=Path, help="destination root (default $BENCHKIT_DATA or ./data)")
+
+    train = sub.add_parser("train", help="train a model for a dataset")
+    train.add_argument("model", choices=["gan"])
+    train.add_argument("--dataset", required=True)
+    train.add_argument("--data-dir")
+    train.add_argument("--epochs", type=int, default=25)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=Path, default=Path("models"), help="output folder (default ./models)")
+    train.add_argument("--max-minutes", type=float, help="stop after this long; rerun to resume")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
+    import torch
+
+    from benchkit.nets.training import GanTrainConfig, train_gan
+    from benchkit.registry import Registry
+
+    if args.epochs < 1 or args.batch_size < 1:
+        raise UserError("--epochs and --batch-size must be at least 1")
+    torch.device(args.device)  # fails early on a bad device string
+    dataset = Registry().create("dataset", args.dataset, {"data_dir": args.data_dir} if args.data_dir else {})
+    images = dataset.images("train")
+    config = GanTrainConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+                            seed=args.seed, device=args.device, max_minutes=args.max_minutes)
+    path = train_gan(images, config, args.out, "benchkit " + shlex.join(argv))
+    print(f"model written to {path}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
+    from tabulate import tabulate
+
+    from benchkit.registry import Registry
+
+    rows = [(p.kind, p.name, p.description, p.distribution) for p in Registry().all()]
+    print(tabulate(rows, headers=["kind", "name", "description", "distribution"]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    handler = {"train": cmd_train, "list": cmd_list}.get(args.command)
+    if handler is None:
+        from benchkit import commands
+
+        handler = getattr(commands, f"cmd_{args.command}")
+    try:
+        return handler(args, argv)
+    except UserError as exc:
+        print(f"benchkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("benchkit: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Handlers of ``benchkit run``, ``report`` and ``data`` (kept apart from argument parsing)."""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from pathlib import Path
+
+from benchkit.errors import UserError
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchkit.cli import _options
+    from benchkit.results import load_results
+    from benchkit.runner import RunConfig, run
+    from benchkit.tables import format_tables
+
+    config = RunConfig(methods=args.methods, datasets=args.datasets, masks=args.masks, metrics=args.metrics,
+                       n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, device=args.device,
+                       out=args.out, force=args.force, data_dir=args.data_dir,
+                       models_dir=str(args.models_dir) if args.models_dir else None,
+                       options=_options(args.option), command="benchkit " + shlex.join(argv))
+    outcome = run(config)
+    for note in outcome.notes:
+        print(f"note: {note}")
+    if outcome.skipped:
+        print(f"{len(outcome.skipped)} finished cells reused from {args.out} (--force redoes them)")
+    for record in outcome.failed:
+        print(f"FAILED {record['dataset']}/{record['mask']}/{record['method']}: {record['error']}")
+    df = load_results(args.out)
+    wanted = set(outcome.cells)  # this command's cells, not others an earlier run left in the folder
+    df = df[[key in wanted for key in zip(df.dataset, df["mask"], df.method)]]
+    shown = [m for m in ("psnr", "ssim") if m in args.metrics] or args.metrics
+    print(format_tables(df, shown, args.format))
+    print(f"\nper-image results: benchkit.load_results('{args.out}')")
+    return 1 if outcome.failed else 0
+
+
+def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchkit.results import failures, load_results
+    from benchkit.tables import format_tables
+
+    df = load_results(args.path)
+    metrics = [c for c in df.columns if c not in ("dataset", "mask", "method", "image_id", "seconds",
+                                                   "missing_fraction")]
+    print(format_tables(df, metrics + ["seconds"], args.format))
+    failed = failures(args.path)
+    for row in failed.itertuples():
+        print(f"FAILED {row.dataset}/{row.mask}/{row.method}: {row.error}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchkit.registry import Registry
+
+    root = args.data_dir or Path(os.environ.get("BENCHKIT_DATA", "data"))
+    dataset = Registry().create("dataset", args.dataset)
+    folder = dataset.download(root / args.dataset)
+    print(f"{args.dataset} downloaded to {folder}; use --data-dir {root} or BENCHKIT_DATA={root}")
+    return 0

@@ -1,0 +1,39 @@
+"""Save image tensors as PNG files and grids."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """``N x C x H x W`` float in [0, 1] -> ``N x H x W x C`` uint8 (rounded, clipped)."""
+    array = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    return array.transpose(0, 2, 3, 1)
+
+
+def grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2, fill: float = 1.0) -> torch.Tensor:
+    """Tile ``N x C x H x W`` images row by row into one ``C x H' x W'`` image, ``pad`` px apart."""
+    n, c, h, w = images.shape
+    ncols = ncols or math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / ncols)
+    out = torch.full((c, nrows * (h + pad) + pad, ncols * (w + pad) + pad), fill, dtype=images.dtype)
+    for i in range(n):
+        r, col = divmod(i, ncols)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        out[:, top:top + h, left:left + w] = images[i].cpu()
+    return out
+
+
+def save_png(image: torch.Tensor, path: Path, scale: int = 1) -> None:
+    """Save one ``C x H x W`` float image in [0, 1] as PNG, enlarged ``scale`` times (nearest)."""
+    from PIL import Image
+
+    array = to_uint8(image[None])[0]
+    pil = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    if scale > 1:
+        pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pil.save(path)

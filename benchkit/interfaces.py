@@ -1,0 +1,154 @@
+"""The four plugin interfaces: Method, MaskGenerator, Metric and Dataset.
+
+Conventions shared by every plugin
+----------------------------------
+* Images are ``float32`` torch tensors of shape ``N x C x H x W`` with values in ``[0, 1]``.
+* Masks are ``bool`` tensors of shape ``N x 1 x H x W`` called ``known``: ``True`` where the
+  pixel is observed, ``False`` where it is missing (the hole).
+* A method only ever sees images whose missing pixels are zero. The runner composites
+  ``known * y + (1 - known) * prediction`` before any metric is computed.
+
+Plugins are classes. The registry instantiates them with keyword options given on the command
+line (``-o gan.iterations=100``), so every option must be a keyword argument with a default.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+
+Split = Literal["train", "test"]
+
+
+@dataclass
+class MethodContext:
+    """What the runner hands a method before it inpaints a dataset.
+
+    Attributes
+    ----------
+    dataset : str
+        Name of the dataset the method is about to inpaint.
+    device : torch.device
+        Where tensors given to ``inpaint`` live, and where the method should compute.
+    image_shape : tuple of int
+        ``(C, H, W)`` of the images.
+    train_images : torch.Tensor or None
+        The dataset's training split (``N x C x H x W`` float32 in [0, 1], on the CPU), given only to
+        methods whose ``needs_train_data`` is true.
+    checkpoint : pathlib.Path or None
+        Path of the ``.safetensors`` checkpoint trained for this dataset, given only to methods whose
+        ``needs_checkpoint`` names a model kind.
+    seed : int
+        Seed of the run; methods that draw random numbers derive their generator from it.
+    """
+
+    dataset: str
+    device: torch.device
+    image_shape: tuple[int, int, int]
+    train_images: torch.Tensor | None = None
+    checkpoint: Path | None = None
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class Plugin:
+    """Base of every plugin kind: a registered name and a one-line description."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+
+class Method(Plugin, ABC):
+    """An inpainting method.
+
+    Class attributes
+    ----------------
+    needs_train_data : bool
+        If true, ``setup`` receives the dataset's training split in ``context.train_images``.
+    needs_checkpoint : str or None
+        A model kind such as ``"gan"``: ``setup`` then receives the checkpoint trained for the
+        dataset in ``context.checkpoint`` (the runner fails before starting if there is none).
+    """
+
+    needs_train_data: ClassVar[bool] = False
+    needs_checkpoint: ClassVar[str | None] = None
+
+    def setup(self, context: MethodContext) -> None:
+        """Prepare for a dataset (load a model, index training images). Default: nothing."""
+
+    @abstractmethod
+    def inpaint(self, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Fill the missing pixels of a batch.
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            ``N x C x H x W`` float32 in [0, 1]; missing pixels are 0.
+        known : torch.Tensor
+            ``N x 1 x H x W`` bool, True where the pixel is observed.
+
+        Returns
+        -------
+        torch.Tensor
+            ``N x C x H x W`` float32 in [0, 1]. Only the missing pixels are used.
+        """
+
+
+class MaskGenerator(Plugin, ABC):
+    """Makes one ``known`` mask per image, deterministically from the generator it is given."""
+
+    @abstractmethod
+    def known(self, height: int, width: int, *, index: int, rng: np.random.Generator) -> np.ndarray:
+        """Return an ``H x W`` bool array, True where the pixel is observed.
+
+        ``index`` is the image's position in the test split; ``rng`` is seeded by the runner from
+        (run seed, dataset, mask name, index), so drawing from it is reproducible.
+        """
+
+
+class Metric(Plugin, ABC):
+    """A per-image score of a composited prediction against the ground truth."""
+
+    higher_is_better: ClassVar[bool] = True
+
+    @abstractmethod
+    def compute(self, prediction: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Score each image of a batch.
+
+        Parameters
+        ----------
+        prediction, target : torch.Tensor
+            ``N x C x H x W`` float32 in [0, 1] (data range 1).
+        known : torch.Tensor
+            ``N x 1 x H x W`` bool mask, True where observed.
+
+        Returns
+        -------
+        torch.Tensor
+            ``N`` float64 scores.
+        """
+
+
+class Dataset(Plugin, ABC):
+    """A source of images with a test split (inpainted) and a train split (for training models)."""
+
+    def __init__(self, data_dir: str | None = None) -> None:
+        self.data_dir = Path(data_dir) if data_dir else None
+
+    @abstractmethod
+    def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
+        """Return the first ``limit`` images of a split (all if None).
+
+        Returns ``N x C x H x W`` float32 in [0, 1]. Raises ``benchkit.errors.UserError`` naming
+        how to get the data when it is not on disk.
+        """
+
+    def download(self, dest: Path) -> Path:
+        """Fetch the dataset's files into ``dest``; returns the folder. Optional."""
+        from benchkit.errors import UserError
+
+        raise UserError(f"dataset '{self.name}' has no download: put its files in place by hand")

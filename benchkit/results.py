@@ -1,0 +1,134 @@
+"""Run folders: ``manifest.json`` plus one ``cells/*.json`` file per (dataset, mask, method).
+
+A cell file is written atomically when its cell finishes (temporary file, then rename), so an
+interrupted run never leaves a half-written cell. Its optional ``.npz`` beside it keeps the first
+composited predictions (uint8, ``N x C x H x W``) for pictures.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from benchkit.checkpoints import atomic_write_text
+from benchkit.errors import UserError
+
+MANIFEST = "manifest.json"
+CELLS = "cells"
+KEY_COLUMNS = ["dataset", "mask", "method", "image_id"]
+
+
+def cell_path(run_dir: Path, dataset: str, mask: str, method: str) -> Path:
+    """File of one cell; names are made filesystem-safe, with a hash when that changed them."""
+    raw = f"{dataset}__{mask}__{method}"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", raw)
+    if safe != raw:
+        safe = f"{safe[:80]}-{hashlib.sha1(raw.encode()).hexdigest()[:8]}"
+    return run_dir / CELLS / f"{safe}.json"
+
+
+def write_cell(path: Path, record: dict, samples: np.ndarray | None = None) -> None:
+    """Atomically write a cell's record (and its sample images first, so the JSON marks completion)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if samples is not None:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, samples=samples)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz.tmp")
+        tmp.write_bytes(buffer.getvalue())
+        os.replace(tmp, path.with_suffix(".npz"))
+    atomic_write_text(path, json.dumps(record, allow_nan=True))
+
+
+def read_cell(path: Path) -> dict:
+    """Read one cell file; a corrupt one raises UserError naming it."""
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or "status" not in record:
+            raise ValueError("not a benchkit cell record")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"results file {path} is corrupt ({exc}): delete it and rerun the same "
+                        "command to redo that cell") from exc
+    return record
+
+
+def read_manifest(run_dir: Path) -> dict | None:
+    """The run's manifest, None if there is none; corrupt raises UserError."""
+    path = run_dir / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is corrupt ({exc}): rerun with --force or another --out") from exc
+
+
+def write_manifest(run_dir: Path, manifest: dict) -> None:
+    atomic_write_text(run_dir / MANIFEST, json.dumps(manifest, indent=2, default=str))
+
+
+def cell_records(run_dir: Path) -> list[dict]:
+    """All cell records of a run folder, in file-name order."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"results folder {run_dir} does not exist: give the --out of a `benchkit run`")
+    if read_manifest(run_dir) is None:
+        raise UserError(f"{run_dir} has no {MANIFEST}: it is not a benchkit run folder")
+    return [read_cell(p) for p in sorted((run_dir / CELLS).glob("*.json"))]
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """Per-image results of a run folder as a tidy DataFrame.
+
+    One row per (dataset, mask, method, image_id); one column per metric (``psnr`` in dB,
+    ``ssim``, ``l1`` ...), ``seconds`` (method time per image, amortised over its batch and
+    the method's setup) and ``missing_fraction``. Failed cells have no rows; see
+    :func:`failures`.
+    """
+    frames = []
+    for record in cell_records(Path(path)):
+        if record["status"] != "ok":
+            continue
+        frame = pd.DataFrame(record["rows"])
+        frame.insert(0, "method", record["method"])
+        frame.insert(0, "mask", record["mask"])
+        frame.insert(0, "dataset", record["dataset"])
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=KEY_COLUMNS + ["seconds", "missing_fraction"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def failures(path: str | Path) -> pd.DataFrame:
+    """The failed cells of a run: dataset, mask, method and error."""
+    rows = [{k: r[k] for k in ("dataset", "mask", "method", "error")}
+            for r in cell_records(Path(path)) if r["status"] != "ok"]
+    return pd.DataFrame(rows, columns=["dataset", "mask", "method", "error"])
+
+
+def mean_ci(values: pd.Series, confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of its Student-t confidence interval (nan half-width for n < 2)."""
+    values = values[np.isfinite(values)]
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    if n < 2:
+        return float(values.mean()), math.nan
+    sem = float(values.std(ddof=1)) / math.sqrt(n)
+    return float(values.mean()), float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sem)
+
+
+def summary(df: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
+    """For each dataset, a methods x masks table of (mean, CI half-width) of ``metric``."""
+    tables = {}
+    for dataset, part in df.groupby("dataset", sort=False):
+        grouped = part.groupby(["method", "mask"], sort=False)[metric].apply(mean_ci)
+        tables[dataset] = grouped.unstack("mask")
+    return tables

@@ -1,0 +1,40 @@
+"""Checks on images and masks; each failure is a UserError naming the problem and the fix."""
+from __future__ import annotations
+
+import torch
+
+from benchkit.errors import UserError
+
+
+def check_images(images: torch.Tensor, source: str) -> None:
+    """Images must be float ``N x C x H x W`` tensors, finite, with values in [0, 1]."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
+        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        raise UserError(f"{source} gave images of shape {shape} and type "
+                        f"{getattr(images, 'dtype', '?')}: expected float N x C x H x W")
+    if images.numel() == 0:
+        raise UserError(f"{source} gave no images: check the data and --n-images")
+    if not torch.isfinite(images).all():
+        raise UserError(f"{source} gave images with NaN or infinite values: fix or remove those images")
+    low, high = images.min().item(), images.max().item()
+    if low < 0 or high > 1:
+        raise UserError(f"{source} gave images with values in [{low:.3g}, {high:.3g}]: "
+                        "expected [0, 1] (divide 8-bit images by 255)")
+
+
+def check_known(known: torch.Tensor, images: torch.Tensor, source: str) -> None:
+    """Masks must be bool ``N x 1 x H x W`` matching the images, each with known and missing pixels."""
+    expected = (images.shape[0], 1, *images.shape[2:])
+    if not isinstance(known, torch.Tensor) or known.dtype != torch.bool or tuple(known.shape) != expected:
+        shape = tuple(known.shape) if hasattr(known, "shape") else type(known).__name__
+        raise UserError(f"{source} gave masks of shape {shape} and type {getattr(known, 'dtype', '?')} "
+                        f"for images of shape {tuple(images.shape)}: expected bool {expected}")
+    per_image = known.flatten(1)
+    no_missing = (per_image.all(1)).nonzero().flatten().tolist()
+    if no_missing:
+        raise UserError(f"{source} gave masks with no missing pixel (image {no_missing[0]}): "
+                        "every mask needs a hole to inpaint")
+    no_known = (~per_image.any(1)).nonzero().flatten().tolist()
+    if no_known:
+        raise UserError(f"{source} gave masks with no known pixel (image {no_known[0]}): "
+                        "every mask must keep some observed pixels")

@@ -1,0 +1,21 @@
+"""Rebuild fashion-mnist-mini.npz from the Fashion-MNIST IDX files.
+
+    python plugins/data/make_mini.py /usr/share/datasets/fashion-mnist
+
+Keeps the first 512 test images and the first 10,000 training images, 28x28 uint8 (the dataset
+plugin pads them to 32x32 when loading).
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1].parent))
+from plugins.datasets import read_idx_images  # noqa: E402  (run from a source checkout)
+
+source = Path(sys.argv[1])
+np.savez_compressed(
+    Path(__file__).parent / "fashion-mnist-mini.npz",
+    test=read_idx_images(source / "t10k-images-idx3-ubyte.gz")[:512],
+    train=read_idx_images(source / "train-images-idx3-ubyte.gz")[:10000],
+)
