@@ -72,10 +72,13 @@ class Method(Plugin, ABC):
     needs_checkpoint : str or None
         A model kind such as ``"gan"``: ``setup`` then receives the checkpoint trained for the
         dataset in ``context.checkpoint`` (the runner fails before starting if there is none).
+    checkpoint_dirs : tuple of pathlib.Path
+        Folders searched last for ``KIND-DATASET.safetensors`` (models a plugin ships).
     """
 
     needs_train_data: ClassVar[bool] = False
     needs_checkpoint: ClassVar[str | None] = None
+    checkpoint_dirs: ClassVar[tuple[Path, ...]] = ()
 
     def setup(self, context: MethodContext) -> None:
         """Prepare for a dataset (load a model, index training images). Default: nothing."""

@@ -63,6 +63,7 @@ def train_gan(images: torch.Tensor, config: GanTrainConfig, out: Path, command: 
     """
     device = torch.device(config.device)
     _, channels, size, _ = images.shape
+    out.mkdir(parents=True, exist_ok=True)
     stem = out / model_stem("gan", config.dataset)
     torch.manual_seed(config.seed)
     gen = Generator(size, channels, config.nz, config.width).to(device)

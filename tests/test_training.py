@@ -1,0 +1,36 @@
+import json
+
+import torch
+
+from benchkit.checkpoints import load_model
+from benchkit.nets.dcgan import Discriminator, Generator
+from benchkit.nets.training import GanTrainConfig, train_gan
+
+
+def test_tiny_gan_trains_saves_and_resumes(tmp_path):
+    images = torch.rand(64, 1, 32, 32)
+    config = GanTrainConfig(dataset="toy", epochs=1, batch_size=16, width=8, checkpoint_minutes=0)
+    path = train_gan(images, config, tmp_path / "models", "test")
+    tensors, info = load_model(path)
+    assert info["images_seen"] == 64 and info["epoch"] == 1 and info["size"] == 32 and info["command"] == "test"
+    gen = Generator(32, 1, width=8)
+    gen.load_state_dict({k[len("generator."):]: v for k, v in tensors.items() if k.startswith("generator.")})
+    disc = Discriminator(32, 1, width=8)
+    disc.load_state_dict({k[len("discriminator."):]: v for k, v in tensors.items() if k.startswith("discriminator.")})
+    assert (tmp_path / "models" / "gan-toy-samples" / "epoch-001.png").is_file()
+    config.epochs = 2
+    train_gan(images, config, tmp_path / "models", "test")
+    info = json.loads(path.with_suffix(".json").read_text())
+    assert info["images_seen"] == 128 and info["epoch"] == 2
+
+
+def test_dcgan_shapes_and_init():
+    for size in (32, 64, 128):
+        gen, disc = Generator(size, 3, width=8), Discriminator(size, 3, width=8)
+        z = torch.rand(2, 100) * 2 - 1
+        x = gen(z)
+        assert x.shape == (2, 3, size, size) and x.abs().max() <= 1
+        assert disc(x).shape == (2,)
+    weights = torch.cat([m.weight.flatten() for m in Generator(64, 3).modules()
+                         if isinstance(m, torch.nn.ConvTranspose2d)])
+    assert abs(weights.std().item() - 0.02) < 0.001 and abs(weights.mean().item()) < 0.001
