@@ -1,0 +1,41 @@
+import math
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from benchkit.results import cell_path, mean_ci, summary
+from benchkit.runner import plan
+from benchkit.tables import format_tables
+
+
+def test_mean_ci_matches_scipy_t_interval():
+    values = pd.Series([21.0, 23.5, 19.2, 25.1, 22.2, 20.9])
+    mean, half = mean_ci(values)
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+    assert mean == pytest.approx(values.mean()) and half == pytest.approx((high - low) / 2)
+    assert math.isnan(mean_ci(pd.Series([3.0]))[1])
+
+
+def test_summary_and_tables_layout():
+    df = pd.DataFrame({"dataset": "d", "mask": ["random", "center"] * 4, "method": ["a"] * 4 + ["b"] * 4,
+                       "image_id": [0, 0, 1, 1] * 2, "psnr": [10.0, 12.0, 14.0, 16.0, 1, 2, 3, 4]})
+    table = summary(df, "psnr")["d"]
+    assert table.at["a", "center"][0] == 14.0 and table.at["b", "random"][0] == 2.0
+    text = format_tables(df, ["psnr"], "github")
+    header = [line for line in text.splitlines() if line.startswith("| method")][0]
+    assert header.index("center") < header.index("random")  # paper order, not alphabetical
+
+
+def test_cell_paths_are_safe_and_distinct(tmp_path):
+    a = cell_path(tmp_path, "folder:/x/y", "center", "m")
+    b = cell_path(tmp_path, "folder:/x_y", "center", "m")
+    assert a != b and "/" not in a.name and ":" not in a.name
+
+
+def test_tasks_are_picklable(registry, config):
+    tasks, _ = plan(config, registry)
+    clone = pickle.loads(pickle.dumps(tasks[0]))
+    assert clone.method == "mean-fill" and np.array_equal(clone.known.numpy(), tasks[0].known.numpy())
