@@ -74,11 +74,26 @@ class Method(Plugin, ABC):
         dataset in ``context.checkpoint`` (the runner fails before starting if there is none).
     checkpoint_dirs : tuple of pathlib.Path
         Folders searched last for ``KIND-DATASET.safetensors`` (models a plugin ships).
+    requires : tuple of str
+        Modules of optional dependencies; without them the method is unavailable and
+        ``install_hint`` says how to get them.
     """
 
     needs_train_data: ClassVar[bool] = False
     needs_checkpoint: ClassVar[str | None] = None
     checkpoint_dirs: ClassVar[tuple[Path, ...]] = ()
+    requires: ClassVar[tuple[str, ...]] = ()
+    install_hint: ClassVar[str] = ""
+
+    @classmethod
+    def missing_requirement(cls) -> str | None:
+        """Why the method cannot run here (a missing optional module), or None."""
+        import importlib.util
+
+        for module in cls.requires:
+            if importlib.util.find_spec(module) is None:
+                return f"method '{cls.name}' needs the module '{module}': {cls.install_hint or 'install it'}"
+        return None
 
     def setup(self, context: MethodContext) -> None:
         """Prepare for a dataset (load a model, index training images). Default: nothing."""

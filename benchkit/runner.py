@@ -121,6 +121,13 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[CellTask], RunOutc
     _check_config(config)
     outcome = RunOutcome(out=config.out)
     method_names = config.methods if config.methods is not None else registry.names("method")
+    for name in list(method_names):
+        problem = registry.get("method", name).cls.missing_requirement()
+        if problem and config.methods is not None:
+            raise UserError(problem)
+        if problem:
+            outcome.notes.append(f"skipped: {problem}")
+            method_names = [m for m in method_names if m != name]
     methods = {name: registry.create("method", name, _options_for(config, name)) for name in method_names}
     masks = {spec: registry.create("mask", spec, _options_for(config, spec)) for spec in config.masks}
     for metric in config.metrics:

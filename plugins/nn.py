@@ -1,0 +1,64 @@
+"""``nn``: nearest-neighbour retrieval from the training set (the paper's Fig. 7 baseline).
+
+For each corrupted image the training image nearest in Euclidean distance *over the known pixels*
+is retrieved and its pixels fill the hole. Distances for a whole batch come from matrix products::
+
+    d(q, t) = sum_i k_i (q_i - t_i)^2 = sum_i k_i q_i^2 - 2 (k * q) . t + k . t^2
+
+computed in float32, in chunks of ``chunk`` training images. ``-o nn.blend=true`` Poisson-blends
+the retrieved pixels into the known ones instead of pasting them.
+"""
+from __future__ import annotations
+
+import torch
+
+from benchkit.blending import poisson_blend
+from benchkit.hookspecs import hookimpl
+from benchkit.interfaces import Method, MethodContext
+
+
+def nearest_known(queries: torch.Tensor, known: torch.Tensor, train: torch.Tensor,
+                  chunk: int = 8192) -> torch.Tensor:
+    """Index of the training image nearest to each query over its known pixels.
+
+    ``queries`` is ``N x C x H x W``, ``known`` ``N x 1 x H x W`` bool, ``train`` ``M x C x H x W``.
+    """
+    k = known.expand_as(queries).flatten(1).to(torch.float32)
+    q = queries.flatten(1).to(torch.float32) * k
+    base = (q * q).sum(1, keepdim=True)
+    best_dist = torch.full((len(q),), float("inf"), device=q.device)
+    best_idx = torch.zeros(len(q), dtype=torch.long, device=q.device)
+    for start in range(0, len(train), chunk):
+        t = train[start:start + chunk].flatten(1).to(q.device, torch.float32)
+        dist = base - 2 * q @ t.T + k @ (t * t).T
+        value, index = dist.min(1)
+        better = value < best_dist
+        best_dist = torch.where(better, value, best_dist)
+        best_idx = torch.where(better, index + start, best_idx)
+    return best_idx
+
+
+class NearestNeighbour(Method):
+    """Fill the hole with the pixels of the nearest training image (distance over known pixels)."""
+
+    name = "nn"
+    description = "nearest training image over the known pixels fills the hole (optional blending)"
+    needs_train_data = True
+
+    def __init__(self, blend: bool = False, chunk: int = 8192) -> None:
+        self.blend, self.chunk = blend, chunk
+        self._cache: dict = {}
+
+    def setup(self, context: MethodContext) -> None:
+        self.train = context.train_images.to(context.device)
+
+    def inpaint(self, images, known):
+        fill = self.train[nearest_known(images, known, self.train, self.chunk)]
+        if self.blend:
+            fill = poisson_blend(fill, images, known, self._cache).clamp(0, 1)
+        return torch.where(known, images, fill)
+
+
+@hookimpl
+def register_methods(register):
+    register(NearestNeighbour)
