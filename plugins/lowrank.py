@@ -9,8 +9,9 @@ Defaults for data in [0, 1] (32x32 Fashion-MNIST): ``rank`` 1 and ``beta`` 0.05 
 beyond the first are shrunk by 1/beta = 20), chosen on 64 training images (never the test images)
 by ``benchmarks/lowrank_rank.py``, which scored ranks 1-8 x beta 0.05/0.2/1 on the four paper masks:
 rank 1 was best on every mask (for example random 80%: 15.97 dB at rank 1, 14.69 at rank 2,
-12.18 at rank 8); 5 outer x 40 inner iterations, stopping early when the relative change falls
-below ``tol`` 1e-4.
+12.18 at rank 8); 3 outer x 30 inner iterations, stopping early when the relative change falls
+below ``tol`` 1e-4: on the same training images 3 x 30 scored as well as 5 x 40 (center 15.31 vs
+15.07 dB, random 16.12 vs 15.98) in half the time. It computes in float32.
 
 Known failure: a whole missing row or column (the ``half`` mask) carries no information for matrix
 completion, so those entries stay near the low-rank extension of the known part and are often poor.
@@ -30,9 +31,11 @@ def svt(x: torch.Tensor, threshold: float) -> torch.Tensor:
 
 
 def tnnr_complete(m: torch.Tensor, known: torch.Tensor, rank: int = 1, beta: float = 0.05,
-                  outer: int = 5, inner: int = 40, tol: float = 1e-4) -> torch.Tensor:
-    """Complete a batch of matrices ``... x H x W`` from entries where ``known`` is True."""
-    m = m.double()
+                  outer: int = 3, inner: int = 30, tol: float = 1e-4) -> torch.Tensor:
+    """Complete a batch of matrices ``... x H x W`` from entries where ``known`` is True.
+
+    Computes in the dtype of ``m`` (float32 for the method; float64 for exact recovery tests).
+    """
     fill = (m * known).sum((-2, -1), keepdim=True) / known.sum((-2, -1), keepdim=True).clamp(min=1)
     x = torch.where(known, m, fill)
     for _ in range(outer):
@@ -76,13 +79,13 @@ class LowRank(Method):
     name = "lowrank"
     description = "low-rank matrix completion per channel (TNNR-ADMM, Hu et al. 2013)"
 
-    def __init__(self, rank: int = 1, beta: float = 0.05, outer: int = 5, inner: int = 40,
+    def __init__(self, rank: int = 1, beta: float = 0.05, outer: int = 3, inner: int = 30,
                  tol: float = 1e-4) -> None:
         self.rank, self.beta, self.outer, self.inner, self.tol = rank, beta, outer, inner, tol
 
     def inpaint(self, images, known):
         mask = known.expand_as(images)
-        out = tnnr_complete(images, mask, self.rank, self.beta, self.outer, self.inner, self.tol)
+        out = tnnr_complete(images.float(), mask, self.rank, self.beta, self.outer, self.inner, self.tol)
         return out.clamp(0, 1).to(images.dtype)
 
 

@@ -37,7 +37,7 @@ def test_tv_reaches_the_convex_optimum(mask, channels):
     coarse = torch.rand(3, channels, 4, 4, generator=g)
     images = torch.nn.functional.interpolate(coarse, size=12, mode="bilinear", align_corners=False)
     known = make_masks(mask, "tv-test", mask.name, [0, 1, 2], 12, 12, 0)
-    out, _ = tv_inpaint(images * known, known)
+    out, _ = tv_inpaint(images * known, known)  # float32, as the method runs
     assert torch.equal(out[known.expand_as(out)], images[known.expand_as(images)])  # constraints met
     ours = total_variation(out.double())
     for i in range(3):
