@@ -71,16 +71,20 @@ def model_stem(kind: str, dataset: str) -> str:
     return f"{kind}-" + re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("_")
 
 
-def find_checkpoint(kind: str, dataset: str, models_dir: str | None, shipped: tuple[Path, ...] = ()) -> Path:
+def find_checkpoint(kind: str, dataset: str, models_dir: str | None, shipped: tuple[Path, ...] = (),
+                    alias: str | None = None) -> Path:
     """Locate ``KIND-DATASET.safetensors``: in ``models_dir``, ``$BENCHKIT_MODELS``, ``./models``,
-    then the folders a plugin ships. A missing one raises UserError naming the training command."""
+    then the folders a plugin ships; then the same for ``alias`` (a dataset whose models serve this
+    one, such as fashion-mnist for its embedded subset). A missing one raises UserError naming the
+    training command."""
     folders = [Path(models_dir)] if models_dir else []
     if os.environ.get(MODELS_ENV):
         folders.append(Path(os.environ[MODELS_ENV]))
     folders += [Path("models"), *shipped]
     name = model_stem(kind, dataset) + ".safetensors"
-    for folder in folders:
-        if (folder / name).is_file():
-            return folder / name
+    for stem in (dataset, alias) if alias else (dataset,):
+        for folder in folders:
+            if (folder / (model_stem(kind, stem) + ".safetensors")).is_file():
+                return folder / (model_stem(kind, stem) + ".safetensors")
     raise UserError(f"no {kind} checkpoint {name} for dataset '{dataset}': train one with "
                     f"`benchkit train {kind} --dataset {dataset}` (or pass --models-dir)")

@@ -152,7 +152,13 @@ class Metric(Plugin, ABC):
 
 
 class Dataset(Plugin, ABC):
-    """A source of images with a test split (inpainted) and a train split (for training models)."""
+    """A source of images with a test split (inpainted) and a train split (for training models).
+
+    ``models_from`` names another dataset whose trained checkpoints serve this one when it has none
+    of its own (the embedded Fashion-MNIST subset uses models trained on all of Fashion-MNIST).
+    """
+
+    models_from: ClassVar[str | None] = None
 
     def __init__(self, data_dir: str | None = None) -> None:
         self.data_dir = Path(data_dir) if data_dir else None

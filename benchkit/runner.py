@@ -154,7 +154,7 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[CellTask], RunOutc
             if method.needs_checkpoint:
                 try:
                     checkpoint = str(find_checkpoint(method.needs_checkpoint, spec, config.models_dir,
-                                                     method.checkpoint_dirs))
+                                                     method.checkpoint_dirs, dataset.models_from))
                 except UserError as exc:
                     if config.methods is not None:
                         raise

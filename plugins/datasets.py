@@ -119,6 +119,7 @@ class FashionMNISTMini(Dataset):
 
     name = "fashion-mnist-mini"
     description = "embedded default: 512 test + 10,000 train Fashion-MNIST images, 32x32 gray, offline"
+    models_from = "fashion-mnist"  # the shipped models were trained on all 60,000 training images
 
     def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
         try:
