@@ -36,7 +36,7 @@ class RunConfig:
     datasets: list[str] = field(default_factory=lambda: ["fashion-mnist-mini"])
     masks: list[str] = field(default_factory=lambda: ["center", "pattern", "random", "half"])
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "l1", "psnr_hole"])
-    n_images: int = 128
+    n_images: int = 16
     seed: int = 0
     batch_size: int = 64
     device: str = "cpu"

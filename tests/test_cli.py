@@ -109,4 +109,4 @@ def test_ctrl_c_stops_cleanly(tmp_path):
 
 def test_help_states_the_default_size():
     help_text = subprocess.run(BENCHKIT + ["run", "--help"], capture_output=True, text=True).stdout
-    assert "128" in help_text and "fashion-mnist-mini" in help_text
+    assert "default 16" in help_text and "fashion-mnist-mini" in help_text
