@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--data-dir", type=Path, help="destination root (default $BENCHKIT_DATA or ./data)")
 
     train = sub.add_parser("train", help="train a model for a dataset")
-    train.add_argument("model", choices=["gan"])
+    train.add_argument("model", choices=["gan", "ce"])
     train.add_argument("--dataset", required=True)
     train.add_argument("--data-dir")
     train.add_argument("--epochs", type=int, default=25)
@@ -81,23 +81,34 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, default=Path("models"), help="output folder (default ./models)")
     train.add_argument("--max-minutes", type=float, help="stop after this long; rerun to resume")
+    train.add_argument("--masks", type=_csv, default=_csv(PAPER_MASKS),
+                       help=f"ce only: training masks (default {PAPER_MASKS})")
+    train.add_argument("--overlap", type=int, default=0,
+                       help="ce only: weight 10x a band of this many known pixels around the hole (default 0)")
     return parser
 
 
 def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     import torch
 
-    from benchkit.nets.training import GanTrainConfig, train_gan
+    from benchkit.nets.context_encoder import train_ce
+    from benchkit.nets.training import TrainConfig, train_gan
     from benchkit.registry import Registry
 
     if args.epochs < 1 or args.batch_size < 1:
         raise UserError("--epochs and --batch-size must be at least 1")
     torch.device(args.device)  # fails early on a bad device string
-    dataset = Registry().create("dataset", args.dataset, {"data_dir": args.data_dir} if args.data_dir else {})
+    registry = Registry()
+    dataset = registry.create("dataset", args.dataset, {"data_dir": args.data_dir} if args.data_dir else {})
+    masks = {name: registry.create("mask", name) for name in args.masks} if args.model == "ce" else {}
     images = dataset.images("train")
-    config = GanTrainConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-                            seed=args.seed, device=args.device, max_minutes=args.max_minutes)
-    path = train_gan(images, config, args.out, "benchkit " + shlex.join(argv))
+    config = TrainConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+                         seed=args.seed, device=args.device, max_minutes=args.max_minutes)
+    command = "benchkit " + shlex.join(argv)
+    if args.model == "ce":
+        path = train_ce(images, masks, config, args.out, command, overlap=args.overlap)
+    else:
+        path = train_gan(images, config, args.out, command)
     print(f"model written to {path}")
     return 0
 

@@ -4,12 +4,12 @@ import torch
 
 from benchkit.checkpoints import load_model
 from benchkit.nets.dcgan import Discriminator, Generator
-from benchkit.nets.training import GanTrainConfig, train_gan
+from benchkit.nets.training import TrainConfig, train_gan
 
 
 def test_tiny_gan_trains_saves_and_resumes(tmp_path):
     images = torch.rand(64, 1, 32, 32)
-    config = GanTrainConfig(dataset="toy", epochs=1, batch_size=16, width=8, checkpoint_minutes=0)
+    config = TrainConfig(dataset="toy", epochs=1, batch_size=16, width=8, checkpoint_minutes=0)
     path = train_gan(images, config, tmp_path / "models", "test")
     tensors, info = load_model(path)
     assert info["images_seen"] == 64 and info["epoch"] == 1 and info["size"] == 32 and info["command"] == "test"

@@ -1,11 +1,15 @@
-"""DCGAN training loop: Adam (lr 2e-4, beta1 0.5), random horizontal flips, resumable.
+"""Resumable training loop shared by the DCGAN and Context Encoder trainers.
 
-Outputs in ``out`` for a dataset NAME:
+Outputs in ``out`` for a model KIND trained on dataset NAME:
 
-* ``gan-NAME.safetensors`` + ``gan-NAME.json``: generator and discriminator weights (prefixes
-  ``generator.`` / ``discriminator.``) and how they were trained; rewritten after every epoch.
-* ``gan-NAME.state.pt``: optimiser and progress state for resuming, saved every few minutes.
-* ``gan-NAME-samples/epoch-NNN.png``: 8x8 samples from fixed latent codes after each epoch.
+* ``KIND-NAME.safetensors`` + ``KIND-NAME.json``: the weights (one prefix per network, e.g.
+  ``generator.``) and how they were trained; rewritten after every epoch.
+* ``KIND-NAME.state.pt``: optimiser and progress state for resuming, saved every few minutes
+  (loaded with ``weights_only=True``).
+* ``KIND-NAME-samples/epoch-NNN.png``: a picture after each epoch.
+
+Adam (lr 2e-4, beta1 0.5) and random horizontal flips, as in DCGAN. Rerunning the same command
+resumes; a resumed run is not bit-identical to an uninterrupted one (its noise draws differ).
 """
 from __future__ import annotations
 
@@ -13,20 +17,19 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 from benchkit import __version__
 from benchkit.checkpoints import load_state, model_stem, save_model, save_state
-from benchkit.imaging import grid, save_png
-from benchkit.nets.dcgan import Discriminator, Generator, sample_z
 
 
 @dataclass
-class GanTrainConfig:
-    """Settings of one DCGAN training run (recorded in the model's JSON)."""
+class TrainConfig:
+    """Settings of one training run (recorded in the model's JSON)."""
 
     dataset: str
     epochs: int = 25
@@ -55,92 +58,127 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x
 
 
-def train_gan(images: torch.Tensor, config: GanTrainConfig, out: Path, command: str) -> Path:
+class Trainer:
+    """Epoch loop with progress bar, periodic resumable state, per-epoch export and samples.
+
+    ``networks`` and ``optimizers`` are saved by name; ``info`` is merged into the model's JSON.
+    """
+
+    def __init__(self, kind: str, images: torch.Tensor, config: TrainConfig, out: Path, command: str,
+                 networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], info: dict):
+        out.mkdir(parents=True, exist_ok=True)
+        self.kind, self.images, self.config, self.out = kind, images, config, out
+        self.networks, self.optimizers = networks, optimizers
+        self.stem = out / model_stem(kind, config.dataset)
+        self.state_path = self.stem.with_name(self.stem.name + ".state.pt")
+        self.info = {"kind": kind, "size": images.shape[-1], "channels": images.shape[1],
+                     "train_images": len(images), "command": command, "benchkit_version": __version__,
+                     "torch_version": torch.__version__, **info,
+                     "hardware": f"{platform.processor() or platform.machine()} / {config.device}"}
+        self.progress = {"epoch": 0, "batch": 0, "images_seen": 0, "wall_seconds": 0.0}
+        if self.state_path.is_file():
+            state = load_state(self.state_path)
+            for name, net in networks.items():
+                net.load_state_dict(state[name])
+            for name, opt in optimizers.items():
+                opt.load_state_dict(state[name])
+            self.progress = state["progress"]
+
+    def checkpoint(self) -> None:
+        state = {name: net.state_dict() for name, net in self.networks.items()}
+        state |= {name: opt.state_dict() for name, opt in self.optimizers.items()}
+        save_state(self.state_path, state | {"progress": dict(self.progress)})
+
+    def export(self) -> Path:
+        tensors = {f"{name}.{k}": v for name, net in self.networks.items() for k, v in net.state_dict().items()}
+        path = self.stem.with_name(self.stem.name + ".safetensors")
+        save_model(path, tensors, {**self.info, **asdict(self.config), **self.progress})
+        return path
+
+    def fit(self, step: Callable[[torch.Tensor, int], dict[str, float]],
+            picture: Callable[[], torch.Tensor]) -> Path:
+        """Run ``step(real_batch_in_[-1,1], global_batch_index)`` over the remaining epochs.
+
+        ``picture()`` returns a ``C x H x W`` image in [0, 1] saved after each epoch.
+        """
+        from benchkit.imaging import save_png
+
+        config, progress = self.config, self.progress
+        started = last_save = time.time()
+        base_wall = progress["wall_seconds"]
+        device = torch.device(config.device)
+        while progress["epoch"] < config.epochs:
+            epoch = progress["epoch"]
+            batches = epoch_batches(len(self.images), config.batch_size, config.seed, epoch)
+            flips = torch.Generator().manual_seed(config.seed * 7919 + epoch)
+            for _ in range(progress["batch"]):  # replay the flips of batches done before a resume
+                torch.rand(config.batch_size, generator=flips)
+            bar = tqdm(total=len(batches), initial=progress["batch"], unit="batch", dynamic_ncols=True,
+                       desc=f"{self.kind} epoch {epoch + 1}/{config.epochs}")
+            for i in range(progress["batch"], len(batches)):
+                real = random_hflip(self.images[batches[i]], flips).to(device).mul(2).sub(1)
+                losses = step(real, epoch * len(batches) + i)
+                progress.update(batch=i + 1, images_seen=progress["images_seen"] + config.batch_size,
+                                wall_seconds=base_wall + time.time() - started)
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+                out_of_time = config.max_minutes is not None and time.time() - started > 60 * config.max_minutes
+                if out_of_time or time.time() - last_save > 60 * config.checkpoint_minutes:
+                    self.checkpoint()
+                    last_save = time.time()
+                if out_of_time:
+                    bar.close()
+                    return self.export()
+            bar.close()
+            progress.update(epoch=epoch + 1, batch=0)
+            for net in self.networks.values():
+                net.eval()
+            with torch.no_grad():
+                save_png(picture(), self.out / f"{self.stem.name}-samples" / f"epoch-{epoch + 1:03d}.png", scale=2)
+            for net in self.networks.values():
+                net.train()
+            self.checkpoint()
+            self.export()
+            last_save = time.time()
+        return self.stem.with_name(self.stem.name + ".safetensors")
+
+
+def train_gan(images: torch.Tensor, config: TrainConfig, out: Path, command: str) -> Path:
     """Train (or resume training) a DCGAN on ``images`` (N x C x H x W float32 in [0, 1]).
 
-    Returns the path of the ``.safetensors`` model. Interrupting it loses at most
-    ``checkpoint_minutes`` of work; calling it again with the same ``out`` resumes.
+    Non-saturating GAN losses; D sees a real and a generated batch per step. Returns the path of
+    the ``.safetensors`` model.
     """
+    import torch.nn.functional as F
+
+    from benchkit.imaging import grid
+    from benchkit.nets.dcgan import Discriminator, Generator, sample_z
+
     device = torch.device(config.device)
     _, channels, size, _ = images.shape
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / model_stem("gan", config.dataset)
     torch.manual_seed(config.seed)
     gen = Generator(size, channels, config.nz, config.width).to(device)
     disc = Discriminator(size, channels, config.width).to(device)
     opt_g = torch.optim.Adam(gen.parameters(), config.lr, betas=(config.beta1, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), config.lr, betas=(config.beta1, 0.999))
-    progress = {"epoch": 0, "batch": 0, "images_seen": 0, "wall_seconds": 0.0}
-    state_path = stem.with_suffix(".state.pt")
-    if state_path.is_file():
-        state = load_state(state_path)
-        gen.load_state_dict(state["generator"])
-        disc.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        progress = state["progress"]
+    trainer = Trainer("gan", images, config, out, command, {"generator": gen, "discriminator": disc},
+                      {"opt_g": opt_g, "opt_d": opt_d}, {})
     fixed_z = sample_z(64, config.nz, torch.Generator().manual_seed(config.seed), device)
-
-    def checkpoint() -> None:
-        save_state(state_path, {"generator": gen.state_dict(), "discriminator": disc.state_dict(),
-                                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                                "progress": dict(progress)})
-
-    def export() -> None:
-        tensors = {f"generator.{k}": v for k, v in gen.state_dict().items()}
-        tensors |= {f"discriminator.{k}": v for k, v in disc.state_dict().items()}
-        info = {"kind": "gan", "size": size, "channels": channels, "train_images": len(images),
-                "command": command, "benchkit_version": __version__, "torch_version": torch.__version__,
-                "hardware": f"{platform.processor() or platform.machine()} / {device}",
-                **asdict(config), **progress}
-        save_model(stem.with_suffix(".safetensors"), tensors, info)
-
-    started, last_save = time.time(), time.time()
-    base_wall = progress["wall_seconds"]
     ones = torch.ones(config.batch_size, device=device)
     zeros = torch.zeros(config.batch_size, device=device)
+
+    def step(real: torch.Tensor, index: int) -> dict[str, float]:
+        fake = gen(sample_z(config.batch_size, config.nz, device=device))
+        loss_d = (F.binary_cross_entropy_with_logits(disc(real), ones)
+                  + F.binary_cross_entropy_with_logits(disc(fake.detach()), zeros))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        loss_g = F.binary_cross_entropy_with_logits(disc(fake), ones)  # non-saturating G loss
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+
     gen.train(), disc.train()
-    while progress["epoch"] < config.epochs:
-        epoch = progress["epoch"]
-        batches = epoch_batches(len(images), config.batch_size, config.seed, epoch)
-        flips = torch.Generator().manual_seed(config.seed * 7919 + epoch)
-        for _ in range(progress["batch"]):  # replay the flips of batches done before a resume
-            torch.rand(config.batch_size, generator=flips)
-        bar = tqdm(batches, desc=f"gan epoch {epoch + 1}/{config.epochs}", initial=progress["batch"],
-                   total=len(batches), unit="batch", dynamic_ncols=True)
-        for i in range(progress["batch"], len(batches)):
-            real = random_hflip(images[batches[i]], flips).to(device).mul(2).sub(1)
-            fake = gen(sample_z(config.batch_size, config.nz, device=device))
-            loss_d = (F.binary_cross_entropy_with_logits(disc(real), ones)
-                      + F.binary_cross_entropy_with_logits(disc(fake.detach()), zeros))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            loss_g = F.binary_cross_entropy_with_logits(disc(fake), ones)  # non-saturating G loss
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            progress.update(batch=i + 1, images_seen=progress["images_seen"] + config.batch_size,
-                            wall_seconds=base_wall + time.time() - started)
-            bar.update(1)
-            bar.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}", refresh=False)
-            out_of_time = (config.max_minutes is not None
-                           and time.time() - started > 60 * config.max_minutes)
-            if out_of_time or time.time() - last_save > 60 * config.checkpoint_minutes:
-                checkpoint()
-                last_save = time.time()
-            if out_of_time:
-                bar.close()
-                export()
-                return stem.with_suffix(".safetensors")
-        bar.close()
-        progress.update(epoch=epoch + 1, batch=0)
-        gen.eval()
-        with torch.no_grad():
-            save_png(grid(gen(fixed_z).add(1).div(2)), out / f"{stem.name}-samples" /
-                     f"epoch-{epoch + 1:03d}.png", scale=2)
-        gen.train()
-        checkpoint()
-        export()
-        last_save = time.time()
-    return stem.with_suffix(".safetensors")
+    return trainer.fit(step, lambda: grid(gen(fixed_z).add(1).div(2)))

@@ -1,0 +1,52 @@
+"""``ce``: the Context Encoder baseline (Pathak et al. 2016), as compared in Yeh et al. 2017.
+
+As in the paper's comparison, the network gets the image with its holes pre-filled with the
+training set's mean colour (stored in the checkpoint's JSON) and no mask input; it is trained with
+all the test mask types (``benchkit train ce --masks center,pattern,random,half``). Its output in
+[-1, 1] is mapped to [0, 1]; the runner keeps the known pixels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from benchkit.checkpoints import load_model
+from benchkit.errors import UserError
+from benchkit.hookspecs import hookimpl
+from benchkit.interfaces import Method, MethodContext
+from benchkit.nets.context_encoder import ContextEncoder, prefill
+
+MODELS = Path(__file__).parent / "models"
+
+
+class ContextEncoderMethod(Method):
+    """Context Encoder inference: mean-colour prefill, one forward pass."""
+
+    name = "ce"
+    description = "Context Encoder (Pathak et al. 2016): mean-prefilled input, trained on the paper masks"
+    needs_checkpoint = "ce"
+    checkpoint_dirs = (MODELS,)
+
+    def setup(self, context: MethodContext) -> None:
+        tensors, info = load_model(context.checkpoint)
+        try:
+            self.net = ContextEncoder(info["size"], info["channels"], info["width"], info["bottleneck"])
+            self.net.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")})
+            self.fill = torch.tensor(info["fill"], dtype=torch.float32, device=context.device)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise UserError(f"checkpoint {context.checkpoint} does not hold a benchkit Context Encoder "
+                            f"({exc}): train it again") from exc
+        if (info["channels"], info["size"], info["size"]) != tuple(context.image_shape):
+            raise UserError(f"checkpoint {context.checkpoint} is for {info['channels']}x{info['size']}x"
+                            f"{info['size']} images, not {context.image_shape}: train one for this dataset")
+        self.net.to(context.device).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def inpaint(self, images, known):
+        return (self.net(prefill(images, known, self.fill) * 2 - 1) + 1) / 2
+
+
+@hookimpl
+def register_methods(register):
+    register(ContextEncoderMethod)
