@@ -72,3 +72,22 @@ def test_missing_checkpoint_names_the_training_command(registry, config, monkeyp
     with pytest.raises(UserError, match="train one with `benchkit train gan --dataset tiny`"):
         run(config, registry, show_progress=False)
     assert not config.out.exists()
+
+
+def test_shipped_model_serves_the_embedded_default(tmp_path, monkeypatch):
+    import json
+
+    from benchkit.registry import Registry
+    from benchkit.runner import RunConfig
+    from benchkit_plugins.gan import MODELS
+
+    info = json.loads((MODELS / "gan-fashion-mnist.json").read_text())
+    for key in ("dataset", "size", "channels", "images_seen", "seed", "wall_seconds", "command"):
+        assert key in info
+    assert info["dataset"] == "fashion-mnist" and info["size"] == 32 and info["channels"] == 1
+    monkeypatch.chdir(tmp_path)  # no ./models here: the shipped checkpoint must be found
+    config = RunConfig(methods=["gan", "mean-fill"], masks=["center"], n_images=4, out=tmp_path / "run",
+                       options={"gan": {"iterations": "5"}})
+    outcome = run(config, Registry(block_external=True), show_progress=False)
+    assert not outcome.failed and {r["method"] for r in outcome.ran} == {"gan", "mean-fill"}
+    assert outcome.ran[0]["settings"]["checkpoint"].endswith("gan-fashion-mnist.safetensors")
