@@ -40,5 +40,5 @@ for mask in args.masks.split(","):
     raw = psnr((fake + 1) / 2, images)
     blended = poisson_blend((fake + 1) / 2, images, known).clamp(0, 1)
     composite = psnr(torch.where(known, images, blended), images)
-    print(f"{mask:<8} G(z-hat) vs x: {raw.mean():.2f} dB (min {raw.min():.2f}); "
-          f"blended composite: {composite.mean():.2f} dB", flush=True)
+    blended_text = "" if mask == "none" else f"; blended composite: {composite.mean():.2f} dB"
+    print(f"{mask:<8} G(z-hat) vs x: {raw.mean():.2f} dB (min {raw.min():.2f}){blended_text}", flush=True)
