@@ -25,9 +25,16 @@ from benchkit.interfaces import Method
 
 
 def svt(x: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Singular value thresholding of a batch of matrices: shrink singular values by ``threshold``."""
-    u, s, vh = torch.linalg.svd(x, full_matrices=False)
-    return (u * (s - threshold).clamp(min=0).unsqueeze(-2)) @ vh
+    """Singular value thresholding of a batch of matrices: shrink singular values by ``threshold``.
+
+    Computed from the eigendecomposition of the Gram matrix X^T X = V S^2 V^T (about twice as fast
+    as an SVD for small matrices): X V diag(max(s - t, 0) / s) V^T. Singular values below the
+    threshold, where squaring loses precision, are set to zero anyway.
+    """
+    evals, v = torch.linalg.eigh(x.mT @ x)
+    s = evals.clamp(min=0).sqrt()
+    scale = torch.where(s > threshold, (s - threshold) / s.clamp(min=1e-30), torch.zeros_like(s))
+    return x @ (v * scale.unsqueeze(-2)) @ v.mT
 
 
 def tnnr_complete(m: torch.Tensor, known: torch.Tensor, rank: int = 1, beta: float = 0.05,
