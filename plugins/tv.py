@@ -8,7 +8,7 @@ variation coupled across colour channels::
 with forward differences and Neumann boundaries (no difference across the image border). The solver
 is Chambolle-Pock's primal-dual algorithm (step sizes tau = sigma = 0.99/sqrt(8), theta = 1),
 batched over images, which projects onto the constraint by resetting the known pixels each step.
-It stops when the relative change ||x_k+1 - x_k|| / ||x_k|| of every image in the batch falls
+Each image stops (and leaves the batch) when its relative change ||x_k+1 - x_k|| / ||x_k|| falls
 below ``tol`` (default 1e-4, checked every 10 iterations) or after ``max_iter`` iterations (default
 3000). On 64 Fashion-MNIST images the TV reached at tol 1e-4 is within 0.12% of that at 1e-5
 (which takes 2-3x longer); the tests check it against cvxpy's exact optimum to 1%. It computes in
@@ -70,6 +70,8 @@ def tv_inpaint(images: torch.Tensor, known: torch.Tensor, tol: float = 1e-4, max
     y = images
     mask = known.expand_as(y)
     x = coarse_start(images, known, tol, max_iter)
+    out = x.clone()
+    active = torch.arange(len(x), device=x.device)  # images still iterating; converged ones leave
     x_bar = x.clone()
     ph, pv = torch.zeros_like(x), torch.zeros_like(x)
     tau = sigma = 0.99 / math.sqrt(8.0)
@@ -84,12 +86,17 @@ def tv_inpaint(images: torch.Tensor, known: torch.Tensor, tol: float = 1e-4, max
         x_new = torch.where(mask, y, x + tau * divergence(ph, pv))
         if iterations % 10 == 0:
             change = (x_new - x).flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1).clamp(min=1e-12)
-            if change.max().item() < tol:
-                x = x_new
-                break
+            done = change < tol
+            if done.any():
+                out[active[done]] = x_new[done]
+                keep = ~done
+                active, x_new, x, ph, pv, y, mask = (t[keep] for t in (active, x_new, x, ph, pv, y, mask))
+                if len(active) == 0:
+                    break
         x_bar = 2 * x_new - x
         x = x_new
-    return x.clamp(0, 1), iterations
+    out[active] = x
+    return out.clamp(0, 1), iterations
 
 
 class TVInpainting(Method):
