@@ -27,7 +27,7 @@ parser.add_argument("--masks", default="center,random")
 parser.add_argument("--iterations", type=int, default=1500)
 parser.add_argument("--models-dir")
 args = parser.parse_args()
-steps = [s for s in (100, 300, 600, 1000, 1500) if s <= args.iterations]
+steps = sorted({s for s in (100, 300, 600, 1000, 1500) if s < args.iterations} | {args.iterations})
 registry = Registry(block_external=True)
 images = registry.create("dataset", "fashion-mnist-mini").images("train", limit=args.n)
 gen, disc, _ = load_gan(find_checkpoint("gan", "fashion-mnist", args.models_dir, (MODELS,)),
