@@ -35,7 +35,7 @@ def test_unknown_name_lists_known_names_and_suggests():
     with pytest.raises(UserError) as err:
         Registry(block_external=True).get("method", "mean-fil")
     message = str(err.value)
-    assert "did you mean 'mean-fill'" in message and "known methods are biharmonic, gan, lowrank, mean-fill," in message
+    assert "did you mean 'mean-fill'" in message and "known methods are biharmonic, ce, gan, lowrank, mean-fill," in message
 
 
 def test_options_are_converted_and_checked():
