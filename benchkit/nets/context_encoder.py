@@ -119,9 +119,9 @@ def train_ce(images: torch.Tensor, mask_generators: dict, config, out, command: 
         opt_g.step()
         return {"loss_d": loss_d.item(), "rec": rec.mean().item()}
 
-    preview_real = images[:16].to(device)
+    preview_real = images[:16].to(device)  # fewer when the training set is tiny
     preview_known = torch.cat([make_masks(mask_generators[names[k % len(names)]], "preview", names[k % len(names)],
-                                          [k], size, size, 0) for k in range(16)]).to(device)
+                                          [k], size, size, 0) for k in range(len(preview_real))]).to(device)
 
     def picture() -> torch.Tensor:
         inputs = prefill(preview_real, preview_known, fill)
