@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from benchkit.errors import UserError
+from benchkit.presets import PRESETS
 
 PAPER_MASKS = "center,pattern,random,half"
 DEFAULT_DATASET = "fashion-mnist-mini"
@@ -39,9 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
                          f"the first {DEFAULT_N_IMAGES} test images: about 5 minutes on 2 CPU cores, most of "
                          "it gan's 1500 latent-search iterations (about 4 s per image). "
                          "Rerunning the same command resumes and skips finished cells.")
+    run.add_argument("--preset", choices=sorted(PRESETS),
+                     help="a paper's setting: yeh2017 = Table 1 (datasets celeba,svhn,cars; the four masks; "
+                     "methods ce,gan); --datasets, --masks and --methods override its choices, datasets "
+                     "not on disk are skipped with a note, and the paper's table is printed beside ours")
     run.add_argument("--methods", type=_csv, help="comma-separated methods (default: all available)")
-    run.add_argument("--masks", type=_csv, default=_csv(PAPER_MASKS), help=f"default: {PAPER_MASKS}")
-    run.add_argument("--datasets", type=_csv, default=[DEFAULT_DATASET], help=f"default: {DEFAULT_DATASET}")
+    run.add_argument("--masks", type=_csv, help=f"default: {PAPER_MASKS}")
+    run.add_argument("--datasets", type=_csv, help=f"default: {DEFAULT_DATASET}")
     run.add_argument("--metrics", type=_csv, default=_csv("psnr,ssim,l1,psnr_hole"),
                      help="default: psnr,ssim,l1,psnr_hole")
     run.add_argument("--n-images", type=int, default=DEFAULT_N_IMAGES,

@@ -15,11 +15,20 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.runner import RunConfig, run
     from benchkit.tables import format_tables
 
-    config = RunConfig(methods=args.methods, datasets=args.datasets, masks=args.masks, metrics=args.metrics,
+    from benchkit.cli import DEFAULT_DATASET, PAPER_MASKS, _csv
+    from benchkit.presets import PRESETS, paper_table
+
+    preset = PRESETS[args.preset] if args.preset else None
+    methods = args.methods or (list(preset.methods) if preset else None)
+    datasets = args.datasets or (list(preset.datasets) if preset else [DEFAULT_DATASET])
+    masks = args.masks or (list(preset.masks) if preset else _csv(PAPER_MASKS))
+    config = RunConfig(methods=methods, datasets=datasets, masks=masks, metrics=args.metrics,
                        n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, device=args.device,
                        out=args.out, force=args.force, data_dir=args.data_dir,
                        models_dir=str(args.models_dir) if args.models_dir else None,
-                       options=_options(args.option), command="benchkit " + shlex.join(argv))
+                       options=_options(args.option), command="benchkit " + shlex.join(argv),
+                       optional_datasets=bool(preset and not args.datasets),
+                       optional_methods=bool(preset and not args.methods))
     outcome = run(config)
     for note in outcome.notes:
         print(f"note: {note}")
@@ -32,6 +41,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     df = df[[key in wanted for key in zip(df.dataset, df["mask"], df.method)]]
     shown = [m for m in ("psnr", "ssim") if m in args.metrics] or args.metrics
     print(format_tables(df, shown, args.format))
+    if preset:
+        print("\n" + paper_table(df, preset, args.format))
     print(f"\nper-image results: benchkit.load_results('{args.out}')")
     return 1 if outcome.failed else 0
 

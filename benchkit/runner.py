@@ -46,6 +46,8 @@ class RunConfig:
     models_dir: str | None = None
     options: dict[str, dict[str, str]] = field(default_factory=dict)
     command: str = ""
+    optional_datasets: bool = False  # skip (with a note) datasets that are not on disk, as presets do
+    optional_methods: bool = False  # skip (with a note) methods that cannot run, as when methods is None
 
 
 @dataclass
@@ -121,9 +123,10 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[CellTask], RunOutc
     _check_config(config)
     outcome = RunOutcome(out=config.out)
     method_names = config.methods if config.methods is not None else registry.names("method")
+    lenient = config.methods is None or config.optional_methods
     for name in list(method_names):
         problem = registry.get("method", name).cls.missing_requirement()
-        if problem and config.methods is not None:
+        if problem and not lenient:
             raise UserError(problem)
         if problem:
             outcome.notes.append(f"skipped: {problem}")
@@ -136,9 +139,18 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[CellTask], RunOutc
     for spec in config.datasets:
         options = _options_for(config, spec) | ({"data_dir": config.data_dir} if config.data_dir else {})
         dataset = registry.create("dataset", spec, options)
-        images = dataset.images("test", limit=config.n_images or None)
+        try:
+            images = dataset.images("test", limit=config.n_images or None)
+        except UserError as exc:
+            if not config.optional_datasets:
+                raise
+            outcome.notes.append(f"skipped dataset '{spec}': {exc}")
+            continue
         check_images(images, f"dataset '{spec}'")
         datasets[spec] = (dataset, images, options)
+    if not datasets:
+        raise UserError("no dataset to run: " + "; ".join(outcome.notes[-len(config.datasets):])
+                        + "; or name others with --datasets")
     tasks = []
     cells_to_check = []
     for spec, (dataset, images, dataset_options) in datasets.items():
@@ -156,7 +168,7 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[CellTask], RunOutc
                     checkpoint = str(find_checkpoint(method.needs_checkpoint, spec, config.models_dir,
                                                      method.checkpoint_dirs, dataset.models_from))
                 except UserError as exc:
-                    if config.methods is not None:
+                    if not lenient:
                         raise
                     outcome.notes.append(f"skipped method '{name}' on '{spec}': {exc}")
                     continue
