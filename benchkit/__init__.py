@@ -11,4 +11,12 @@ def load_results(path):
     return _load(path)
 
 
-__all__ = ["__version__", "hookimpl", "load_results"]
+def compare(df, method_a, method_b, metrics=("psnr", "ssim")):
+    """Paired difference of two methods per (dataset, mask), with bootstrap CI and Wilcoxon p-value;
+    see :func:`benchkit.stats.compare`."""
+    from benchkit.stats import compare as _compare
+
+    return _compare(df, method_a, method_b, metrics)
+
+
+__all__ = ["__version__", "compare", "hookimpl", "load_results"]

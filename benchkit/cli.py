@@ -63,12 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--option", action="append", default=[], metavar="PLUGIN.KEY=VALUE",
                      help="plugin option, e.g. -o gan.iterations=300 (repeatable)")
     run.add_argument("--format", default="github", choices=["github", "latex", "csv"])
+    run.add_argument("--grid-errors", action="store_true",
+                     help="add error images |x - x_hat| x 2 to the comparison grids (as in the paper's Fig. 12)")
 
     sub.add_parser("list", help="show every plugin: kind, name, description, distribution")
 
     report = sub.add_parser("report", help="print summary tables of a run folder")
     report.add_argument("path", type=Path)
     report.add_argument("--format", default="github", choices=["github", "latex", "csv"])
+    report.add_argument("--html", nargs="?", const="", metavar="FILE",
+                        help="write one self-contained HTML report (default FILE: PATH/report.html)")
+    report.add_argument("--errors", action="store_true", help="HTML: add error images |x - x_hat| x 2 to the grids")
 
     data = sub.add_parser("data", help="dataset files")
     data_sub = data.add_subparsers(dest="data_command", required=True)

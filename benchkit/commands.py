@@ -12,11 +12,11 @@ from benchkit.errors import UserError
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.cli import _options
     from benchkit.results import load_results
+    from benchkit.cli import DEFAULT_DATASET, PAPER_MASKS, _csv
+    from benchkit.pictures import save_grids
+    from benchkit.presets import PRESETS, paper_table
     from benchkit.runner import RunConfig, run
     from benchkit.tables import format_tables
-
-    from benchkit.cli import DEFAULT_DATASET, PAPER_MASKS, _csv
-    from benchkit.presets import PRESETS, paper_table
 
     preset = PRESETS[args.preset] if args.preset else None
     methods = args.methods or (list(preset.methods) if preset else None)
@@ -43,7 +43,12 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     print(format_tables(df, shown, args.format))
     if preset:
         print("\n" + paper_table(df, preset, args.format))
-    print(f"\nper-image results: benchkit.load_results('{args.out}')")
+
+    finished = list(dict.fromkeys(zip(df.dataset, df["mask"], df.method)))  # this command's cells
+    grids = save_grids(args.out, cells=finished, errors=args.grid_errors)
+    if grids:
+        print(f"\ncomparison grids: {grids[0].parent}/ ({len(grids)} PNG files)")
+    print(f"per-image results: benchkit.load_results('{args.out}')")
     return 1 if outcome.failed else 0
 
 
@@ -52,6 +57,17 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.tables import format_tables
 
     df = load_results(args.path)
+    if args.html is not None:
+        from benchkit.report import write_html
+
+        target = Path(args.html) if args.html else args.path / "report.html"
+        try:
+            path = write_html(args.path, target, errors=args.errors)
+        except OSError as exc:
+            raise UserError(f"cannot write the report to {target} ({exc.strerror or exc}): "
+                            "give another --html FILE") from exc
+        print(f"report written to {path} (self-contained; open it in any browser)")
+        return 0
     metrics = [c for c in df.columns if c not in ("dataset", "mask", "method", "image_id", "seconds",
                                                    "missing_fraction")]
     print(format_tables(df, metrics + ["seconds"], args.format))

@@ -1,8 +1,10 @@
 """Run folders: ``manifest.json`` plus one ``cells/*.json`` file per (dataset, mask, method).
 
 A cell file is written atomically when its cell finishes (temporary file, then rename), so an
-interrupted run never leaves a half-written cell. Its optional ``.npz`` beside it keeps the first
-composited predictions (uint8, ``N x C x H x W``) for pictures.
+interrupted run never leaves a half-written cell. Its ``.npz`` beside it keeps, for pictures, a few
+test images chosen by the run's seed (the same for every method and mask of a dataset): their
+positions ``ids``, the composited predictions ``samples`` and ground truth ``truth`` (uint8,
+``N x C x H x W``) and the masks ``known`` (bool, ``N x 1 x H x W``).
 """
 from __future__ import annotations
 
@@ -26,21 +28,30 @@ CELLS = "cells"
 KEY_COLUMNS = ["dataset", "mask", "method", "image_id"]
 
 
-def cell_path(run_dir: Path, dataset: str, mask: str, method: str) -> Path:
-    """File of one cell; names are made filesystem-safe, with a hash when that changed them."""
-    raw = f"{dataset}__{mask}__{method}"
+def _safe_name(raw: str) -> str:
+    """A filesystem-safe file stem, with a hash when making it safe changed it."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", raw)
     if safe != raw:
         safe = f"{safe[:80]}-{hashlib.sha1(raw.encode()).hexdigest()[:8]}"
-    return run_dir / CELLS / f"{safe}.json"
+    return safe
 
 
-def write_cell(path: Path, record: dict, samples: np.ndarray | None = None) -> None:
-    """Atomically write a cell's record (and its sample images first, so the JSON marks completion)."""
+def cell_path(run_dir: Path, dataset: str, mask: str, method: str) -> Path:
+    """File of one cell: ``RUN/cells/DATASET__MASK__METHOD.json`` (made filesystem-safe)."""
+    return run_dir / CELLS / f"{_safe_name(f'{dataset}__{mask}__{method}')}.json"
+
+
+def grid_path(run_dir: Path, dataset: str, mask: str) -> Path:
+    """Comparison grid of one (dataset, mask): ``RUN/grids/DATASET__MASK.png``."""
+    return run_dir / "grids" / f"{_safe_name(f'{dataset}__{mask}')}.png"
+
+
+def write_cell(path: Path, record: dict, samples: dict[str, np.ndarray] | None = None) -> None:
+    """Atomically write a cell's record (and its sample arrays first, so the JSON marks completion)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if samples is not None:
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, samples=samples)
+        np.savez_compressed(buffer, **samples)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz.tmp")
         tmp.write_bytes(buffer.getvalue())
         os.replace(tmp, path.with_suffix(".npz"))

@@ -1,6 +1,7 @@
 """Summary tables of per-image results: for each dataset and metric, methods x masks, mean ± 95% CI."""
 from __future__ import annotations
 
+import html
 import math
 
 import pandas as pd
@@ -9,10 +10,10 @@ from tabulate import tabulate
 from benchkit.results import summary
 
 PAPER_MASK_ORDER = ["center", "pattern", "random", "half"]
-FORMATS = ("github", "latex", "csv")
+FORMATS = ("github", "latex", "csv", "html")
 
 
-def _ordered_masks(masks) -> list[str]:
+def ordered_masks(masks) -> list[str]:
     masks = list(masks)
     return [m for m in PAPER_MASK_ORDER if m in masks] + [m for m in masks if m not in PAPER_MASK_ORDER]
 
@@ -26,8 +27,22 @@ def _cell(value, digits: int) -> str:
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
-def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github") -> str:
-    """Render summary tables as GitHub markdown, LaTeX (booktabs) or CSV (one flat table)."""
+LOWER_IS_BETTER = frozenset({"l1", "seconds"})
+
+
+def _best_rows(table: pd.DataFrame, mask: str, lower: bool) -> set:
+    """Methods whose mean is the best of a column (ties all count)."""
+    means = {m: v[0] for m, v in table[mask].items() if isinstance(v, tuple) and not math.isnan(v[0])}
+    if not means:
+        return set()
+    best = min(means.values()) if lower else max(means.values())
+    return {m for m, v in means.items() if v == best}
+
+
+def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
+                  lower_is_better: frozenset[str] = LOWER_IS_BETTER) -> str:
+    """Render summary tables as GitHub markdown, LaTeX (booktabs, the best mean of each column in
+    bold), HTML (best in bold too) or CSV (one flat table). ``lower_is_better`` names the metrics where less is better."""
     metrics = [m for m in metrics if m in df.columns]
     if df.empty or not metrics:
         return "no results yet"
@@ -46,22 +61,43 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github") -> 
     for metric in metrics:
         digits = 2 if "psnr" in metric else 4
         for dataset, table in summary(df, metric).items():
-            masks = _ordered_masks(table.columns)
+            masks = ordered_masks(table.columns)
             rows = [[method] + [_cell(table.at[method, mask], digits) for mask in masks]
                     for method in table.index]
+            if fmt in ("latex", "html"):
+                for j, mask in enumerate(masks, start=1):
+                    best = _best_rows(table, mask, metric in lower_is_better)
+                    for i, method in enumerate(table.index):
+                        if method in best and rows[i][j]:
+                            rows[i][j] = "\x00" + rows[i][j]  # marked; made bold after escaping
             title = f"{metric} on {dataset} (mean ± 95% CI, n = {df[df.dataset == dataset].image_id.nunique()} images)"
             headers = ["method"] + masks
+            if fmt == "html":
+                blocks.append(f"<h4>{html.escape(title)}</h4>\n" + _html(headers, rows))
+                continue
             body = _latex(headers, rows) if fmt == "latex" else tabulate(rows, headers, tablefmt="github")
             blocks.append((f"% {title}\n" if fmt == "latex" else f"{title}\n\n") + body)
     return "\n\n".join(blocks)
 
 
 def _latex(headers: list[str], rows: list[list[str]]) -> str:
-    """A booktabs tabular; ``±`` becomes ``$\\pm$`` and underscores are escaped."""
+    """A booktabs tabular; ``±`` becomes ``$\\pm$``, underscores are escaped, and cells marked with a
+    leading NUL are set in bold."""
     def tex(text: str) -> str:
-        return text.replace("_", r"\_").replace("±", r"$\pm$")
+        bold = text.startswith("\x00")
+        text = text.lstrip("\x00").replace("_", r"\_").replace("±", r"$\pm$")
+        return r"\textbf{" + text + "}" if bold else text
 
     lines = [r"\begin{tabular}{l" + "r" * (len(headers) - 1) + "}", r"\toprule",
              " & ".join(map(tex, headers)) + r" \\", r"\midrule"]
     lines += [" & ".join(map(tex, row)) + r" \\" for row in rows]
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"])
+
+
+def _html(headers: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; cells marked with a leading NUL are set in bold."""
+    def cell(text: str) -> str:
+        return f"<b>{html.escape(text[1:])}</b>" if text.startswith("\x00") else html.escape(text)
+
+    return tabulate([[cell(c) for c in row] for row in rows], [html.escape(h) for h in headers],
+                    tablefmt="unsafehtml")

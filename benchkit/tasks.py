@@ -12,13 +12,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from benchkit.errors import UserError
 from benchkit.interfaces import MethodContext
 from benchkit.results import write_cell
 
-N_SAMPLES = 16  # composited predictions kept per cell for pictures (the first N test images)
+N_SAMPLES = 16  # images per cell kept for pictures, chosen by the run's seed
+
+
+def sample_positions(n: int, seed: int, dataset: str, k: int = N_SAMPLES) -> list[int]:
+    """Positions (sorted) of the ``min(k, n)`` test images kept for pictures: drawn from
+    (seed, dataset) only, so every method and mask of a dataset keeps the same images."""
+    import zlib
+
+    rng = np.random.default_rng([seed, zlib.crc32(dataset.encode()), 1])
+    return sorted(rng.choice(n, size=min(k, n), replace=False).tolist())
 
 
 @dataclass
@@ -95,7 +105,10 @@ def run_cell(task: CellTask, registry=None, progress: Callable[[int], None] | No
         for name, metric in metrics.items():
             rows[name] = metric.compute(composite, task.images, task.known).tolist()
         record |= {"rows": rows, "seconds": time.perf_counter() - started}
-        samples = (composite[:N_SAMPLES].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        keep = sample_positions(n, task.seed, task.dataset)
+        record["sample_ids"] = [task.image_ids[i] for i in keep]
+        samples = {"ids": np.asarray(record["sample_ids"]), "samples": _uint8(composite[keep]),
+                   "truth": _uint8(task.images[keep]), "known": task.known[keep].numpy()}
     except UserError:
         raise
     except Exception as exc:  # a failing method must not stop the whole run
@@ -103,6 +116,10 @@ def run_cell(task: CellTask, registry=None, progress: Callable[[int], None] | No
         samples = None
     write_cell(Path(task.out_file), record, samples)
     return record
+
+
+def _uint8(images: torch.Tensor) -> np.ndarray:
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
 def _failure(exc: BaseException, started: float) -> dict:

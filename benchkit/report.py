@@ -1,0 +1,146 @@
+"""``benchkit report PATH --html``: one self-contained HTML file of a run, that opens offline.
+
+It holds the run manifest, the summary tables, the comparison grids (PNG, embedded as data URIs),
+per-method PSNR distributions (inline SVG box plots), results binned by the fraction of the image
+that is missing, and paired statistics for every pair of methods (:mod:`benchkit.stats`). Nothing
+is fetched from the network: no scripts, fonts or style sheets from elsewhere.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchkit.pictures import grid_png
+from benchkit.results import failures, load_results, read_manifest
+from benchkit.stats import compare_all
+from benchkit.svgplot import box_plot_svg
+from benchkit.tables import ordered_masks, format_tables
+
+STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;
+text-align:right;white-space:pre}th{background:#f3f3f3}td:first-child{text-align:left}
+h2{border-bottom:2px solid #ddd;margin-top:2em}img{max-width:100%;image-rendering:pixelated}
+.sig{background:#e3f4e3}.plots{display:flex;flex-wrap:wrap;gap:1em}pre{background:#f7f7f7;
+padding:1em;overflow:auto}.note{color:#666}"""
+BINS = np.linspace(0, 1, 11)  # missing fraction bins of width 0.1
+
+
+def _section(title: str, body: str, note: str = "") -> str:
+    note_html = f'<p class="note">{escape(note)}</p>' if note else ""
+    return f'<section><h2 id="{escape(title.lower().replace(" ", "-"))}">{escape(title)}</h2>{note_html}{body}</section>'
+
+
+def _table(frame: pd.DataFrame, highlight: pd.Series | None = None) -> str:
+    rows = []
+    for i, (_, row) in enumerate(frame.iterrows()):
+        cls = ' class="sig"' if highlight is not None and bool(highlight.iloc[i]) else ""
+        rows.append(f"<tr{cls}>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>")
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def manifest_section(manifest: dict) -> str:
+    keys = [("command", manifest.get("command")), ("status", manifest.get("status")),
+            ("started", manifest.get("started")), ("finished", manifest.get("finished")),
+            ("seed", (manifest.get("settings") or {}).get("seed")),
+            ("images per dataset", (manifest.get("settings") or {}).get("n_images")),
+            ("versions", ", ".join(f"{k} {v}" for k, v in (manifest.get("versions") or {}).items())),
+            ("hardware", ", ".join(f"{k} {v}" for k, v in (manifest.get("hardware") or {}).items()))]
+    table = _table(pd.DataFrame(keys, columns=["", "value"]))
+    raw = escape(json.dumps(manifest, indent=2, default=str))
+    return _section("Run", table + f"<details><summary>manifest.json</summary><pre>{raw}</pre></details>")
+
+
+def grids_section(run_dir: Path, df: pd.DataFrame, errors: bool) -> str:
+    images = []
+    pairs = list(dict.fromkeys(zip(df.dataset, df["mask"])))
+    order = ordered_masks(dict.fromkeys(df["mask"]))
+    for dataset, mask in sorted(pairs, key=lambda p: (df.dataset.unique().tolist().index(p[0]), order.index(p[1]))):
+        methods = list(dict.fromkeys(df[(df.dataset == dataset) & (df["mask"] == mask)].method))
+        png = grid_png(run_dir, dataset, mask, methods=methods, errors=errors)
+        if png is not None:
+            data = base64.b64encode(png).decode()
+            images.append(f'<figure><img alt="{escape(dataset)} / {escape(mask)} comparison grid" '
+                          f'src="data:image/png;base64,{data}"><figcaption>{escape(dataset)} / '
+                          f'{escape(mask)}</figcaption></figure>')
+    note = ("Rows: test images chosen by the run's seed. Columns: the input with its holes in blue, each "
+            "method's composite" + (", its error |x - x̂| × 2" if errors else "") + ", the ground truth.")
+    return _section("Comparison grids", "".join(images) or "<p>No pictures were kept.</p>", note)
+
+
+def distributions_section(df: pd.DataFrame, metric: str = "psnr") -> str:
+    plots = []
+    for dataset, part in df.groupby("dataset", sort=False):
+        for mask in ordered_masks(part["mask"].unique()):
+            cell = part[part["mask"] == mask]
+            groups = {m: cell[cell.method == m][metric].to_numpy() for m in dict.fromkeys(cell.method)}
+            plots.append(box_plot_svg(groups, f"{dataset} / {mask}", f"{metric} (dB)" if "psnr" in metric else metric))
+    return _section(f"{metric.upper()} distributions", f'<div class="plots">{"".join(plots)}</div>',
+                    "Box: quartiles and median; whiskers: 1.5 IQR; dots: images beyond; red diamond: mean.")
+
+
+def missing_fraction_section(df: pd.DataFrame, metric: str = "psnr") -> str:
+    bodies = []
+    for dataset, part in df.groupby("dataset", sort=False):
+        bins = pd.cut(part.missing_fraction, BINS, include_lowest=True)
+        labels = {b: f"{b.left:.0%}–{b.right:.0%}" for b in bins.cat.categories}
+        table = part.groupby([part.method, bins.rename("bin")], observed=True, sort=False)[metric].agg(["mean", "count"])
+        wide = table.apply(lambda r: f"{r['mean']:.2f} (n={int(r['count'])})", axis=1).unstack("bin")
+        wide = wide[[c for c in bins.cat.categories if c in wide.columns]]
+        wide.columns = [f"missing {labels[c]}" for c in wide.columns]
+        bodies.append(f"<h4>{escape(dataset)}</h4>" + _table(wide.fillna("").reset_index()))
+    return _section("By missing fraction", "".join(bodies),
+                    f"Mean {metric} of the images whose fraction of missing pixels falls in each bin, all masks together.")
+
+
+def statistics_section(df: pd.DataFrame) -> str:
+    table = compare_all(df)
+    if table.empty:
+        return _section("Paired statistics", "<p>Only one method: nothing to compare.</p>")
+    shown = pd.DataFrame({
+        "dataset": table.dataset, "mask": table["mask"], "metric": table.metric,
+        "a − b": table.method_a + " − " + table.method_b, "n": table.n,
+        "mean difference": table["diff"].map(lambda v: f"{v:+.4f}"),
+        "95% bootstrap CI": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(table.ci_low, table.ci_high)],
+        "Wilcoxon p": table.p_wilcoxon.map(lambda p: f"{p:.2g}")})
+    significant = (table.p_wilcoxon < 0.05) & ((table.ci_low > 0) | (table.ci_high < 0))
+    return _section("Paired statistics", _table(shown, significant),
+                    "Per-image differences a − b (PSNR in dB), paired by image. Green: p < 0.05 and a CI "
+                    "that excludes 0. Also from Python: benchkit.compare(df, method_a, method_b).")
+
+
+def build_html(run_dir: Path, errors: bool = False) -> str:
+    """The whole report of a run folder as one HTML document."""
+    run_dir = Path(run_dir)
+    df = load_results(run_dir)
+    manifest = read_manifest(run_dir) or {}
+    metrics = [c for c in ("psnr", "ssim", "l1", "psnr_hole") if c in df.columns]
+    parts = [manifest_section(manifest), _section("Summary tables", format_tables(df, metrics, "html"),
+                                                  "Mean ± 95% CI over images; best of each column in bold.")]
+    if not df.empty:
+        parts += [grids_section(run_dir, df, errors), distributions_section(df),
+                  missing_fraction_section(df), statistics_section(df)]
+    failed = failures(run_dir)
+    if not failed.empty:
+        parts.append(_section("Failed cells", _table(failed)))
+    made = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>benchkit report: '
+            f'{escape(run_dir.name)}</title><style>{STYLE}</style></head><body><h1>benchkit report: '
+            f'{escape(run_dir.name)}</h1><p class="note">{escape(str(run_dir))}, made {made}</p>'
+            + "".join(parts) + "</body></html>")
+
+
+def write_html(run_dir: Path, path: Path, errors: bool = False) -> Path:
+    """Write the report atomically to ``path``; returns it."""
+    text = build_html(run_dir, errors)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
