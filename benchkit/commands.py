@@ -44,7 +44,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if preset:
         print("\n" + paper_table(df, preset, args.format))
 
-    finished = list(dict.fromkeys(zip(df.dataset, df["mask"], df.method)))  # this command's cells
+    present = set(zip(df.dataset, df["mask"], df.method))
+    finished = [key for key in outcome.cells if key in present]  # this command's cells, in its order
     grids = save_grids(args.out, cells=finished, errors=args.grid_errors)
     if grids:
         print(f"\ncomparison grids: {grids[0].parent}/ ({len(grids)} PNG files)")

@@ -62,8 +62,7 @@ def grids_section(run_dir: Path, df: pd.DataFrame, errors: bool) -> str:
     pairs = list(dict.fromkeys(zip(df.dataset, df["mask"])))
     order = ordered_masks(dict.fromkeys(df["mask"]))
     for dataset, mask in sorted(pairs, key=lambda p: (df.dataset.unique().tolist().index(p[0]), order.index(p[1]))):
-        methods = list(dict.fromkeys(df[(df.dataset == dataset) & (df["mask"] == mask)].method))
-        png = grid_png(run_dir, dataset, mask, methods=methods, errors=errors)
+        png = grid_png(run_dir, dataset, mask, errors=errors)  # methods in the run's order
         if png is not None:
             data = base64.b64encode(png).decode()
             images.append(f'<figure><img alt="{escape(dataset)} / {escape(mask)} comparison grid" '
