@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--grid-errors", action="store_true",
                      help="add error images |x - x_hat| x 2 to the comparison grids (as in the paper's Fig. 12)")
 
-    sub.add_parser("list", help="show every plugin: kind, name, description, distribution")
+    sub.add_parser("list", help="show every plugin (and preset): kind, name, description, distribution")
 
     report = sub.add_parser("report", help="print summary tables of a run folder")
     report.add_argument("path", type=Path)
@@ -129,6 +129,8 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.registry import Registry
 
     rows = [(p.kind, p.name, p.description, p.distribution) for p in Registry().all()]
+    rows += [("preset", p.name, p.description + " (benchkit run --preset " + p.name + ")", "benchkit")
+             for p in PRESETS.values()]
     print(tabulate(rows, headers=["kind", "name", "description", "distribution"]))
     return 0
 

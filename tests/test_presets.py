@@ -65,3 +65,8 @@ def test_preset_with_no_dataset_on_disk_fails_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "benchkit data download svhn" in err
     assert not (tmp_path / "run").exists(), "nothing written"
+
+
+def test_list_shows_the_preset(capsys):
+    assert main(["list"]) == 0
+    assert "preset   yeh2017" in capsys.readouterr().out
