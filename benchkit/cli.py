@@ -111,7 +111,7 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     registry = Registry()
     dataset = registry.create("dataset", args.dataset, {"data_dir": args.data_dir} if args.data_dir else {})
     masks = {name: registry.create("mask", name) for name in args.masks} if args.model == "ce" else {}
-    images = dataset.images("train")
+    images = dataset.images_uint8("train")  # converted to float one batch at a time
     config = TrainConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
                          seed=args.seed, device=args.device, max_minutes=args.max_minutes)
     command = "benchkit " + shlex.join(argv)

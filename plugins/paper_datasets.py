@@ -98,13 +98,16 @@ class PreprocessedDataset(Dataset):
     def build(self, folder: Path, split: Split) -> np.ndarray:
         raise NotImplementedError
 
-    def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
+    def images_uint8(self, split: Split, limit: int | None = None) -> torch.Tensor:
         folder = self.folder()
         key = {"dataset": self.name, "split": split, "size": self.size, "version": 1,
                "sources": source_fingerprint(self.sources(folder, split))}
         array = cached_array(key, lambda: self.build(folder, split))
         chosen = np.array(array[:limit])  # a copy: the cache stays read-only
-        return torch.from_numpy(chosen).permute(0, 3, 1, 2).float().div_(255.0)
+        return torch.from_numpy(chosen).permute(0, 3, 1, 2).contiguous()
+
+    def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
+        return self.images_uint8(split, limit).float().div_(255.0)
 
     def download(self, dest: Path) -> Path:
         """Fetch every official file into ``dest``, check its MD5, and unpack archives."""

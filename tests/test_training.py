@@ -34,3 +34,17 @@ def test_dcgan_shapes_and_init():
     weights = torch.cat([m.weight.flatten() for m in Generator(64, 3).modules()
                          if isinstance(m, torch.nn.ConvTranspose2d)])
     assert abs(weights.std().item() - 0.02) < 0.001 and abs(weights.mean().item()) < 0.001
+
+
+def test_uint8_images_train_exactly_like_their_float_copy(tmp_path):
+    from benchkit.nets.training import channel_means
+
+    raw = torch.randint(0, 256, (32, 1, 32, 32), dtype=torch.uint8)
+    as_float = raw.float() / 255
+    torch.testing.assert_close(channel_means(raw, chunk=5), as_float.mean(dim=(0, 2, 3)))
+    paths = []
+    for name, images in (("u8", raw), ("f32", as_float)):
+        config = TrainConfig(dataset="toy", epochs=1, batch_size=16, width=8)
+        paths.append(train_gan(images, config, tmp_path / name, "test"))
+    (a, _), (b, _) = load_model(paths[0]), load_model(paths[1])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

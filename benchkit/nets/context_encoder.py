@@ -68,7 +68,8 @@ def hole_weights(known: torch.Tensor, overlap: int = 0, overlap_weight: float = 
 
 def train_ce(images: torch.Tensor, mask_generators: dict, config, out, command: str,
              overlap: int = 0, bottleneck: int | None = None):
-    """Train (or resume) a Context Encoder on ``images`` with masks from the given generators.
+    """Train (or resume) a Context Encoder on ``images`` (N x C x H x W, float32 in [0, 1] or uint8)
+    with masks from the given generators.
 
     Each training image gets the masks in turn (image k of the stream uses mask k mod count), drawn
     from a seed stream disjoint from the test one: dataset key ``"train:" + dataset`` and seed
@@ -78,7 +79,7 @@ def train_ce(images: torch.Tensor, mask_generators: dict, config, out, command: 
     from benchkit.imaging import grid
     from benchkit.masking import make_masks
     from benchkit.nets.dcgan import Discriminator
-    from benchkit.nets.training import Trainer
+    from benchkit.nets.training import Trainer, as_float, channel_means
 
     device = torch.device(config.device)
     _, channels, size, _ = images.shape
@@ -87,7 +88,7 @@ def train_ce(images: torch.Tensor, mask_generators: dict, config, out, command: 
     disc = Discriminator(size, channels, config.width).to(device)
     opt_g = torch.optim.Adam(net.parameters(), config.lr, betas=(config.beta1, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), config.lr, betas=(config.beta1, 0.999))
-    fill = images.mean(dim=(0, 2, 3))
+    fill = channel_means(images)
     trainer = Trainer("ce", images, config, out, command, {"encoder": net, "discriminator": disc},
                       {"opt_g": opt_g, "opt_d": opt_d},
                       {"fill": fill.tolist(), "bottleneck": net.bottleneck, "overlap": overlap,
@@ -119,7 +120,7 @@ def train_ce(images: torch.Tensor, mask_generators: dict, config, out, command: 
         opt_g.step()
         return {"loss_d": loss_d.item(), "rec": rec.mean().item()}
 
-    preview_real = images[:16].to(device)  # fewer when the training set is tiny
+    preview_real = as_float(images[:16]).to(device)  # fewer when the training set is tiny
     preview_known = torch.cat([make_masks(mask_generators[names[k % len(names)]], "preview", names[k % len(names)],
                                           [k], size, size, 0) for k in range(len(preview_real))]).to(device)
 
