@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                        models_dir=str(args.models_dir) if args.models_dir else None,
                        options=_options(args.option), command="benchkit " + shlex.join(argv),
                        optional_datasets=bool(preset and not args.datasets),
-                       optional_methods=bool(preset and not args.methods))
+                       optional_methods=bool(preset))  # a preset skips methods with no model for a dataset
     outcome = run(config)
     for note in outcome.notes:
         print(f"note: {note}")

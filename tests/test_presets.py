@@ -70,3 +70,14 @@ def test_preset_with_no_dataset_on_disk_fails_in_one_line(tmp_path, capsys):
 def test_list_shows_the_preset(capsys):
     assert main(["list"]) == 0
     assert "preset   yeh2017" in capsys.readouterr().out
+
+
+def test_preset_skips_a_named_method_without_a_model_for_the_dataset(tmp_path, capsys):
+    svhn = tmp_path / "data" / "svhn"
+    svhn.mkdir(parents=True)
+    savemat(svhn / "test_32x32.mat", {"X": np.full((32, 32, 3, 2), 90, np.uint8), "y": np.ones((2, 1))})
+    code = main(["run", "--preset", "yeh2017", "--methods", "gan,mean-fill", "--masks", "center",
+                 "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0 and "skipped method 'gan' on 'svhn'" in out and "benchkit train gan --dataset svhn" in out
+    assert set(load_results(tmp_path / "run").method) == {"mean-fill"}
