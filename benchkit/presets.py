@@ -86,4 +86,7 @@ def paper_table(df: pd.DataFrame, preset: Preset, fmt: str = "github") -> str:
     headers = ["mask"] + [label for label, _ in columns]
     if fmt == "csv":
         return pd.DataFrame(rows, columns=headers).to_csv(index=False)
-    return title + tabulate(rows, headers, tablefmt="latex_booktabs" if fmt == "latex" else "github")
+    if fmt == "latex":
+        return "".join(f"% {line}\n" for line in title.strip().splitlines()) + \
+            tabulate(rows, headers, tablefmt="latex_booktabs")
+    return title + tabulate(rows, headers, tablefmt="github")
