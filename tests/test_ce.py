@@ -55,3 +55,22 @@ def test_tiny_context_encoder_loss_falls(tmp_path):
     error = lambda x: (x[hole] - test[hole]).pow(2).mean().item()  # noqa: E731
     assert error(trained) < 0.5 * error(untrained)
     assert info["masks"] == ["center", "random"] and len(info["fill"]) == 1
+
+
+def test_shipped_ce_serves_the_embedded_default_and_beats_mean_fill(tmp_path, monkeypatch):
+    import json
+
+    from benchkit.registry import Registry
+    from benchkit.results import load_results
+    from benchkit.runner import RunConfig, run
+    from benchkit_plugins.ce import MODELS
+
+    info = json.loads((MODELS / "ce-fashion-mnist.json").read_text())
+    assert info["dataset"] == "fashion-mnist" and (info["size"], info["channels"]) == (32, 1)
+    assert info["masks"] == ["center", "pattern", "random", "half"] and info["train_images"] == 60000
+    monkeypatch.chdir(tmp_path)  # no ./models here: the shipped checkpoint must be found
+    config = RunConfig(methods=["ce", "mean-fill"], masks=["center"], n_images=32, out=tmp_path / "run")
+    outcome = run(config, Registry(block_external=True), show_progress=False)
+    assert not outcome.failed
+    means = load_results(tmp_path / "run").groupby("method").psnr.mean()
+    assert means["ce"] > means["mean-fill"] + 3  # a trained CE, not noise: 23 dB against 13 dB
