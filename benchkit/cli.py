@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="inpaint test images: methods x datasets x masks, then print tables",
                          description="Run methods x datasets x masks and print PSNR/SSIM tables. With no "
                          f"flags: every available method, dataset {DEFAULT_DATASET}, masks {PAPER_MASKS}, "
-                         f"the first {DEFAULT_N_IMAGES} test images: about 5 minutes on 2 CPU cores, most of "
-                         "it gan's 1500 latent-search iterations (about 4 s per image). "
+                         f"the first {DEFAULT_N_IMAGES} test images: about 3 minutes on 2 CPU cores, most of "
+                         "it gan's 1500 latent-search iterations (about 2 s per image). "
                          "Rerunning the same command resumes and skips finished cells.")
     run.add_argument("--preset", choices=sorted(PRESETS),
                      help="a paper's setting: yeh2017 = Table 1 (datasets celeba,svhn,cars; the four masks; "
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics", type=_csv, default=_csv("psnr,ssim,l1,psnr_hole"),
                      help="default: psnr,ssim,l1,psnr_hole")
     run.add_argument("--n-images", type=int, default=DEFAULT_N_IMAGES,
-                     help=f"first N test images of each dataset (default {DEFAULT_N_IMAGES}: about 5 minutes "
+                     help=f"first N test images of each dataset (default {DEFAULT_N_IMAGES}: about 3 minutes "
                      "for every method on 2 CPU cores; 0 means all)")
     run.add_argument("--seed", type=int, default=0, help="seed of masks and methods (default 0)")
     run.add_argument("--batch-size", type=int, default=64, help="images per method call (default 64)")
