@@ -45,10 +45,15 @@ def test_preset_with_the_embedded_stand_in_prints_table1(tmp_path, capsys):
             assert ce == "—"
 
 
-def test_preset_skips_datasets_not_on_disk(tmp_path, capsys):
+def _svhn_only(tmp_path):
+    """A data folder holding only an SVHN test file of two flat images."""
     svhn = tmp_path / "data" / "svhn"
     svhn.mkdir(parents=True)
     savemat(svhn / "test_32x32.mat", {"X": np.full((32, 32, 3, 2), 90, np.uint8), "y": np.ones((2, 1))})
+
+
+def test_preset_skips_datasets_not_on_disk(tmp_path, capsys):
+    _svhn_only(tmp_path)
     code = main(["run", "--preset", "yeh2017", "--methods", "mean-fill", "--masks", "center",
                  "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run")])
     assert code == 0
@@ -73,9 +78,7 @@ def test_list_shows_the_preset(capsys):
 
 
 def test_preset_skips_a_named_method_without_a_model_for_the_dataset(tmp_path, capsys):
-    svhn = tmp_path / "data" / "svhn"
-    svhn.mkdir(parents=True)
-    savemat(svhn / "test_32x32.mat", {"X": np.full((32, 32, 3, 2), 90, np.uint8), "y": np.ones((2, 1))})
+    _svhn_only(tmp_path)
     code = main(["run", "--preset", "yeh2017", "--methods", "gan,mean-fill", "--masks", "center",
                  "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run")])
     out = capsys.readouterr().out
