@@ -10,11 +10,10 @@ from benchkit.errors import UserError
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchkit.cli import _options
-    from benchkit.results import load_results
-    from benchkit.cli import DEFAULT_DATASET, PAPER_MASKS, _csv
+    from benchkit.cli import DEFAULT_DATASET, PAPER_MASKS, _csv, _options
     from benchkit.pictures import save_grids
     from benchkit.presets import PRESETS, paper_table
+    from benchkit.results import load_results
     from benchkit.runner import RunConfig, run
     from benchkit.tables import format_tables
 
@@ -43,7 +42,6 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     print(format_tables(df, shown, args.format))
     if preset:
         print("\n" + paper_table(df, preset, args.format))
-
     present = set(zip(df.dataset, df["mask"], df.method))
     finished = [key for key in outcome.cells if key in present]  # this command's cells, in its order
     grids = save_grids(args.out, cells=finished, errors=args.grid_errors)

@@ -42,14 +42,22 @@ def file_digest(path: Path, algorithm: str = "md5") -> str:
         return hashlib.file_digest(f, algorithm).hexdigest()
 
 
-def fetch(url: str, target: Path, md5: str) -> Path:
-    """Download ``url`` to ``target`` unless a file with that MD5 is already there.
+def md5_check(md5: str) -> Callable[[Path], bool]:
+    """A check for :func:`fetch`: the file's MD5 is ``md5``."""
+    return lambda path: file_digest(path) == md5
 
-    The bytes go to a temporary file in the same folder and are renamed into place only when their
-    MD5 matches, so a failed or corrupt download never leaves a file that looks complete.
+
+def fetch(url: str, target: Path, check: str | Callable[[Path], bool], what: str = "checksum") -> Path:
+    """Download ``url`` to ``target`` unless a file passing ``check`` is already there.
+
+    ``check`` is the file's expected MD5 (hex) or a function of the path. The bytes go to a
+    temporary file in the same folder and are renamed into place only when they pass it (``what``
+    names it in the error), so a failed or corrupt download never leaves a file that looks complete.
     """
+    if isinstance(check, str):
+        check, what = md5_check(check), "MD5 checksum"
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_file() and file_digest(target) == md5:
+    if target.is_file() and check(target):
         return target
     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
         try:
@@ -60,9 +68,9 @@ def fetch(url: str, target: Path, md5: str) -> Path:
             os.unlink(tmp.name)
             raise UserError(f"download of {url} failed ({exc}): check the network, or put "
                             f"{target.name} into {target.parent} by hand") from exc
-    if file_digest(Path(tmp.name)) != md5:
+    if not check(Path(tmp.name)):
         os.unlink(tmp.name)
-        raise UserError(f"{target.name} from {url} has the wrong MD5 checksum: try again later, or "
+        raise UserError(f"{target.name} from {url} has the wrong {what}: try again later, or "
                         f"put a good copy into {target.parent} by hand")
     os.replace(tmp.name, target)
     return target

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchkit.checkpoints import atomic_write_bytes
 from benchkit.results import CELLS, MANIFEST, cell_path, grid_path, read_cell, read_manifest
 
 HOLE_COLOUR = (64, 160, 255)  # RGB of missing pixels in the input column
@@ -141,8 +142,6 @@ def save_grids(run_dir: Path, cells: list[tuple[str, str, str]] | None = None, r
             continue
         path = grid_path(run_dir, dataset, mask)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(png)
-        tmp.replace(path)
+        atomic_write_bytes(path, png)
         written.append(path)
     return written

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchkit.pictures import grid_png
+from benchkit.checkpoints import atomic_write_text
+from benchkit.pictures import grid_png, run_cells
 from benchkit.results import failures, load_results, read_manifest
 from benchkit.stats import compare_all
 from benchkit.svgplot import box_plot_svg
@@ -59,10 +60,12 @@ def manifest_section(manifest: dict) -> str:
 
 def grids_section(run_dir: Path, df: pd.DataFrame, errors: bool) -> str:
     images = []
+    cells = run_cells(run_dir)  # read once: every cell file, methods in the run's order
     pairs = list(dict.fromkeys(zip(df.dataset, df["mask"])))
     order = ordered_masks(dict.fromkeys(df["mask"]))
     for dataset, mask in sorted(pairs, key=lambda p: (df.dataset.unique().tolist().index(p[0]), order.index(p[1]))):
-        png = grid_png(run_dir, dataset, mask, errors=errors)  # methods in the run's order
+        methods = [m for d, k, m in cells if (d, k) == (dataset, mask)]
+        png = grid_png(run_dir, dataset, mask, methods=methods, errors=errors)
         if png is not None:
             data = base64.b64encode(png).decode()
             images.append(f'<figure><img alt="{escape(dataset)} / {escape(mask)} comparison grid" '
@@ -139,7 +142,5 @@ def write_html(run_dir: Path, path: Path, errors: bool = False) -> Path:
     """Write the report atomically to ``path``; returns it."""
     text = build_html(run_dir, errors)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, text)
     return path

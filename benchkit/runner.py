@@ -136,6 +136,7 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[CellTask], RunOutc
     for metric in config.metrics:
         registry.create("metric", metric, _options_for(config, metric))
     datasets = {}
+    missing = []  # why each skipped dataset is not on disk
     for spec in config.datasets:
         options = _options_for(config, spec) | ({"data_dir": config.data_dir} if config.data_dir else {})
         dataset = registry.create("dataset", spec, options)
@@ -144,13 +145,13 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[CellTask], RunOutc
         except UserError as exc:
             if not config.optional_datasets:
                 raise
-            outcome.notes.append(f"skipped dataset '{spec}': {exc}")
+            missing.append(f"skipped dataset '{spec}': {exc}")
             continue
         check_images(images, f"dataset '{spec}'")
         datasets[spec] = (dataset, images, options)
     if not datasets:
-        raise UserError("no dataset to run: " + "; ".join(outcome.notes[-len(config.datasets):])
-                        + "; or name others with --datasets")
+        raise UserError("no dataset to run: " + "; ".join(missing) + "; or name others with --datasets")
+    outcome.notes += missing
     tasks = []
     cells_to_check = []
     for spec, (dataset, images, dataset_options) in datasets.items():

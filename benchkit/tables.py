@@ -42,7 +42,8 @@ def _best_rows(table: pd.DataFrame, mask: str, lower: bool) -> set:
 def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
                   lower_is_better: frozenset[str] = LOWER_IS_BETTER) -> str:
     """Render summary tables as GitHub markdown, LaTeX (booktabs, the best mean of each column in
-    bold), HTML (best in bold too) or CSV (one flat table). ``lower_is_better`` names the metrics where less is better."""
+    bold), HTML (best in bold too) or CSV (one flat table). ``lower_is_better`` names the metrics
+    where less is better."""
     metrics = [m for m in metrics if m in df.columns]
     if df.empty or not metrics:
         return "no results yet"
@@ -64,40 +65,36 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
             masks = ordered_masks(table.columns)
             rows = [[method] + [_cell(table.at[method, mask], digits) for mask in masks]
                     for method in table.index]
-            if fmt in ("latex", "html"):
-                for j, mask in enumerate(masks, start=1):
-                    best = _best_rows(table, mask, metric in lower_is_better)
-                    for i, method in enumerate(table.index):
-                        if method in best and rows[i][j]:
-                            rows[i][j] = "\x00" + rows[i][j]  # marked; made bold after escaping
+            bold = {(i, j) for j, mask in enumerate(masks, start=1)
+                    for i, method in enumerate(table.index)
+                    if method in _best_rows(table, mask, metric in lower_is_better)}
             title = f"{metric} on {dataset} (mean ± 95% CI, n = {df[df.dataset == dataset].image_id.nunique()} images)"
             headers = ["method"] + masks
             if fmt == "html":
-                blocks.append(f"<h4>{html.escape(title)}</h4>\n" + _html(headers, rows))
+                blocks.append(f"<h4>{html.escape(title)}</h4>\n" + _html(headers, rows, bold))
                 continue
-            body = _latex(headers, rows) if fmt == "latex" else tabulate(rows, headers, tablefmt="github")
+            body = _latex(headers, rows, bold) if fmt == "latex" else tabulate(rows, headers, tablefmt="github")
             blocks.append((f"% {title}\n" if fmt == "latex" else f"{title}\n\n") + body)
     return "\n\n".join(blocks)
 
 
-def _latex(headers: list[str], rows: list[list[str]]) -> str:
-    """A booktabs tabular; ``±`` becomes ``$\\pm$``, underscores are escaped, and cells marked with a
-    leading NUL are set in bold."""
+def _latex(headers: list[str], rows: list[list[str]], bold: set[tuple[int, int]]) -> str:
+    """A booktabs tabular; ``±`` becomes ``$\\pm$``, underscores are escaped, and the cells at the
+    (row, column) positions in ``bold`` are set in bold."""
     def tex(text: str) -> str:
-        bold = text.startswith("\x00")
-        text = text.lstrip("\x00").replace("_", r"\_").replace("±", r"$\pm$")
-        return r"\textbf{" + text + "}" if bold else text
+        return text.replace("_", r"\_").replace("±", r"$\pm$")
+
+    def row_tex(i: int, row: list[str]) -> str:
+        return " & ".join(r"\textbf{" + tex(c) + "}" if (i, j) in bold else tex(c) for j, c in enumerate(row))
 
     lines = [r"\begin{tabular}{l" + "r" * (len(headers) - 1) + "}", r"\toprule",
              " & ".join(map(tex, headers)) + r" \\", r"\midrule"]
-    lines += [" & ".join(map(tex, row)) + r" \\" for row in rows]
+    lines += [row_tex(i, row) + r" \\" for i, row in enumerate(rows)]
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"])
 
 
-def _html(headers: list[str], rows: list[list[str]]) -> str:
-    """An HTML table; cells marked with a leading NUL are set in bold."""
-    def cell(text: str) -> str:
-        return f"<b>{html.escape(text[1:])}</b>" if text.startswith("\x00") else html.escape(text)
-
-    return tabulate([[cell(c) for c in row] for row in rows], [html.escape(h) for h in headers],
-                    tablefmt="unsafehtml")
+def _html(headers: list[str], rows: list[list[str]], bold: set[tuple[int, int]]) -> str:
+    """An HTML table; the cells at the (row, column) positions in ``bold`` are set in bold."""
+    cells = [[f"<b>{html.escape(c)}</b>" if (i, j) in bold else html.escape(c) for j, c in enumerate(row)]
+             for i, row in enumerate(rows)]
+    return tabulate(cells, [html.escape(h) for h in headers], tablefmt="unsafehtml")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from benchkit.errors import UserError
+from benchkit.imaging import to_uint8
 from benchkit.interfaces import MethodContext
 from benchkit.results import write_cell
 
@@ -119,7 +120,8 @@ def run_cell(task: CellTask, registry=None, progress: Callable[[int], None] | No
 
 
 def _uint8(images: torch.Tensor) -> np.ndarray:
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    """``N x C x H x W`` float in [0, 1] -> the same layout in uint8."""
+    return to_uint8(images).transpose(0, 3, 1, 2)
 
 
 def _failure(exc: BaseException, started: float) -> dict:

@@ -3,20 +3,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
-import shutil
-import tempfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchkit.datafiles import data_folders, fetch
 from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Dataset, Split
 
-DATA_ENV = "BENCHKIT_DATA"
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 MINI_FILE = Path(__file__).parent / "data" / "fashion-mnist-mini.npz"
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -66,13 +62,8 @@ class FashionMNIST(Dataset):
     description = "Fashion-MNIST IDX files, padded to 32x32 gray (--data-dir, $BENCHKIT_DATA or Debian)"
 
     def candidates(self) -> list[Path]:
-        """Folders searched, in order: --data-dir, $BENCHKIT_DATA/fashion-mnist, Debian's folder."""
-        found = []
-        if self.data_dir:
-            found += [self.data_dir / "fashion-mnist", self.data_dir]
-        if os.environ.get(DATA_ENV):
-            found.append(Path(os.environ[DATA_ENV]) / "fashion-mnist")
-        return found + [DEBIAN_FASHION_MNIST]
+        """Folders searched, in order: --data-dir(/fashion-mnist), $BENCHKIT_DATA/fashion-mnist, Debian's."""
+        return data_folders(self.name, self.data_dir) + [DEBIAN_FASHION_MNIST]
 
     def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
         filename = FASHION_MNIST_FILES[split][0]
@@ -86,23 +77,8 @@ class FashionMNIST(Dataset):
 
     def download(self, dest: Path, base_url: str = FASHION_MNIST_URL) -> Path:
         """Fetch the train and test image files into ``dest`` and check their SHA-256."""
-        dest.mkdir(parents=True, exist_ok=True)
         for filename, sha256 in FASHION_MNIST_FILES.values():
-            target = dest / filename
-            if target.is_file() and _gunzip_sha256(target) == sha256:
-                continue
-            with tempfile.NamedTemporaryFile(dir=dest, delete=False, suffix=".part") as tmp:
-                try:
-                    with urllib.request.urlopen(base_url + filename, timeout=60) as response:
-                        shutil.copyfileobj(response, tmp)
-                except OSError as exc:
-                    os.unlink(tmp.name)
-                    raise UserError(f"download of {base_url + filename} failed ({exc}): check the "
-                                    "network, or copy the files into the folder by hand") from exc
-            if _gunzip_sha256(Path(tmp.name)) != sha256:
-                os.unlink(tmp.name)
-                raise UserError(f"{filename} from {base_url} has the wrong checksum: try again later")
-            os.replace(tmp.name, target)
+            fetch(base_url + filename, dest / filename, lambda path, sha256=sha256: _gunzip_sha256(path) == sha256)
         return dest
 
 

@@ -148,12 +148,16 @@ class CelebA(PreprocessedDataset):
     PARTITIONS = {"train": "0", "test": "2"}
 
     @staticmethod
-    def _first(folder: Path, *names: str) -> Path:
-        return next((folder / n for n in names if (folder / n).exists()), folder / names[0])
+    def _paths(folder: Path) -> tuple[Path, Path]:
+        """The partition file and the image folder, in the flat or the official Eval/ Img/ layout."""
+        def first(*names: str) -> Path:
+            return next((folder / n for n in names if (folder / n).exists()), folder / names[0])
+
+        return (first("list_eval_partition.txt", "Eval/list_eval_partition.txt"),
+                first("img_align_celeba", "Img/img_align_celeba"))
 
     def _files(self, folder: Path, split: Split) -> list[Path]:
-        partition = self._first(folder, "list_eval_partition.txt", "Eval/list_eval_partition.txt")
-        images = self._first(folder, "img_align_celeba", "Img/img_align_celeba")
+        partition, images = self._paths(folder)
         names = []
         for number, line in enumerate(partition.read_text().splitlines(), 1):
             parts = line.split()
@@ -168,8 +172,7 @@ class CelebA(PreprocessedDataset):
         return names
 
     def sources(self, folder, split):
-        return [self._first(folder, "list_eval_partition.txt", "Eval/list_eval_partition.txt"),
-                self._first(folder, "img_align_celeba", "Img/img_align_celeba")]
+        return list(self._paths(folder))
 
     def build(self, folder, split):
         return self._resize_all(self._files(folder, split), celeba_box, split)
