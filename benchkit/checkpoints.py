@@ -26,17 +26,36 @@ def save_model(path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None
 
 
 def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read a checkpoint and its JSON; raise UserError naming the file if either is unusable."""
+    """Read a checkpoint and its JSON; raise UserError naming the file if either is unusable.
+
+    Floating-point tensors come back as float32 whatever precision they were stored in (shipped
+    models may be stored in float16 to halve their size, see :func:`slim_model`).
+    """
     info_path = path.with_suffix(".json")
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:
-        tensors = load_file(str(path))
+        tensors = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
         info = json.loads(info_path.read_text())
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"checkpoint {path} or {info_path.name} is corrupt ({exc}): "
                         "delete it and train again") from exc
     return tensors, info
+
+
+def slim_model(source: Path, target: Path, keep: tuple[str, ...], dtype: torch.dtype = torch.float16) -> Path:
+    """Write a smaller copy of a checkpoint for shipping: only the networks whose tensor names start
+    with a prefix in ``keep`` (e.g. ``("encoder.",)``: a Context Encoder needs no discriminator at
+    inference), floating-point tensors cast to ``dtype``. The JSON gains ``stored_dtype``,
+    ``networks`` and ``slimmed_from``; everything else about how the model was trained is kept."""
+    tensors, info = load_model(source)
+    kept = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tensors.items() if k.startswith(keep)}
+    if not kept:
+        raise UserError(f"checkpoint {source} has no tensor named {' or '.join(keep)}*: nothing to keep")
+    info = {**info, "stored_dtype": str(dtype).removeprefix("torch."), "networks": [p.rstrip(".") for p in keep],
+            "slimmed_from": source.name}
+    save_model(target, kept, info)
+    return target
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -48,3 +48,18 @@ def test_uint8_images_train_exactly_like_their_float_copy(tmp_path):
         paths.append(train_gan(images, config, tmp_path / name, "test"))
     (a, _), (b, _) = load_model(paths[0]), load_model(paths[1])
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_slim_model_keeps_named_networks_in_float16(tmp_path):
+    from benchkit.checkpoints import save_model, slim_model
+
+    weights = {"encoder.w": torch.randn(4, 3), "encoder.steps": torch.tensor([7]), "discriminator.w": torch.randn(2)}
+    save_model(tmp_path / "full.safetensors", weights, {"dataset": "toy"})
+    slim_model(tmp_path / "full.safetensors", tmp_path / "slim.safetensors", keep=("encoder.",))
+    tensors, info = load_model(tmp_path / "slim.safetensors")
+    assert set(tensors) == {"encoder.w", "encoder.steps"}  # the discriminator is gone
+    assert tensors["encoder.w"].dtype == torch.float32  # loaded back as float32 ...
+    assert torch.equal(tensors["encoder.w"], weights["encoder.w"].half().float())  # ... from float16 storage
+    assert torch.equal(tensors["encoder.steps"], weights["encoder.steps"])
+    assert info["dataset"] == "toy" and info["stored_dtype"] == "float16" and info["networks"] == ["encoder"]
+    assert (tmp_path / "slim.safetensors").stat().st_size < (tmp_path / "full.safetensors").stat().st_size
