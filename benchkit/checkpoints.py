@@ -43,6 +43,23 @@ def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, info
 
 
+def check_model_shape(path: Path, image_shape: tuple[int, int, int]) -> dict:
+    """Read a checkpoint's JSON (not its weights) and check it was trained for ``C x H x W``
+    images; returns the JSON. A missing, corrupt or mismatched file raises UserError."""
+    info_path = Path(path).with_suffix(".json")
+    try:
+        info = json.loads(info_path.read_text())
+        trained = (int(info["channels"]), int(info["size"]), int(info["size"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"checkpoint description {info_path} is missing or corrupt ({exc}): "
+                        "train the model again") from exc
+    if trained != tuple(image_shape):
+        c, h, w = image_shape
+        raise UserError(f"checkpoint {path} is for {trained[0]}x{trained[1]}x{trained[2]} images, not "
+                        f"{c}x{h}x{w}: train one for this dataset, or resize the images (e.g. -o folder.size)")
+    return info
+
+
 def slim_model(source: Path, target: Path, keep: tuple[str, ...], dtype: torch.dtype = torch.float16) -> Path:
     """Write a smaller copy of a checkpoint for shipping: only the networks whose tensor names start
     with a prefix in ``keep`` (e.g. ``("encoder.",)``: a Context Encoder needs no discriminator at

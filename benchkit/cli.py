@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
+import tempfile
+import traceback
+import warnings
 from pathlib import Path
 
 from benchkit.errors import UserError
@@ -105,13 +109,26 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.nets.training import TrainConfig, train_gan
     from benchkit.registry import Registry
 
+    from benchkit.runner import check_device
+
     if args.epochs < 1 or args.batch_size < 1:
         raise UserError("--epochs and --batch-size must be at least 1")
-    torch.device(args.device)  # fails early on a bad device string
+    if args.seed < 0 or args.overlap < 0 or (args.max_minutes is not None and not args.max_minutes > 0):
+        raise UserError("--seed and --overlap must be >= 0, and --max-minutes > 0")
+    try:
+        check_device(torch.device(args.device))
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(f"bad --device '{args.device}' ({exc}): use cpu or cuda") from exc
     registry = Registry()
     dataset = registry.create("dataset", args.dataset, {"data_dir": args.data_dir} if args.data_dir else {})
     masks = {name: registry.create("mask", name) for name in args.masks} if args.model == "ce" else {}
     images = dataset.images_uint8("train")  # converted to float one batch at a time
+    if len(images) < args.batch_size:
+        raise UserError(f"dataset '{args.dataset}' has {len(images)} training images, fewer than --batch-size "
+                        f"{args.batch_size}: no batch could be trained; lower --batch-size or add images")
+    if images.shape[2] != images.shape[3] or images.shape[2] not in (32, 64, 128):
+        raise UserError(f"dataset '{args.dataset}' has {images.shape[2]}x{images.shape[3]} images: the DCGAN "
+                        "networks take 32, 64 or 128 px squares: resize the images")
     config = TrainConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
                          seed=args.seed, device=args.device, max_minutes=args.max_minutes)
     command = "benchkit " + shlex.join(argv)
@@ -135,8 +152,14 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each, ``benchkit: warning: ...`` (no source line)."""
+    print(f"benchkit: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     handler = {"train": cmd_train, "list": cmd_list}.get(args.command)
     if handler is None:
@@ -144,13 +167,31 @@ def main(argv: list[str] | None = None) -> int:
 
         handler = getattr(commands, f"cmd_{args.command}")
     try:
-        return handler(args, argv)
+        code = handler(args, argv)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return code
     except UserError as exc:
         print(f"benchkit: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("benchkit: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `benchkit report ... | head`: the reader left; nothing is wrong
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush does not fail again
+        return 0
+    except Exception as exc:  # a bug: one line for the user, the traceback in a file for the report
+        log = Path(tempfile.gettempdir()) / "benchkit-last-error.txt"
+        try:
+            log.write_text(traceback.format_exc())
+            where = f"traceback in {log}"
+        except OSError:
+            where = "rerun with BENCHKIT_DEBUG=1 for the traceback"
+        if os.environ.get("BENCHKIT_DEBUG"):
+            raise
+        print(f"benchkit: internal error: {type(exc).__name__}: {exc} ({where}; please report it)",
+              file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

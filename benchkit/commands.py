@@ -6,6 +6,8 @@ import os
 import shlex
 from pathlib import Path
 
+import pandas as pd
+
 from benchkit.errors import UserError
 
 
@@ -18,9 +20,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.tables import format_tables
 
     preset = PRESETS[args.preset] if args.preset else None
-    methods = args.methods or (list(preset.methods) if preset else None)
-    datasets = args.datasets or (list(preset.datasets) if preset else [DEFAULT_DATASET])
-    masks = args.masks or (list(preset.masks) if preset else _csv(PAPER_MASKS))
+    # an empty list (``--methods ,``) stays empty and is refused by the runner; only None means "default"
+    methods = args.methods if args.methods is not None else (list(preset.methods) if preset else None)
+    datasets = args.datasets if args.datasets is not None else (
+        list(preset.datasets) if preset else [DEFAULT_DATASET])
+    masks = args.masks if args.masks is not None else (list(preset.masks) if preset else _csv(PAPER_MASKS))
     config = RunConfig(methods=methods, datasets=datasets, masks=masks, metrics=args.metrics,
                        n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, device=args.device,
                        out=args.out, force=args.force, data_dir=args.data_dir,
@@ -33,11 +37,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"note: {note}")
     if outcome.skipped:
         print(f"{len(outcome.skipped)} finished cells reused from {args.out} (--force redoes them)")
-    for record in outcome.failed:
-        print(f"FAILED {record['dataset']}/{record['mask']}/{record['method']}: {record['error']}")
     df = load_results(args.out)
     wanted = set(outcome.cells)  # this command's cells, not others an earlier run left in the folder
-    df = df[[key in wanted for key in zip(df.dataset, df["mask"], df.method)]]
+    df = df[pd.Series([key in wanted for key in zip(df.dataset, df["mask"], df.method)], index=df.index,
+                      dtype=bool)]
     shown = [m for m in ("psnr", "ssim") if m in args.metrics] or args.metrics
     print(format_tables(df, shown, args.format))
     if preset:
@@ -48,7 +51,19 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if grids:
         print(f"\ncomparison grids: {grids[0].parent}/ ({len(grids)} PNG files)")
     print(f"per-image results: benchkit.load_results('{args.out}')")
-    return 1 if outcome.failed else 0
+    if outcome.failed:
+        print(f"\n{len(outcome.failed)} of {len(outcome.cells)} cells failed "
+              f"(tracebacks: benchkit.results.failures('{args.out}')):\n" + failure_table(outcome.failed))
+        return 1
+    return 0
+
+
+def failure_table(records) -> str:
+    """The failed cells as a table: dataset, mask, method, error (first line)."""
+    from tabulate import tabulate
+
+    rows = [(r["dataset"], r["mask"], r["method"], str(r["error"]).splitlines()[0][:200]) for r in records]
+    return tabulate(rows, headers=["dataset", "mask", "method", "error"], tablefmt="github")
 
 
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
@@ -71,8 +86,8 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
                                                    "missing_fraction")]
     print(format_tables(df, metrics + ["seconds"], args.format))
     failed = failures(args.path)
-    for row in failed.itertuples():
-        print(f"FAILED {row.dataset}/{row.mask}/{row.method}: {row.error}")
+    if len(failed):
+        print(f"\n{len(failed)} failed cells:\n" + failure_table(failed.to_dict("records")))
     return 0
 
 

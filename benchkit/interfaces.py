@@ -95,6 +95,11 @@ class Method(Plugin, ABC):
                 return f"method '{cls.name}' needs the module '{module}': {cls.install_hint or 'install it'}"
         return None
 
+    def check(self, context: MethodContext) -> None:
+        """Cheap checks before anything of the run is written (for example that the checkpoint
+        was trained for images of ``context.image_shape``); raise ``UserError`` naming the fix.
+        ``context.train_images`` is not filled in yet. Default: nothing."""
+
     def setup(self, context: MethodContext) -> None:
         """Prepare for a dataset (load a model, index training images). Default: nothing."""
 
@@ -119,19 +124,28 @@ class Method(Plugin, ABC):
 class MaskGenerator(Plugin, ABC):
     """Makes one ``known`` mask per image, deterministically from the generator it is given."""
 
+    def source(self, index: int) -> str | None:
+        """Where image ``index``'s mask comes from (a file name), for error messages; None if drawn."""
+        return None
+
     @abstractmethod
     def known(self, height: int, width: int, *, index: int, rng: np.random.Generator) -> np.ndarray:
         """Return an ``H x W`` bool array, True where the pixel is observed.
 
         ``index`` is the image's position in the test split; ``rng`` is seeded by the runner from
-        (run seed, dataset, mask name, index), so drawing from it is reproducible.
+        (run seed, dataset identity, mask name, image identity), so drawing from it is reproducible.
         """
 
 
 class Metric(Plugin, ABC):
-    """A per-image score of a composited prediction against the ground truth."""
+    """A per-image score of a composited prediction against the ground truth.
+
+    ``min_size`` is the smallest image side (pixels) the metric can score; the runner refuses a
+    run with smaller images before anything is written.
+    """
 
     higher_is_better: ClassVar[bool] = True
+    min_size: ClassVar[int] = 1
 
     @abstractmethod
     def compute(self, prediction: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -176,6 +190,16 @@ class Dataset(Plugin, ABC):
         training on large sets. Default: :meth:`images` rounded; datasets that hold uint8 data
         override it to skip the float copy."""
         return self.images(split, limit).mul(255).round_().to(torch.uint8)
+
+    def image_keys(self, split: Split, limit: int | None = None) -> list[str] | None:
+        """Content identities (hex digests) of the images :meth:`images` returns, or None.
+
+        Masks are seeded by (run seed, dataset identity, mask name, image): with keys, an image's
+        identity is its key, so the same picture gets the same masks wherever it lies; with None
+        (the default, for datasets with a fixed published content), the dataset's name and the
+        image's position identify it.
+        """
+        return None
 
     def download(self, dest: Path) -> Path:
         """Fetch the dataset's files into ``dest``; returns the folder. Optional."""

@@ -63,7 +63,9 @@ def run_cells(run_dir: Path) -> list[tuple[str, str, str]]:
         if record["status"] == "ok":
             keys.append((record["dataset"], record["mask"], record["method"]))
     manifest = read_manifest(Path(run_dir)) or {}
-    order = (manifest.get("config") or {}).get("methods") or []
+    config = manifest.get("config")
+    order = (config.get("methods") if isinstance(config, dict) else None) or []
+    order = [m for m in order if isinstance(m, str)] if isinstance(order, list) else []
     return sorted(keys, key=lambda k: (order.index(k[2]) if k[2] in order else len(order), k[2]))
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
-import inspect
 import os
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -17,6 +16,7 @@ import pluggy
 from benchkit import hookspecs
 from benchkit.errors import UserError
 from benchkit.interfaces import Dataset, MaskGenerator, Method, Metric
+from benchkit.options import option_specs
 
 ENTRY_POINT_GROUP = "benchkit"
 BLOCK_ENV = "BENCHKIT_BLOCK_EXTERNAL_PLUGINS"
@@ -114,7 +114,7 @@ class Registry:
         """Instantiate a plugin from ``NAME`` or ``NAME:ARG`` with string options.
 
         ``ARG`` fills the class's ``spec_option`` (for example the folder of the ``folder``
-        dataset). Option strings are converted to the type of the parameter's default.
+        dataset). Option strings are converted and range-checked by :mod:`benchkit.options`.
         """
         name, _, arg = spec.partition(":")
         info = self.get(kind, name)
@@ -124,36 +124,23 @@ class Registry:
             if key is None:
                 raise UserError(f"{kind} '{name}' takes no ':' argument (got '{spec}')")
             options[key] = arg
-        params = inspect.signature(info.cls.__init__).parameters
+        specs = option_specs(info.cls)
         kwargs = {}
         for key, value in options.items():
-            if key not in params or key == "self":
-                valid = ", ".join(p for p in params if p not in ("self", "args", "kwargs")) or "none"
-                raise UserError(f"{kind} '{name}' has no option '{key}': its options are {valid}")
-            kwargs[key] = _convert(value, params[key].default, f"{name}.{key}")
+            if key not in specs:
+                valid = ", ".join(specs) or "none"
+                close = difflib.get_close_matches(key, list(specs), n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise UserError(f"{kind} '{name}' has no option '{key}': {hint}its options are {valid} "
+                                f"(see `benchkit info {name}`)")
+            kwargs[key] = specs[key].convert(value, f"{name}.{key}")
         try:
             return info.cls(**kwargs)
         except UserError:
             raise
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ArithmeticError) as exc:
             raise UserError(f"{kind} '{name}' rejected its options {options}: {exc}") from exc
 
-
-def _convert(value: Any, default: Any, label: str) -> Any:
-    """Turn a command-line string into the type of ``default`` (bool, int, float or str)."""
-    if not isinstance(value, str) or default is inspect.Parameter.empty or default is None:
-        return value
-    try:
-        if isinstance(default, bool):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-    except ValueError:
-        raise UserError(f"option {label}={value!r} is not a valid {type(default).__name__}") from None
-    return value
+    def accepts(self, kind: str, spec: str, option: str) -> bool:
+        """Whether the plugin named by ``spec`` takes the keyword option ``option``."""
+        return option in option_specs(self.get(kind, spec.partition(":")[0]).cls)

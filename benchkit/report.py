@@ -47,12 +47,16 @@ def _table(frame: pd.DataFrame, highlight: pd.Series | None = None) -> str:
 
 
 def manifest_section(manifest: dict) -> str:
+    def part(key: str) -> dict:  # a hand-edited manifest may hold anything
+        value = manifest.get(key)
+        return value if isinstance(value, dict) else {}
+
     keys = [("command", manifest.get("command")), ("status", manifest.get("status")),
             ("started", manifest.get("started")), ("finished", manifest.get("finished")),
-            ("seed", (manifest.get("settings") or {}).get("seed")),
-            ("images per dataset", (manifest.get("settings") or {}).get("n_images")),
-            ("versions", ", ".join(f"{k} {v}" for k, v in (manifest.get("versions") or {}).items())),
-            ("hardware", ", ".join(f"{k} {v}" for k, v in (manifest.get("hardware") or {}).items()))]
+            ("seed", part("settings").get("seed")),
+            ("images per dataset", part("settings").get("n_images")),
+            ("versions", ", ".join(f"{k} {v}" for k, v in part("versions").items())),
+            ("hardware", ", ".join(f"{k} {v}" for k, v in part("hardware").items()))]
     table = _table(pd.DataFrame(keys, columns=["", "value"]))
     raw = escape(json.dumps(manifest, indent=2, default=str))
     return _section("Run", table + f"<details><summary>manifest.json</summary><pre>{raw}</pre></details>")

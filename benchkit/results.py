@@ -62,12 +62,32 @@ def read_cell(path: Path) -> dict:
     """Read one cell file; a corrupt one raises UserError naming it."""
     try:
         record = json.loads(path.read_text())
-        if not isinstance(record, dict) or "status" not in record:
-            raise ValueError("not a benchkit cell record")
+        _check_record(record)
     except (OSError, ValueError) as exc:
         raise UserError(f"results file {path} is corrupt ({exc}): delete it and rerun the same "
                         "command to redo that cell") from exc
     return record
+
+
+def _check_record(record) -> None:
+    """Raise ValueError unless ``record`` has the shape :func:`write_cell` gives it."""
+    if not isinstance(record, dict) or record.get("status") not in ("ok", "failed"):
+        raise ValueError("not a benchkit cell record")
+    for key in ("dataset", "mask", "method"):
+        if not isinstance(record.get(key), str):
+            raise ValueError(f"its '{key}' is not a name")
+    if record["status"] == "failed":
+        return
+    rows = record.get("rows")
+    if not isinstance(rows, dict) or not isinstance(rows.get("image_id"), list):
+        raise ValueError("its rows have no image_id list")
+    n = len(rows["image_id"])
+    for column, values in rows.items():
+        if not isinstance(values, list) or len(values) != n:
+            raise ValueError(f"column '{column}' has {len(values) if isinstance(values, list) else 'no'} "
+                             f"values for {n} images")
+        if column != "image_id" and not all(isinstance(v, (int, float)) or v is None for v in values):
+            raise ValueError(f"column '{column}' holds values that are not numbers")
 
 
 def read_manifest(run_dir: Path) -> dict | None:
@@ -76,9 +96,12 @@ def read_manifest(run_dir: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest, dict):
+            raise ValueError(f"it holds a JSON {type(manifest).__name__}, not an object")
     except (OSError, ValueError) as exc:
         raise UserError(f"{path} is corrupt ({exc}): rerun with --force or another --out") from exc
+    return manifest
 
 
 def write_manifest(run_dir: Path, manifest: dict) -> None:

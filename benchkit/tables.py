@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import math
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
@@ -54,7 +55,8 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
                 for method, row in table.iterrows():
                     for mask, value in row.items():
                         if isinstance(value, tuple):
-                            n = int(((df.dataset == dataset) & (df.method == method) & (df["mask"] == mask)).sum())
+                            cell = df.loc[(df.dataset == dataset) & (df.method == method) & (df["mask"] == mask), metric]
+                            n = int(np.isfinite(pd.to_numeric(cell, errors="coerce")).sum())  # values in the mean
                             rows.append({"dataset": dataset, "metric": metric, "method": method,
                                          "mask": mask, "mean": value[0], "ci95": value[1], "n": n})
         return pd.DataFrame(rows).to_csv(index=False)
@@ -69,6 +71,11 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
                     for i, method in enumerate(table.index)
                     if method in _best_rows(table, mask, metric in lower_is_better)}
             title = f"{metric} on {dataset} (mean ± 95% CI, n = {df[df.dataset == dataset].image_id.nunique()} images)"
+            values = pd.to_numeric(df.loc[df.dataset == dataset, metric], errors="coerce")
+            infinite = int(np.isinf(values).sum())
+            if infinite or values.isna().any():
+                title += (f"; left out of the means: {infinite} infinite values (a perfect fill has PSNR +inf)"
+                          f" and {int(values.isna().sum())} missing")
             headers = ["method"] + masks
             if fmt == "html":
                 blocks.append(f"<h4>{html.escape(title)}</h4>\n" + _html(headers, rows, bold))

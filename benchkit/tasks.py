@@ -25,7 +25,8 @@ N_SAMPLES = 16  # images per cell kept for pictures, chosen by the run's seed
 
 def sample_positions(n: int, seed: int, dataset: str, k: int = N_SAMPLES) -> list[int]:
     """Positions (sorted) of the ``min(k, n)`` test images kept for pictures: drawn from
-    (seed, dataset) only, so every method and mask of a dataset keeps the same images."""
+    (seed, dataset identity) only, so every method and mask of a dataset keeps the same images
+    (``dataset`` is the name, or the content digest of a folder, which does not depend on its path)."""
     import zlib
 
     rng = np.random.default_rng([seed, zlib.crc32(dataset.encode()), 1])
@@ -106,7 +107,7 @@ def run_cell(task: CellTask, registry=None, progress: Callable[[int], None] | No
         for name, metric in metrics.items():
             rows[name] = metric.compute(composite, task.images, task.known).tolist()
         record |= {"rows": rows, "seconds": time.perf_counter() - started}
-        keep = sample_positions(n, task.seed, task.dataset)
+        keep = sample_positions(n, task.seed, task.settings.get("dataset_digest") or task.dataset)
         record["sample_ids"] = [task.image_ids[i] for i in keep]
         samples = {"ids": np.asarray(record["sample_ids"]), "samples": _uint8(composite[keep]),
                    "truth": _uint8(task.images[keep]), "known": task.known[keep].numpy()}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from benchkit.checkpoints import load_model
+from benchkit.checkpoints import check_model_shape, load_model
 from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Method, MethodContext
@@ -28,7 +28,11 @@ class ContextEncoderMethod(Method):
     needs_checkpoint = "ce"
     checkpoint_dirs = (MODELS,)
 
+    def check(self, context: MethodContext) -> None:
+        check_model_shape(context.checkpoint, context.image_shape)
+
     def setup(self, context: MethodContext) -> None:
+        check_model_shape(context.checkpoint, context.image_shape)
         tensors, info = load_model(context.checkpoint)
         try:
             self.net = ContextEncoder(info["size"], info["channels"], info["width"], info["bottleneck"])
@@ -37,9 +41,6 @@ class ContextEncoderMethod(Method):
         except (KeyError, RuntimeError, ValueError) as exc:
             raise UserError(f"checkpoint {context.checkpoint} does not hold a benchkit Context Encoder "
                             f"({exc}): train it again") from exc
-        if (info["channels"], info["size"], info["size"]) != tuple(context.image_shape):
-            raise UserError(f"checkpoint {context.checkpoint} is for {info['channels']}x{info['size']}x"
-                            f"{info['size']} images, not {context.image_shape}: train one for this dataset")
         self.net.to(context.device).eval().requires_grad_(False)
 
     @torch.no_grad()

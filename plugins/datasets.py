@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import warnings
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -12,6 +15,7 @@ from benchkit.datafiles import data_folders, fetch
 from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Dataset, Split
+from benchkit.options import Range
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 MINI_FILE = Path(__file__).parent / "data" / "fashion-mnist-mini.npz"
@@ -110,20 +114,39 @@ class ImageFolder(Dataset):
     """Any folder of images, centre-cropped to a square and resized to ``size`` pixels.
 
     ``folder:PATH`` uses ``PATH/test`` and ``PATH/train`` if they exist; otherwise every image in
-    ``PATH`` is a test image and there is no train split. Files are taken in sorted name order.
+    ``PATH`` is a test image and there is no train split. Files are taken in sorted name order;
+    hidden files (names starting with a dot, such as macOS ``._*`` sidecars) are skipped. EXIF
+    orientation is applied. 8-bit images are scaled by 1/255; 16-bit gray images (PNG/TIFF mode
+    ``I;16``) are read at full depth and scaled by 1/65535. Pillow reads 16-bit *colour* PNGs at
+    8 bits: benchkit warns when it meets one.
+
+    Each image is identified by the SHA-256 of its file's bytes (:meth:`image_keys`), which seeds
+    its masks: the same photos get the same masks whatever the folder is called, where it lies, and
+    which other files sit beside them. Bytes rather than decoded pixels, because JPEG decoders
+    differ slightly between libjpeg builds, and bytes rather than file names and sizes, because a
+    replaced image of the same format and dimensions (BMP, uncompressed TIFF) keeps its size.
+
+    Parameters
+    ----------
+    path : str
+        The image folder (given as ``folder:PATH``).
+    size : int
+        Side in pixels of the square images, at least 1 (SSIM needs 11).
+    mode : str
+        RGB (3 channels) or L (gray).
     """
 
     name = "folder"
     description = "folder:PATH of images (PATH/test, PATH/train if present), centre-cropped, resized"
     spec_option = "path"
 
-    def __init__(self, path: str = "", size: int = 64, mode: str = "RGB", data_dir: str | None = None):
+    def __init__(self, path: str = "", size: Annotated[int, Range(1, 4096)] = 64,
+                 mode: Literal["RGB", "L"] = "RGB", data_dir: str | None = None):
         super().__init__(data_dir)
         if not path:
             raise UserError("dataset 'folder' needs a path: use --datasets folder:PATH")
-        if mode not in ("RGB", "L"):
-            raise UserError(f"folder.mode must be RGB or L, not {mode!r}")
         self.path, self.size, self.mode = Path(path), size, mode
+        self._keys: dict[tuple[str, int | None], list[str]] = {}
 
     def split_folder(self, split: Split) -> Path:
         if (self.path / "test").is_dir():
@@ -133,23 +156,63 @@ class ImageFolder(Dataset):
         raise UserError(f"folder dataset {self.path} has no train/ subfolder: add PATH/train and "
                         "PATH/test, or use methods that need no training data")
 
-    def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
-        from PIL import Image, UnidentifiedImageError
-
+    def files(self, split: Split, limit: int | None = None) -> list[Path]:
+        """The image files of a split, in name order, hidden files left out."""
         folder = self.split_folder(split)
         if not folder.is_dir():
             raise UserError(f"image folder {folder} does not exist: check the path")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+        files = sorted(p for p in folder.iterdir()
+                       if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
         if not files:
             raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-        arrays = []
-        for file in files:
+        return files[:limit]
+
+    def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
+        arrays, keys = [], []
+        for file in self.files(split, limit):
             try:
-                with Image.open(file) as image:
-                    arrays.append(np.asarray(center_crop_resize(image.convert(self.mode), self.size)))
-            except (OSError, UnidentifiedImageError) as exc:
-                raise UserError(f"cannot read image {file} ({exc}): remove or replace it") from exc
-        return to_tensor(np.stack(arrays))
+                data = file.read_bytes()
+            except OSError as exc:
+                raise UserError(f"cannot read image {file} ({exc.strerror or exc}): check its permissions") from exc
+            keys.append(hashlib.sha256(data).hexdigest())
+            arrays.append(read_image(data, file, self.mode, self.size))
+        self._keys[(split, limit)] = keys
+        return torch.from_numpy(np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)))
+
+    def image_keys(self, split: Split, limit: int | None = None) -> list[str]:
+        if (split, limit) not in self._keys:
+            self._keys[(split, limit)] = [hashlib.sha256(f.read_bytes()).hexdigest()
+                                          for f in self.files(split, limit)]
+        return self._keys[(split, limit)]
+
+
+def read_image(data: bytes, file: Path, mode: str, size: int) -> np.ndarray:
+    """Decode one image file's bytes to ``size x size x C`` float32 in [0, 1] (C = 3 for RGB, 1 for L):
+    EXIF orientation applied, centre-cropped, resized (bicubic), 16-bit gray read at full depth."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as opened:
+                opened.load()
+                image = ImageOps.exif_transpose(opened)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UserError(f"image {file} is too large to open safely ({exc}): downscale it or remove it") from exc
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise UserError(f"cannot read image {file} ({exc}): remove or replace it") from exc
+    if image.mode.startswith("I") or image.mode == "F":
+        gray = np.asarray(image, dtype=np.float32)
+        scale = 1.0 if image.mode == "F" else 65535.0
+        if image.mode == "F" and (not np.isfinite(gray).all() or gray.min() < 0 or gray.max() > 1):
+            raise UserError(f"image {file} holds floats outside [0, 1]: save it as an 8- or 16-bit image")
+        square = center_crop_resize(Image.fromarray(np.clip(gray / scale, 0, 1).astype(np.float32)), size)
+        channel = np.clip(np.asarray(square, dtype=np.float32), 0, 1)[..., None]
+        return np.repeat(channel, 3, axis=2) if mode == "RGB" else channel
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[24] == 16:
+        warnings.warn(f"{file} is a 16-bit colour PNG: Pillow reads it at 8 bits per channel")
+    array = np.asarray(center_crop_resize(image.convert(mode), size), dtype=np.float32) / np.float32(255)
+    return array[..., None] if array.ndim == 2 else array
 
 
 def center_crop_resize(image, size: int):

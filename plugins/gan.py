@@ -27,6 +27,8 @@ the lowest final loss; ``precision="bf16"`` runs G and D under CPU/GPU bfloat16 
 """
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import zlib
 from pathlib import Path
 
@@ -34,10 +36,11 @@ import torch
 import torch.nn.functional as F
 
 from benchkit.blending import poisson_blend
-from benchkit.checkpoints import load_model
+from benchkit.checkpoints import check_model_shape, load_model
 from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Method, MethodContext
+from benchkit.options import Range
 from benchkit.nets.dcgan import Discriminator, Generator
 
 MODELS = Path(__file__).parent / "models"
@@ -122,28 +125,45 @@ def latent_search(gen: Generator, disc: Discriminator, images: torch.Tensor, kno
 
 
 class GANInpainting(Method):
-    """Yeh et al. 2017: latent search in a DCGAN, then Poisson blending."""
+    """Yeh et al. 2017: latent search in a DCGAN, then Poisson blending.
+
+    Parameters
+    ----------
+    iterations : int
+        Adam steps of the latent search (the paper: 1500).
+    lr : float
+        Adam learning rate for z (not given by the paper; chosen on training images).
+    lam : float
+        Weight lambda of the prior loss log(1 - D(G(z))) (the paper: 0.003).
+    window : int
+        Side of the window of the importance weights, odd (the paper: 7).
+    blend : bool
+        Poisson-blend G(z) into the known pixels (the paper does).
+    restarts : int
+        Independent starts per image; the one with the lowest final loss is kept.
+    precision : str
+        fp32, or bf16 autocast for G and D.
+    """
 
     name = "gan"
     description = "Yeh et al. 2017: DCGAN latent search (Adam, 1500 its, lambda 0.003) + Poisson blend"
     needs_checkpoint = "gan"
     checkpoint_dirs = (MODELS,)
 
-    def __init__(self, iterations: int = 1500, lr: float = 0.03, lam: float = 0.003, window: int = 7,
-                 blend: bool = True, restarts: int = 1, precision: str = "fp32") -> None:
-        if precision not in ("fp32", "bf16"):
-            raise UserError(f"gan.precision must be fp32 or bf16, not {precision!r}")
-        if iterations < 0 or restarts < 1 or window < 1 or window % 2 == 0:
-            raise UserError("gan needs iterations >= 0, restarts >= 1 and an odd window >= 1")
+    def __init__(self, iterations: Annotated[int, Range(0)] = 1500,
+                 lr: Annotated[float, Range(0, exclusive=True)] = 0.03, lam: Annotated[float, Range(0)] = 0.003,
+                 window: Annotated[int, Range(1, odd=True)] = 7, blend: bool = True,
+                 restarts: Annotated[int, Range(1)] = 1, precision: Literal["fp32", "bf16"] = "fp32") -> None:
         self.iterations, self.lr, self.lam, self.window = iterations, lr, lam, window
         self.blend, self.restarts, self.precision = blend, restarts, precision
         self._cache: dict = {}
 
+    def check(self, context: MethodContext) -> None:
+        check_model_shape(context.checkpoint, context.image_shape)
+
     def setup(self, context: MethodContext) -> None:
+        check_model_shape(context.checkpoint, context.image_shape)
         self.gen, self.disc, info = load_gan(context.checkpoint, context.device)
-        if (info["channels"], info["size"], info["size"]) != tuple(context.image_shape):
-            raise UserError(f"checkpoint {context.checkpoint} is for {info['channels']}x{info['size']}x"
-                            f"{info['size']} images, not {context.image_shape}: train one for this dataset")
         self.seed = context.seed
 
     def inpaint(self, images, known):

@@ -18,10 +18,13 @@ completion, so those entries stay near the low-rank extension of the known part 
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Method
+from benchkit.options import Range
 
 
 def svt(x: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -81,13 +84,28 @@ def svt_complete(m: torch.Tensor, known: torch.Tensor, tau: float | None = None,
 
 
 class LowRank(Method):
-    """Per-channel TNNR-ADMM matrix completion."""
+    """Per-channel TNNR-ADMM matrix completion.
+
+    Parameters
+    ----------
+    rank : int
+        Number of largest singular values left unpenalised (r of TNNR).
+    beta : float
+        ADMM penalty; singular values beyond ``rank`` are shrunk by 1/beta.
+    outer : int
+        Outer iterations (new top singular vectors each).
+    inner : int
+        ADMM iterations per outer iteration.
+    tol : float
+        Stop early when the relative change falls below this.
+    """
 
     name = "lowrank"
     description = "low-rank matrix completion per channel (TNNR-ADMM, Hu et al. 2013)"
 
-    def __init__(self, rank: int = 1, beta: float = 0.05, outer: int = 3, inner: int = 30,
-                 tol: float = 1e-4) -> None:
+    def __init__(self, rank: Annotated[int, Range(1)] = 1, beta: Annotated[float, Range(0, exclusive=True)] = 0.05,
+                 outer: Annotated[int, Range(1)] = 3, inner: Annotated[int, Range(1)] = 30,
+                 tol: Annotated[float, Range(0)] = 1e-4) -> None:
         self.rank, self.beta, self.outer, self.inner, self.tol = rank, beta, outer, inner, tol
 
     def inpaint(self, images, known):

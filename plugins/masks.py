@@ -5,6 +5,8 @@ only from the ``rng`` the runner passes, seeded per (seed, dataset, mask name, i
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from scipy import ndimage
 from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import MaskGenerator
+from benchkit.options import Range
 
 
 class CenterMask(MaskGenerator):
@@ -28,14 +31,18 @@ class CenterMask(MaskGenerator):
 
 
 class RandomMask(MaskGenerator):
-    """Each pixel missing independently with probability ``missing`` (default 0.8)."""
+    """Each pixel missing independently with probability ``missing`` (default 0.8).
+
+    Parameters
+    ----------
+    missing : float
+        Probability that a pixel is missing, in (0, 1).
+    """
 
     name = "random"
     description = "80% of pixels missing, independently"
 
-    def __init__(self, missing: float = 0.8) -> None:
-        if not 0.0 < missing < 1.0:
-            raise UserError(f"random.missing must be between 0 and 1, not {missing}")
+    def __init__(self, missing: Annotated[float, Range(0, 1, exclusive=True)] = 0.8) -> None:
         self.missing = missing
 
     def known(self, height, width, *, index, rng):
@@ -48,15 +55,23 @@ class PatternMask(MaskGenerator):
     Uniform noise on a coarse grid (one cell per ``blob`` pixels) is upsampled with cubic splines
     and thresholded at the quantile that leaves a missing fraction drawn uniformly from
     [``low``, ``high``], in the spirit of the Context Encoder's random-region masks.
+
+    Parameters
+    ----------
+    low, high : float
+        Bounds of the missing fraction, 0 < low <= high < 1.
+    blob : int
+        Size of a blob in pixels (the coarse grid's cell), at least 2.
     """
 
     name = "pattern"
     description = "random blob shapes, 20-30% missing"
 
-    def __init__(self, low: float = 0.2, high: float = 0.3, blob: int = 6) -> None:
-        if not 0.0 < low <= high < 1.0:
-            raise UserError(f"pattern needs 0 < low <= high < 1, got low={low} high={high}")
-        self.low, self.high, self.blob = low, high, max(2, blob)
+    def __init__(self, low: Annotated[float, Range(0, 1, exclusive=True)] = 0.2,
+                 high: Annotated[float, Range(0, 1, exclusive=True)] = 0.3, blob: Annotated[int, Range(2)] = 6) -> None:
+        if low > high:
+            raise UserError(f"pattern needs low <= high, got low={low} high={high}")
+        self.low, self.high, self.blob = low, high, blob
 
     def known(self, height, width, *, index, rng):
         coarse = rng.random((height // self.blob + 2, width // self.blob + 2))
@@ -94,7 +109,15 @@ class FileMask(MaskGenerator):
 
     Files are taken in sorted name order, image ``i`` getting file ``i mod count``, and resized to
     the image size (nearest neighbour). A pixel is *missing* where the PNG is white (grey level
-    > 127), the usual convention of mask datasets; ``-o file.invert=true`` flips it.
+    > 127), the usual convention of mask datasets; ``-o file.invert=true`` flips it. Hidden files
+    (names starting with a dot, such as macOS ``._*`` sidecars) are skipped.
+
+    Parameters
+    ----------
+    folder : str
+        Folder of PNG masks (given as ``file:FOLDER``).
+    invert : bool
+        White means known instead of missing.
     """
 
     name = "file"
@@ -107,11 +130,14 @@ class FileMask(MaskGenerator):
         path = Path(folder)
         if not path.is_dir():
             raise UserError(f"mask folder {path} does not exist: check the path")
-        self.files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png")
+        self.files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
         if not self.files:
             raise UserError(f"no .png masks in {path}: add some, white where pixels are missing")
         self.invert = invert
         self._cache: dict[tuple[Path, int, int], np.ndarray] = {}
+
+    def source(self, index: int) -> str:
+        return str(self.files[index % len(self.files)])
 
     def known(self, height, width, *, index, rng):
         from PIL import Image, UnidentifiedImageError
@@ -122,7 +148,7 @@ class FileMask(MaskGenerator):
             try:
                 with Image.open(file) as image:
                     gray = np.asarray(image.convert("L").resize((width, height), Image.NEAREST))
-            except (OSError, UnidentifiedImageError) as exc:
+            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
                 raise UserError(f"cannot read mask {file} ({exc}): replace or remove it") from exc
             missing = gray > 127
             self._cache[key] = missing if self.invert else ~missing

@@ -78,6 +78,7 @@ class PSNR(Metric):
 class SSIM(Metric):
     name = "ssim"
     description = "SSIM of the whole image: Gaussian window sigma 1.5, population covariance"
+    min_size = gaussian_window().numel()  # 11: the window must fit in the image
 
     def compute(self, prediction, target, known):
         return ssim(prediction, target)

@@ -11,11 +11,14 @@ the retrieved pixels into the known ones instead of pasting them.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 
 from benchkit.blending import poisson_blend
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Method, MethodContext
+from benchkit.options import Range
 
 
 def distance_bank(train: torch.Tensor) -> torch.Tensor:
@@ -49,13 +52,21 @@ def nearest_known(queries: torch.Tensor, known: torch.Tensor, train: torch.Tenso
 
 
 class NearestNeighbour(Method):
-    """Fill the hole with the pixels of the nearest training image (distance over known pixels)."""
+    """Fill the hole with the pixels of the nearest training image (distance over known pixels).
+
+    Parameters
+    ----------
+    blend : bool
+        Poisson-blend the retrieved pixels into the known ones instead of pasting them.
+    chunk : int
+        Training images per distance matrix product (memory: chunk x batch x 4 bytes).
+    """
 
     name = "nn"
     description = "nearest training image over the known pixels fills the hole (optional blending)"
     needs_train_data = True
 
-    def __init__(self, blend: bool = False, chunk: int = 8192) -> None:
+    def __init__(self, blend: bool = False, chunk: Annotated[int, Range(1)] = 8192) -> None:
         self.blend, self.chunk = blend, chunk
         self._cache: dict = {}
 

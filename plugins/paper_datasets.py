@@ -19,6 +19,8 @@ Preprocessing, following Section 4 of Yeh et al. 2017:
 """
 from __future__ import annotations
 
+from typing import Literal
+
 from pathlib import Path
 
 import numpy as np
@@ -77,10 +79,8 @@ class PreprocessedDataset(Dataset):
     how_to_get: str = ""
     downloads: tuple[tuple[str, str, str], ...] = ()
 
-    def __init__(self, size: int = 64, data_dir: str | None = None) -> None:
+    def __init__(self, size: Literal[32, 64, 128] = 64, data_dir: str | None = None) -> None:
         super().__init__(data_dir)
-        if size not in (32, 64, 128):
-            raise UserError(f"{self.name}.size must be 32, 64 or 128 (the DCGAN sizes), not {size}")
         self.size = size
 
     def folder(self) -> Path:

@@ -10,22 +10,31 @@ and reports what comes out.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
 
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Method
+from benchkit.options import Range
 
 
 class PatchMatch(Method):
-    """PatchMatch inpainting of each image, gray images processed as three equal channels."""
+    """PatchMatch inpainting of each image, gray images processed as three equal channels.
+
+    Parameters
+    ----------
+    patch_size : int
+        Patch radius in pixels (3: 7x7 patches).
+    """
 
     name = "patchmatch"
     description = "PatchMatch exemplar inpainting, coarse to fine (extra: benchkit[patchmatch])"
     requires = ("patchmatch",)
     install_hint = "pip install 'benchkit[patchmatch]'"
 
-    def __init__(self, patch_size: int = 3) -> None:
+    def __init__(self, patch_size: Annotated[int, Range(1)] = 3) -> None:
         self.patch_size = patch_size
 
     def inpaint(self, images, known):

@@ -5,11 +5,14 @@ of benchkit's ``known``; the conversion happens here and nowhere else.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
 
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Method
+from benchkit.options import Range
 
 
 def _per_image(images: torch.Tensor, known: torch.Tensor, fill) -> torch.Tensor:
@@ -33,14 +36,20 @@ class Biharmonic(Method):
 
 
 class Telea(Method):
-    """OpenCV's fast-marching inpainting (Telea 2004) on 8-bit images; needs opencv-python-headless."""
+    """OpenCV's fast-marching inpainting (Telea 2004) on 8-bit images; needs opencv-python-headless.
+
+    Parameters
+    ----------
+    radius : float
+        Neighbourhood radius in pixels of each inpainted point.
+    """
 
     name = "telea"
     description = "OpenCV cv2.inpaint, Telea's fast marching (extra: benchkit[opencv])"
     requires = ("cv2",)
     install_hint = "pip install 'benchkit[opencv]'"
 
-    def __init__(self, radius: float = 3.0) -> None:
+    def __init__(self, radius: Annotated[float, Range(0, exclusive=True)] = 3.0) -> None:
         self.radius = radius
 
     def inpaint(self, images, known):

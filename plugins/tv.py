@@ -16,6 +16,10 @@ float32. Large holes converge slowest: the ``half`` mask usually runs all 3000 i
 """
 from __future__ import annotations
 
+from typing import Annotated
+
+from typing import Annotated
+
 import math
 
 import torch
@@ -23,6 +27,8 @@ import torch.nn.functional as F
 
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Method
+from benchkit.options import Range
+from benchkit.options import Range
 
 
 def gradient(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,12 +106,21 @@ def tv_inpaint(images: torch.Tensor, known: torch.Tensor, tol: float = 1e-4, max
 
 
 class TVInpainting(Method):
-    """Total-variation inpainting solved to convergence with Chambolle-Pock."""
+    """Total-variation inpainting solved to convergence with Chambolle-Pock.
+
+    Parameters
+    ----------
+    tol : float
+        Stop an image when its relative change falls below this (checked every 10 iterations).
+    max_iter : int
+        Most iterations per image.
+    """
 
     name = "tv"
     description = "total-variation inpainting (Chambolle-Pock, colour-coupled isotropic TV)"
 
-    def __init__(self, tol: float = 1e-4, max_iter: int = 3000) -> None:
+    def __init__(self, tol: Annotated[float, Range(0, exclusive=True)] = 1e-4,
+                 max_iter: Annotated[int, Range(1)] = 3000) -> None:
         self.tol, self.max_iter = tol, max_iter
 
     def inpaint(self, images, known):
