@@ -8,31 +8,18 @@ ground truth. Small images are enlarged (nearest neighbour) so that a tile is at
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from benchkit.checkpoints import atomic_write_bytes
-from benchkit.results import CELLS, MANIFEST, cell_path, grid_path, read_cell, read_manifest
+from benchkit.results import CELLS, MANIFEST, cell_path, grid_path, read_cell, read_manifest, read_samples
 
 HOLE_COLOUR = (64, 160, 255)  # RGB of missing pixels in the input column
 TILE_MIN = 96  # smallest side of a tile in the picture, px
 PAD = 4
 LABEL_HEIGHT = 16
-
-
-def read_samples(cell_json: Path) -> dict[str, np.ndarray] | None:
-    """The picture arrays kept beside a cell (``ids``, ``samples``, ``truth``, ``known``), or None
-    for a failed cell or one written before benchkit kept them."""
-    path = cell_json.with_suffix(".npz")
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError):
-        return None
-    return arrays if {"ids", "samples", "truth", "known"} <= set(arrays) else None
 
 
 def _rgb(images: np.ndarray) -> np.ndarray:
@@ -77,14 +64,19 @@ def comparison_grid(run_dir: Path, dataset: str, mask: str, methods: list[str] |
     if methods is None:
         methods = [m for d, k, m in run_cells(run_dir) if (d, k) == (dataset, mask)]
     kept = {m: read_samples(cell_path(run_dir, dataset, mask, m)) for m in methods}
-    kept = {m: a for m, a in kept.items() if a is not None}
-    if not kept:
+    first = next((a for a in kept.values() if a is not None), None)
+    if first is None:
         return None
-    first = next(iter(kept.values()))
     ids = first["ids"][:rows]
     truth, known = first["truth"][:rows], first["known"][:rows]
+    fits = {m: a is not None and set(ids.tolist()) <= set(a["ids"].tolist())
+            and a["samples"].shape[1:] == first["samples"].shape[1:] for m, a in kept.items()}
+    left_out = [m for m, ok in fits.items() if not ok]
+    if left_out:
+        warnings.warn(f"grid {dataset}/{mask} leaves out {', '.join(left_out)}: its pictures (.npz) are missing "
+                      "or do not match; rerun the same `benchkit run` to redo them")
     columns, labels = [input_with_holes(truth, known)], ["input"]
-    for method, arrays in kept.items():
+    for method, arrays in ((m, a) for m, a in kept.items() if fits[m]):
         order = [int(np.flatnonzero(arrays["ids"] == i)[0]) for i in ids]
         prediction = arrays["samples"][order]
         columns.append(_rgb(prediction))

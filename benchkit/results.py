@@ -58,6 +58,27 @@ def write_cell(path: Path, record: dict, samples: dict[str, np.ndarray] | None =
     atomic_write_text(path, json.dumps(record, allow_nan=True))
 
 
+SAMPLE_ARRAYS = ("ids", "samples", "truth", "known")
+
+
+def read_samples(cell_json: Path) -> dict[str, np.ndarray] | None:
+    """The picture arrays kept beside a cell (``ids``, ``samples``, ``truth``, ``known``), or None
+    for a failed cell, one written before benchkit kept them, or a missing or unreadable file."""
+    path = Path(cell_json).with_suffix(".npz")
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except Exception:  # truncated, not a zip, not .npy inside: all mean "unreadable"
+        return None
+    if not set(SAMPLE_ARRAYS) <= set(arrays):
+        return None
+    n = len(arrays["ids"])
+    shapes_agree = all(arrays[k].ndim == 4 and len(arrays[k]) == n for k in ("samples", "truth", "known"))
+    return arrays if shapes_agree and arrays["samples"].shape == arrays["truth"].shape else None
+
+
 def read_cell(path: Path) -> dict:
     """Read one cell file; a corrupt one raises UserError naming it."""
     try:

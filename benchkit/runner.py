@@ -26,7 +26,7 @@ from benchkit.errors import UserError
 from benchkit.interfaces import MethodContext
 from benchkit.masking import make_masks
 from benchkit.registry import Registry
-from benchkit.results import CELLS, cell_path, read_cell, read_manifest, write_manifest
+from benchkit.results import CELLS, cell_path, read_cell, read_manifest, read_samples, write_manifest
 from benchkit.tasks import CellTask, run_cell
 from benchkit.validation import check_images
 
@@ -194,8 +194,9 @@ def _reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> b
         return False
     if old != settings:
         return False
-    if not out_file.with_suffix(".npz").is_file():
-        notes.append(f"cell {'/'.join(key)} lost its pictures ({out_file.with_suffix('.npz').name}): redoing it")
+    if read_samples(out_file) is None:
+        notes.append(f"cell {'/'.join(key)} lost its pictures ({out_file.with_suffix('.npz').name} is missing or "
+                     "unreadable): redoing it")
         return False
     return True
 

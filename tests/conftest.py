@@ -105,3 +105,15 @@ def registry():
 def config(tmp_path):
     return RunConfig(methods=["mean-fill"], datasets=["tiny"], masks=["center", "random"], n_images=8,
                      batch_size=4, out=tmp_path / "run")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print how many distinct inputs the fuzz tests tried (tests/test_fuzz.py)."""
+    import sys
+
+    fuzz = sys.modules.get("test_fuzz")
+    if fuzz is None or not fuzz.FUZZED:
+        return
+    counts = {name: len(inputs) for name, inputs in fuzz.FUZZED.items()}
+    terminalreporter.write_line(f"fuzz: {sum(counts.values())} distinct inputs tried ("
+                                + ", ".join(f"{name}: {n}" for name, n in counts.items()) + ")")

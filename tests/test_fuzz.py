@@ -1,0 +1,319 @@
+"""Property-based fuzzing (hypothesis) of everything a user feeds benchkit.
+
+The property, for every input: exit code 0, 1 or 2 (or a ``UserError`` from the Python API), never a
+traceback, a bad input leaves nothing written, and a results folder that exists can still be read by
+``load_results``. The examples are derandomised (the same in every CI run, so a red CI is a real
+bug); ``BENCHKIT_FUZZ_RANDOM=1`` explores new ones, ``BENCHKIT_FUZZ_EXAMPLES=N`` sets how many.
+Every distinct input tried is counted and the total printed at the end of the test session.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import benchkit
+from benchkit.cli import main
+from benchkit.errors import UserError
+from benchkit.interfaces import MaskGenerator
+from benchkit.masking import make_masks
+from benchkit.options import option_specs
+from benchkit.registry import Registry
+from benchkit.validation import check_images
+
+FUZZED: dict[str, set[str]] = {}  # test name -> distinct inputs tried (reported by conftest)
+EXAMPLES = int(os.environ.get("BENCHKIT_FUZZ_EXAMPLES", "0"))
+FUZZ = settings(deadline=None, derandomize=not os.environ.get("BENCHKIT_FUZZ_RANDOM"), database=None,
+                suppress_health_check=list(HealthCheck))
+
+
+def examples(n: int):
+    return settings(FUZZ, max_examples=EXAMPLES or n)
+
+
+def tried(test: str, value) -> None:
+    FUZZED.setdefault(test, set()).add(repr(value))
+
+
+# ----------------------------------------------------------------------------- the command line
+
+WORDS = st.sampled_from(["", ",", " ", "nan", "inf", "-inf", "-1", "0", "1", "3", "1e309", "10**9", "9" * 30,
+                         "true", "none", "é", "../..", "a:b", "x=y", "\x00"])
+NUMBERS = st.one_of(st.integers(-3, 6).map(str), WORDS)
+NAMES = st.sampled_from(["mean-fill", "tv", "nn", "lowrank", "biharmonic", "flat-fill", "mean-fil", "gan",
+                         "center", "random", "pattern", "half", "stripes", "psnr", "ssim", "l1", "psnr_hole",
+                         "fashion-mnist-mini", "folder:{photos}", "folder:{photos}/", "folder:{deep}",
+                         "folder:{nowhere}", "file:{masks}", "file:{photos}", "tvv", ""])
+CHEAP_METHODS = st.lists(st.sampled_from(["mean-fill", "tv", "nn", "lowrank", "flat-fill", "mean-fil", "",
+                                          "gan", " mean-fill"]), min_size=0, max_size=3)
+OPTION_KEYS = st.sampled_from(["tv.max_iter", "tv.tol", "nn.chunk", "nn.blend", "lowrank.rank", "random.missing",
+                               "pattern.blob", "pattern.low", "folder.size", "folder.mode", "gan.lr",
+                               "gan.iterations", "flat-fill.value", "psnr.x", "tvv.max_iter", "center", ".", "a.b"])
+
+
+@st.composite
+def run_arguments(draw):
+    args = ["run"]
+    methods = draw(CHEAP_METHODS)
+    if "gan" in methods:  # keep gan cheap when the fuzzer names it
+        args += ["-o", "gan.iterations=1"]
+    if methods or draw(st.booleans()):
+        args += ["--methods", ",".join(methods)]
+    for flag in ("--masks", "--datasets", "--metrics"):
+        if draw(st.booleans()):
+            args += [flag, ",".join(draw(st.lists(NAMES, max_size=3)))]
+    args += ["--n-images", draw(st.sampled_from(["2", "3", "0", "-1", "x", "4"]))]
+    if args[-1] == "0":
+        args += ["--datasets", "folder:{photos}"]  # "all" images, but of a small folder
+    for flag in ("--seed", "--batch-size"):
+        if draw(st.booleans()):
+            args += [flag, draw(NUMBERS)]
+    if draw(st.booleans()):
+        args += ["--device", draw(st.sampled_from(["cpu", "meta", "cuda", "cpu:0", "gpu", ""]))]
+    for _ in range(draw(st.integers(0, 3))):
+        args += ["-o", f"{draw(OPTION_KEYS)}={draw(NUMBERS)}"]
+    if draw(st.booleans()):
+        args += ["--force"]
+    return args
+
+
+@pytest.fixture(scope="module")
+def fuzz_files(tmp_path_factory):
+    """Small image folders (8-bit colour, 16-bit gray), a mask folder, and the path of nothing."""
+    root = tmp_path_factory.mktemp("fuzz")
+    rng = np.random.default_rng(0)
+    (root / "photos").mkdir()
+    (root / "deep").mkdir()
+    (root / "masks").mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (20, 17, 3), dtype=np.uint8)).save(root / "photos" / f"{i}.png")
+        Image.fromarray(rng.integers(0, 65536, (16, 16), dtype=np.uint16)).save(root / "deep" / f"{i}.png")
+        Image.fromarray((rng.random((8, 8)) < 0.4).astype(np.uint8) * 255).save(root / "masks" / f"{i}.png")
+    return {"photos": root / "photos", "deep": root / "deep", "masks": root / "masks", "nowhere": root / "none"}
+
+
+def run_cli(args: list[str], cwd: Path) -> tuple[int, str, str]:
+    import contextlib
+
+    out, err = io.StringIO(), io.StringIO()
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as exc:  # argparse: a flag's value of the wrong type
+                code = exc.code
+    finally:
+        os.chdir(old)
+    return code, out.getvalue(), err.getvalue()
+
+
+def check_outcome(args, code, out, err, results: Path, existed: bool) -> None:
+    assert code in (0, 1, 2), (args, code, err)
+    assert "Traceback" not in err and "internal error" not in err, (args, err)
+    if code == 2 and not existed:
+        assert not results.exists(), (args, "partial output after a bad input", err)
+    if code == 2:
+        errors = [line for line in err.splitlines() if line.startswith("benchkit: error: ")]
+        assert len(errors) == 1 or "usage:" in err, (args, err)
+    if (results / "manifest.json").exists():
+        benchkit.load_results(results)  # still readable
+
+
+@examples(120)
+@given(args=run_arguments())
+def test_fuzz_run_command_line(fuzz_files, tmp_path_factory, args):
+    args = [a.format(**fuzz_files) for a in args]
+    tried("run command line", args)
+    work = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+    try:
+        code, out, err = run_cli(args, work)
+        check_outcome(args, code, out, err, work / "results" / "default", existed=False)
+        if code in (0, 1):  # the same command again resumes: nothing to redo, same exit code
+            again, _, err2 = run_cli(args, work)
+            assert again == code and "Traceback" not in err2, (args, err2)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- results folders
+
+JSON_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.floats(allow_nan=True),
+                                     st.text(max_size=4)),
+                           lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+                           max_leaves=8)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("finished")
+    assert run_cli(["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "2", "--out", "r"], work)[0] == 0
+    return work / "r"
+
+
+@examples(80)
+@given(target=st.sampled_from(["manifest", "cell", "npz"]), mode=st.sampled_from(["json", "bytes", "field", "delete"]),
+       value=JSON_VALUES, field=st.sampled_from(["status", "rows", "settings", "config", "hardware", "dataset",
+                                                 "psnr", "image_id", "history"]),
+       raw=st.binary(max_size=40))
+def test_fuzz_corrupt_results_folder(finished_run, tmp_path_factory, target, mode, value, field, raw):
+    tried("results folder", (target, mode, value, field, raw))
+    work = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+    run_dir = work / "r"
+    shutil.copytree(finished_run, run_dir)
+    path = {"manifest": run_dir / "manifest.json", "cell": next((run_dir / "cells").glob("*.json")),
+            "npz": next((run_dir / "cells").glob("*.npz"))}[target]
+    if mode == "delete":
+        path.unlink()
+    elif mode == "bytes" or target == "npz":
+        path.write_bytes(raw)
+    elif mode == "json":
+        path.write_text(json.dumps(value))
+    else:
+        record = json.loads(path.read_text())
+        rows = record.get("rows") if isinstance(record.get("rows"), dict) else {}
+        (rows if field in rows else record)[field] = value
+        path.write_text(json.dumps(record))
+    try:
+        for args in (["report", "r"], ["report", "r", "--html"], ["report", "r", "--format", "csv"],
+                     ["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "2", "--out", "r"],
+                     ["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "2", "--out", "r",
+                      "--force"]):
+            code, out, err = run_cli(args, work)
+            assert code in (0, 1, 2) and "Traceback" not in err and "internal error" not in err, (args, err)
+        assert code == 0, err  # --force always repairs the folder
+        benchkit.load_results(run_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- validators
+
+
+@examples(150)
+@given(shape=st.lists(st.integers(0, 5), min_size=0, max_size=5),
+       dtype=st.sampled_from([torch.float32, torch.float64, torch.float16, torch.uint8, torch.int64, torch.bool]),
+       fill=st.sampled_from(["rand", "nan", "inf", "big", "negative", "zeros"]))
+def test_fuzz_image_validator(shape, dtype, fill):
+    tried("image tensors", (shape, dtype, fill))
+    images = torch.rand(shape, dtype=torch.float64)
+    images = {"nan": images.masked_fill(images < 0.3, float("nan")), "inf": images / 0, "big": images * 300,
+              "negative": -images, "zeros": images * 0, "rand": images}[fill]
+    try:
+        images = images.to(dtype)
+    except RuntimeError:
+        return
+    try:
+        check_images(images, "fuzz")
+    except UserError:
+        return
+    assert images.ndim == 4 and images.is_floating_point() and images.numel() > 0
+    assert float(images.min()) >= 0 and float(images.max()) <= 1
+
+
+class ArrayMask(MaskGenerator):
+    name = "fuzz-array"
+
+    def __init__(self, array=None):
+        self.array = array
+
+    def known(self, height, width, *, index, rng):
+        return self.array
+
+
+@examples(150)
+@given(shape=st.lists(st.integers(0, 6), min_size=0, max_size=3),
+       dtype=st.sampled_from([bool, np.uint8, np.int32, np.float32, np.float64, object]),
+       fill=st.sampled_from(["random", "ones", "zeros", "twos", "nan", "half"]))
+def test_fuzz_mask_validator(shape, dtype, fill):
+    tried("mask arrays", (shape, np.dtype(dtype).name, fill))
+    rng = np.random.default_rng(len(shape))
+    base = {"random": rng.random(shape) < 0.5, "ones": np.ones(shape), "zeros": np.zeros(shape),
+            "twos": np.full(shape, 2.0), "nan": np.full(shape, np.nan),
+            "half": np.arange(int(np.prod(shape))).reshape(shape) % 2}[fill]
+    array = np.asarray(base).astype(dtype)
+    try:
+        known = make_masks(ArrayMask(array), "d", "m", [0, 1], 4, 5, 0)
+    except UserError:
+        return
+    assert known.dtype == torch.bool and known.shape == (2, 1, 4, 5)
+    assert (~known).flatten(1).any(1).all() and known.flatten(1).any(1).all()
+
+
+PLUGIN_OPTIONS = [(info.kind, info.name, key) for info in Registry(block_external=True).all()
+                  for key in option_specs(info.cls) if key not in ("path", "folder", "data_dir")]
+
+
+@examples(300)
+@given(target=st.sampled_from(PLUGIN_OPTIONS), value=st.one_of(WORDS, st.text(max_size=6),
+                                                               st.floats().map(repr), st.integers().map(str)))
+def test_fuzz_plugin_options(target, value):
+    kind, name, key = target
+    tried("plugin options", (name, key, value))
+    registry = Registry(block_external=True)
+    try:
+        plugin = registry.create(kind, name, {key: value})
+    except UserError:
+        return
+    converted = getattr(plugin, key, None)
+    if isinstance(converted, float):
+        assert np.isfinite(converted)
+
+
+@st.composite
+def image_files(draw):
+    kind = draw(st.sampled_from(["L", "RGB", "RGBA", "P", "1", "I;16", "I", "F", "LA", "CMYK", "garbage", "empty"]))
+    h, w = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    suffix = draw(st.sampled_from([".png", ".tif", ".jpg", ".bmp", ".webp"]))
+    return kind, h, w, suffix, draw(st.integers(0, 2**16))
+
+
+def write_image(path: Path, kind: str, h: int, w: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    if kind in ("garbage", "empty"):
+        path.write_bytes(rng.bytes(seed % 64) if kind == "garbage" else b"")
+        return path
+    if kind == "I;16":
+        image = Image.fromarray(rng.integers(0, 65536, (h, w), dtype=np.uint16))
+    elif kind == "I":
+        image = Image.fromarray(rng.integers(0, 65536, (h, w), dtype=np.int32))
+    elif kind == "F":
+        image = Image.fromarray(rng.random((h, w), dtype=np.float32) * (2 if seed % 2 else 1))
+    else:
+        image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).convert(kind)
+    try:
+        image.save(path)
+    except (OSError, ValueError, KeyError):  # a format that cannot store this mode
+        path.write_bytes(b"")
+    return path
+
+
+@examples(150)
+@given(files=st.lists(image_files(), min_size=1, max_size=3), size=st.integers(1, 24),
+       mode=st.sampled_from(["RGB", "L"]))
+def test_fuzz_image_files(tmp_path_factory, files, size, mode):
+    tried("image files", (files, size, mode))
+    folder = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+    for i, (kind, h, w, suffix, seed) in enumerate(files):
+        write_image(folder / f"{i}{suffix}", kind, h, w, seed)
+    dataset = Registry(block_external=True).create("dataset", f"folder:{folder}", {"size": str(size), "mode": mode})
+    try:
+        images = dataset.images("test")
+    except UserError:
+        return
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert images.dtype == torch.float32 and images.shape == (len(files), 3 if mode == "RGB" else 1, size, size)
+    check_images(images, "fuzzed folder")
