@@ -1,35 +1,37 @@
-"""Handlers of ``benchkit run``, ``report`` and ``data`` (kept apart from argument parsing)."""
+"""Handlers of ``benchkit run``, ``list``, ``info``, ``report``, ``data`` and ``train`` (parsing: :mod:`benchkit.cli`)."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import shlex
 from pathlib import Path
 
 import pandas as pd
 
+from benchkit.defaults import DEFAULT_DATASET, PAPER_MASKS, parse_options
 from benchkit.errors import UserError
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchkit.cli import DEFAULT_DATASET, PAPER_MASKS, _csv, _options
     from benchkit.pictures import save_grids
-    from benchkit.presets import PRESETS, paper_table
+    from benchkit.presets import paper_table
+    from benchkit.registry import Registry
     from benchkit.results import load_results
     from benchkit.runner import RunConfig, run
     from benchkit.tables import format_tables
 
-    preset = PRESETS[args.preset] if args.preset else None
+    preset = Registry().create("preset", args.preset) if args.preset else None
     # an empty list (``--methods ,``) stays empty and is refused by the runner; only None means "default"
     methods = args.methods if args.methods is not None else (list(preset.methods) if preset else None)
     datasets = args.datasets if args.datasets is not None else (
         list(preset.datasets) if preset else [DEFAULT_DATASET])
-    masks = args.masks if args.masks is not None else (list(preset.masks) if preset else _csv(PAPER_MASKS))
+    masks = args.masks if args.masks is not None else (list(preset.masks) if preset else list(PAPER_MASKS))
     config = RunConfig(methods=methods, datasets=datasets, masks=masks, metrics=args.metrics,
                        n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, device=args.device,
                        out=args.out, force=args.force, data_dir=args.data_dir,
                        models_dir=str(args.models_dir) if args.models_dir else None,
-                       options=_options(args.option), command="benchkit " + shlex.join(argv),
+                       options=parse_options(args.option), command="benchkit " + shlex.join(argv),
                        optional_datasets=bool(preset and not args.datasets),
                        optional_methods=bool(preset))  # a preset skips methods with no model for a dataset
     outcome = run(config)
@@ -98,4 +100,89 @@ def cmd_data(args: argparse.Namespace, argv: list[str]) -> int:
     dataset = Registry().create("dataset", args.dataset)
     folder = dataset.download(root / args.dataset)
     print(f"{args.dataset} downloaded to {folder}; use --data-dir {root} or BENCHKIT_DATA={root}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
+    from tabulate import tabulate
+
+    from benchkit.registry import Registry
+
+    rows = [(p.kind, p.name, p.description, p.distribution) for p in Registry().all()]
+    print(tabulate(rows, headers=["kind", "name", "description", "distribution"]))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, argv: list[str]) -> int:
+    """Print each plugin called NAME (a method and a trainer may share one): kind, distribution,
+    description and its options with their types, defaults, ranges and descriptions."""
+    from tabulate import tabulate
+
+    from benchkit.options import option_specs
+    from benchkit.registry import KINDS, Registry
+
+    registry = Registry()
+    found = [registry.get(kind, args.name) for kind in KINDS if args.name in registry.names(kind)]
+    if not found:
+        registry.get("method", args.name)  # the unknown-name error, with "did you mean"
+    for info in found:
+        print(f"{info.kind} {info.name} (from {info.distribution}): {info.description}")
+        if info.kind == "preset":
+            print(f"  datasets {', '.join(info.cls.datasets)}; masks {', '.join(info.cls.masks)}; "
+                  f"methods {', '.join(info.cls.methods)}\n")
+            continue
+        specs = [s for s in option_specs(info.cls).values() if s.name != "data_dir"]
+        if not specs:
+            print("  no options\n")
+            continue
+        rows = [(s.name, s.type_name(), "" if s.default is inspect.Parameter.empty else repr(s.default),
+                 s.range.describe() if s.range else "", s.doc) for s in specs]
+        flag = "-o KEY=VALUE" if info.kind == "trainer" else f"-o {info.name}.KEY=VALUE"
+        print(f"  options ({flag}):")
+        print(tabulate(rows, headers=["option", "type", "default", "valid", "description"], tablefmt="github") + "\n")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
+    import torch
+
+    from benchkit.registry import Registry
+    from benchkit.runner import check_device
+    from benchkit.training import TrainConfig
+
+    if args.epochs < 1 or args.batch_size < 1:
+        raise UserError("--epochs and --batch-size must be at least 1")
+    if args.seed < 0 or (args.max_minutes is not None and not args.max_minutes > 0):
+        raise UserError("--seed must be >= 0, and --max-minutes > 0")
+    try:
+        check_device(torch.device(args.device))
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(f"bad --device '{args.device}' ({exc}): use cpu or cuda") from exc
+    registry = Registry()
+    options = parse_options(args.option, prefix_required=False)
+    dataset_name = args.dataset.partition(":")[0]
+    unknown = set(options) - {"", args.model, dataset_name, *(m.partition(":")[0] for m in args.masks)}
+    if unknown:
+        raise UserError(f"-o {sorted(unknown)[0]}.*: `benchkit train {args.model}` takes trainer options as "
+                        f"-o KEY=VALUE, and -o {dataset_name}.KEY=VALUE for the dataset")
+    trainer = registry.create("trainer", args.model, options.get("", {}) | options.get(args.model, {}))
+    dataset_options = dict(options.get(dataset_name, {}))
+    if args.data_dir and registry.accepts("dataset", args.dataset, "data_dir"):
+        dataset_options["data_dir"] = args.data_dir
+    dataset = registry.create("dataset", args.dataset, dataset_options)
+    masks = ({name: registry.create("mask", name, options.get(name.partition(":")[0], {})) for name in args.masks}
+             if trainer.needs_masks else {})
+    if trainer.needs_masks and not masks:
+        raise UserError("--masks is empty: name the training masks, e.g. --masks center,random")
+    images = dataset.images_uint8("train")  # converted to float one batch at a time
+    if len(images) < args.batch_size:
+        raise UserError(f"dataset '{args.dataset}' has {len(images)} training images, fewer than --batch-size "
+                        f"{args.batch_size}: no batch could be trained; lower --batch-size or add images")
+    if images.shape[2] != images.shape[3] or images.shape[2] not in (32, 64, 128):
+        raise UserError(f"dataset '{args.dataset}' has {images.shape[2]}x{images.shape[3]} images: the networks "
+                        "take 32, 64 or 128 px squares; resize them (e.g. -o folder.size=64)")
+    config = TrainConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+                         seed=args.seed, device=args.device, max_minutes=args.max_minutes)
+    path = trainer.train(images, config, args.out, "benchkit " + shlex.join(argv), masks)
+    print(f"model written to {path}")
     return 0

@@ -1,6 +1,7 @@
 """Pluggy hook specifications. A plugin module implements any of these with ``@hookimpl``.
 
-Each hook receives a ``register`` callback; call it once per plugin class, for example::
+Each ``register_*`` hook receives a ``register`` callback; call it once per plugin class (a
+:class:`~benchkit.interfaces.Preset` instance for presets), for example::
 
     @benchkit.hookimpl
     def register_methods(register):
@@ -30,3 +31,19 @@ def register_metrics(register):
 @hookspec
 def register_datasets(register):
     """Register Dataset subclasses."""
+
+
+@hookspec
+def register_trainers(register):
+    """Register Trainer subclasses (``benchkit train NAME``)."""
+
+
+@hookspec
+def register_presets(register):
+    """Register Preset instances (``benchkit run --preset NAME``)."""
+
+
+@hookspec
+def register_commands(subparsers):
+    """Add subcommands: ``subparsers`` is argparse's; give each parser ``set_defaults(handler=f)``,
+    where ``f(args) -> int`` is the exit code (raise ``benchkit.errors.UserError`` for bad input)."""

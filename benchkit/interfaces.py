@@ -1,4 +1,4 @@
-"""The four plugin interfaces: Method, MaskGenerator, Metric and Dataset.
+"""The plugin interfaces: Method, MaskGenerator, Metric, Dataset, Trainer and Preset.
 
 Conventions shared by every plugin
 ----------------------------------
@@ -206,3 +206,41 @@ class Dataset(Plugin, ABC):
         from benchkit.errors import UserError
 
         raise UserError(f"dataset '{self.name}' has no download: put its files in place by hand")
+
+
+class Trainer(Plugin, ABC):
+    """Trains a model for a dataset: ``benchkit train NAME --dataset D`` writes
+    ``NAME-D.safetensors`` with ``NAME-D.json`` (how it was trained) into ``--out``.
+
+    Options are keyword parameters of ``__init__`` (typed and range-checked like every plugin's),
+    given as ``benchkit train NAME -o KEY=VALUE``. ``needs_masks``: ``train`` receives the mask
+    generators named by ``--masks``.
+    """
+
+    needs_masks: ClassVar[bool] = False
+
+    @abstractmethod
+    def train(self, images: torch.Tensor, config, out: Path, command: str,
+              masks: dict[str, MaskGenerator]) -> Path:
+        """Train (or resume) on ``images`` (``N x C x H x W`` uint8 or float32 in [0, 1], the train
+        split) with ``config`` (a :class:`benchkit.training.TrainConfig`); return the model's path."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named run configuration (``benchkit run --preset NAME``) and the published table it
+    reproduces. Registered as an instance through ``register_presets``.
+
+    ``paper[dataset][mask]`` holds the published (left, right) values of ``metric`` for the method
+    pair ``pair``; ``labels`` gives the paper's name of each dataset.
+    """
+
+    name: str
+    description: str
+    datasets: tuple[str, ...]
+    masks: tuple[str, ...]
+    methods: tuple[str, ...]
+    pair: tuple[str, str]
+    metric: str
+    paper: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)

@@ -1,53 +1,15 @@
-"""Named experiment settings (``benchkit run --preset NAME``) with the paper's numbers beside ours.
+"""The table of a preset (``benchkit run --preset NAME``): the paper's numbers beside ours.
 
-``yeh2017`` is Table 1 of Yeh et al. 2017: datasets CelebA, SVHN and Stanford Cars, the four
-masks, the Context Encoder against the paper's method, PSNR in dB on the test sets.
+Presets themselves are plugins (:class:`benchkit.interfaces.Preset`, ``register_presets``).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import pandas as pd
 from tabulate import tabulate
 
-
-@dataclass(frozen=True)
-class Preset:
-    """A run configuration and the published table it reproduces.
-
-    ``paper[dataset][mask]`` holds the published (left, right) values for the method pair
-    ``pair``; ``labels`` gives the paper's name of each dataset.
-    """
-
-    name: str
-    description: str
-    datasets: tuple[str, ...]
-    masks: tuple[str, ...]
-    methods: tuple[str, ...]
-    pair: tuple[str, str]
-    metric: str
-    paper: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-
-
-YEH2017 = Preset(
-    name="yeh2017",
-    description="Yeh et al. 2017, Table 1: PSNR (dB) of CE / ours on CelebA, SVHN and Cars, four masks",
-    datasets=("celeba", "svhn", "cars"),
-    masks=("center", "pattern", "random", "half"),
-    methods=("ce", "gan"),
-    pair=("ce", "gan"),
-    metric="psnr",
-    paper={
-        "celeba": {"center": (21.3, 19.4), "pattern": (19.2, 17.4), "random": (20.6, 22.8), "half": (15.5, 13.7)},
-        "svhn": {"center": (22.3, 19.0), "pattern": (22.3, 19.8), "random": (24.1, 33.0), "half": (19.1, 14.6)},
-        "cars": {"center": (14.1, 13.5), "pattern": (14.0, 14.1), "random": (16.1, 18.9), "half": (12.6, 11.1)},
-    },
-    labels={"celeba": "CelebA", "svhn": "SVHN", "cars": "Cars"},
-)
-
-PRESETS = {YEH2017.name: YEH2017}
+from benchkit.interfaces import Preset
 
 
 def _pair(left: float, right: float, digits: int) -> str:

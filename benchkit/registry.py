@@ -1,13 +1,20 @@
-"""Find plugins through the ``benchkit`` entry-point group and build them by name.
+"""The plugin registry: built-ins registered by module, third parties through entry points.
 
-Built-in plugins are registered through the same entry-point group as third-party ones. Setting
-``BENCHKIT_BLOCK_EXTERNAL_PLUGINS=1`` loads only the plugins of the ``benchkit`` distribution.
+Built-in plugins (the ``benchkit_plugins`` modules named in :data:`BUILTIN_MODULES`) are registered
+by module, as llm and tox do theirs; third-party packages name their modules in the entry-point
+group ``benchkit``. Both then register through the same hooks (:mod:`benchkit.hookspecs`), called
+through pluggy (``pm.hook``), so ordering and hook wrappers apply. Two plugins that register the same
+kind and name are refused with both distributions named; a hook with an unknown name or wrong
+parameters is one line naming the plugin and the hook. ``BENCHKIT_BLOCK_EXTERNAL_PLUGINS=1`` loads
+only the built-ins.
 """
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.metadata
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -15,15 +22,19 @@ import pluggy
 
 from benchkit import hookspecs
 from benchkit.errors import UserError
-from benchkit.interfaces import Dataset, MaskGenerator, Method, Metric
+from benchkit.interfaces import Dataset, MaskGenerator, Method, Metric, Preset, Trainer
 from benchkit.options import option_specs
 
 ENTRY_POINT_GROUP = "benchkit"
 BLOCK_ENV = "BENCHKIT_BLOCK_EXTERNAL_PLUGINS"
 BUILTIN_DISTRIBUTION = "benchkit"
-KINDS = {"method": Method, "mask": MaskGenerator, "metric": Metric, "dataset": Dataset}
+BUILTIN_MODULES = tuple(f"benchkit_plugins.{m}" for m in (
+    "datasets", "paper_datasets", "masks", "metrics", "baselines", "tv", "lowrank", "nn", "patchmatch",
+    "references", "gan", "ce", "presets"))
+KINDS = {"method": Method, "mask": MaskGenerator, "metric": Metric, "dataset": Dataset, "trainer": Trainer,
+         "preset": Preset}
 HOOKS = {"method": "register_methods", "mask": "register_masks", "metric": "register_metrics",
-         "dataset": "register_datasets"}
+         "dataset": "register_datasets", "trainer": "register_trainers", "preset": "register_presets"}
 
 
 @dataclass(frozen=True)
@@ -34,7 +45,7 @@ class PluginInfo:
     name: str
     description: str
     distribution: str
-    cls: type
+    cls: Any  # the plugin class (a Preset instance for presets)
 
 
 class Registry:
@@ -54,39 +65,85 @@ class Registry:
             block_external = os.environ.get(BLOCK_ENV, "") not in ("", "0", "false")
         self._pm = pluggy.PluginManager("benchkit")
         self._pm.add_hookspecs(hookspecs)
-        self._distribution: dict[str, str] = {}
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = ep.dist.name if ep.dist is not None else "?"
-            if block_external and dist != BUILTIN_DISTRIBUTION:
-                continue
-            if self._pm.has_plugin(ep.name):
-                continue  # the same distribution seen twice on sys.path
-            try:
-                module = ep.load()
-            except Exception as exc:  # a broken third-party plugin must not look like our bug
-                raise UserError(f"plugin '{ep.name}' from '{dist}' failed to import ({exc}): "
-                                f"fix or uninstall it, or set {BLOCK_ENV}=1") from exc
-            self._pm.register(module, name=ep.name)
-            self._distribution[ep.name] = dist
+        self._modules: dict[str, str] = {}  # module or package name -> distribution
+        for module_name in BUILTIN_MODULES:
+            self._register(importlib.import_module(module_name), module_name, BUILTIN_DISTRIBUTION)
+        if not block_external:
+            seen = set()
+            for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+                dist = ep.dist.name if ep.dist is not None else "?"
+                if (dist, ep.name, ep.value) in seen:
+                    continue  # the same distribution found twice on sys.path
+                seen.add((dist, ep.name, ep.value))
+                try:
+                    module = ep.load()
+                except Exception as exc:  # a broken third-party plugin must not look like our bug
+                    raise UserError(f"plugin '{ep.name}' from '{dist}' failed to import ({type(exc).__name__}: "
+                                    f"{exc}): fix or uninstall it, or set {BLOCK_ENV}=1") from exc
+                self._register(module, f"{dist}:{ep.name}", dist)
         for i, obj in enumerate(extra):
-            name = f"in-process-{i}"
-            self._pm.register(obj, name=name)
-            self._distribution[name] = "<in-process>"
+            self._register(obj, f"in-process-{i}", "<in-process>")
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            label = getattr(exc.plugin, "__name__", None) or self._pm.get_name(exc.plugin)
+            raise UserError(f"plugin '{label}' from '{self._dist_of_plugin(exc.plugin)}' has a hook "
+                            f"that benchkit does not define ({_unknown_hooks(exc.plugin, self._pm)}): the hooks are "
+                            f"{', '.join(sorted(HOOKS.values()))} and register_commands; fix its name, or set "
+                            f"{BLOCK_ENV}=1") from exc
         self._plugins: dict[str, dict[str, PluginInfo]] = {kind: {} for kind in KINDS}
         for kind, hook in HOOKS.items():
-            for impl in getattr(self._pm.hook, hook).get_hookimpls():
-                dist = self._distribution.get(impl.plugin_name, "?")
-                impl.function(register=lambda cls, kind=kind, dist=dist: self._add(kind, cls, dist))
+            getattr(self._pm.hook, hook)(register=lambda cls, kind=kind: self._add(kind, cls))
 
-    def _add(self, kind: str, cls: type, dist: str) -> None:
+    def _register(self, plugin: Any, name: str, dist: str) -> None:
+        if self._pm.is_registered(plugin):
+            return  # the very same module, named twice: its classes cannot shadow themselves
+        try:
+            self._pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            label = getattr(plugin, "__name__", None) or name
+            detail = " ".join(str(exc).replace(f"Plugin '{name}' ", "").split())  # one line
+            raise UserError(f"plugin '{label}' from '{dist}' has an invalid hook ({detail}): fix it or uninstall it, "
+                            f"or set {BLOCK_ENV}=1") from exc
+        module = getattr(plugin, "__name__", None) if isinstance(plugin, type(sys)) else type(plugin).__module__
+        if module:
+            self._modules.setdefault(module, dist)
+            self._modules.setdefault(module.partition(".")[0], dist)
+
+    def _dist_of_plugin(self, plugin: Any) -> str:
+        module = getattr(plugin, "__name__", None) if isinstance(plugin, type(sys)) else type(plugin).__module__
+        return self._dist_of_module(module or "")
+
+    def _dist_of_module(self, module: str) -> str:
+        """The distribution of the registered plugin a class comes from (by its module)."""
+        parts = module.split(".")
+        for end in range(len(parts), 0, -1):
+            if ".".join(parts[:end]) in self._modules:
+                return self._modules[".".join(parts[:end])]
+        found = importlib.metadata.packages_distributions().get(parts[0])
+        return found[0] if found else "<in-process>"
+
+    def register_commands(self, subparsers) -> None:
+        """Let plugins add subcommands (``register_commands(subparsers)``, argparse sub-parsers)."""
+        self._pm.hook.register_commands(subparsers=subparsers)
+
+    def _add(self, kind: str, cls: Any) -> None:
         base = KINDS[kind]
-        if not (isinstance(cls, type) and issubclass(cls, base)) or not cls.name:
+        module = cls.__module__ if isinstance(cls, type) else type(cls).__module__
+        dist = self._dist_of_module(module)
+        valid = isinstance(cls, base) if kind == "preset" else isinstance(cls, type) and issubclass(cls, base)
+        if not valid or not getattr(cls, "name", ""):
+            shape = "instance" if kind == "preset" else "subclass"
             raise UserError(f"'{dist}' registered {cls!r} as a {kind}: it must be a {base.__name__} "
-                            "subclass with a non-empty name")
+                            f"{shape} with a non-empty name")
         if cls.name in self._plugins[kind]:
-            other = self._plugins[kind][cls.name].distribution
-            raise UserError(f"{kind} '{cls.name}' is registered by both '{other}' and '{dist}': "
-                            "uninstall one of them")
+            if self._plugins[kind][cls.name].cls is cls:
+                return  # the same class registered twice
+            first, second = sorted([self._plugins[kind][cls.name].distribution, dist],
+                                   key=lambda d: (d != BUILTIN_DISTRIBUTION, d))
+            raise UserError(f"{kind} '{cls.name}' is registered by both '{first}' and '{second}': "
+                            "uninstall one of them, or set {BLOCK_ENV}=1 to use only benchkit's own".replace(
+                                "{BLOCK_ENV}", BLOCK_ENV))
         first_line = (cls.description or (cls.__doc__ or "").strip()).splitlines()
         self._plugins[kind][cls.name] = PluginInfo(kind, cls.name, first_line[0] if first_line else "",
                                                    dist, cls)
@@ -118,6 +175,8 @@ class Registry:
         """
         name, _, arg = spec.partition(":")
         info = self.get(kind, name)
+        if kind == "preset":
+            return info.cls
         options = dict(options or {})
         if arg:
             key = getattr(info.cls, "spec_option", None)
@@ -144,3 +203,10 @@ class Registry:
     def accepts(self, kind: str, spec: str, option: str) -> bool:
         """Whether the plugin named by ``spec`` takes the keyword option ``option``."""
         return option in option_specs(self.get(kind, spec.partition(":")[0]).cls)
+
+
+def _unknown_hooks(plugin: Any, pm: pluggy.PluginManager) -> str:
+    """Names of a plugin's hook implementations that match no hook specification."""
+    names = [impl.function.__name__ for caller in pm.get_hookcallers(plugin) or ()
+             for impl in caller.get_hookimpls() if impl.plugin is plugin and caller.spec is None]
+    return ", ".join(f"'{n}'" for n in names) or "unknown"

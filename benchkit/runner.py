@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from benchkit import __version__
 from benchkit.checkpoints import find_checkpoint
+from benchkit.defaults import DEFAULT_DATASET, DEFAULT_METRICS, DEFAULT_N_IMAGES, DEFAULT_OUT, PAPER_MASKS
 from benchkit.errors import UserError
 from benchkit.interfaces import MethodContext
 from benchkit.masking import make_masks
@@ -36,14 +37,14 @@ class RunConfig:
     """Settings of ``benchkit run``. ``methods=None`` means every available method."""
 
     methods: list[str] | None = None
-    datasets: list[str] = field(default_factory=lambda: ["fashion-mnist-mini"])
-    masks: list[str] = field(default_factory=lambda: ["center", "pattern", "random", "half"])
-    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "l1", "psnr_hole"])
-    n_images: int = 16
+    datasets: list[str] = field(default_factory=lambda: [DEFAULT_DATASET])
+    masks: list[str] = field(default_factory=lambda: list(PAPER_MASKS))
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    n_images: int = DEFAULT_N_IMAGES
     seed: int = 0
     batch_size: int = 64
     device: str = "cpu"
-    out: Path = Path("results/default")
+    out: Path = Path(DEFAULT_OUT)
     force: bool = False
     data_dir: str | None = None
     models_dir: str | None = None

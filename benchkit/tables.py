@@ -28,7 +28,16 @@ def _cell(value, digits: int) -> str:
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
-LOWER_IS_BETTER = frozenset({"l1", "seconds"})
+def lower_is_better_metrics() -> frozenset[str]:
+    """Columns where less is better: ``seconds`` and every registered metric whose
+    ``higher_is_better`` is False (built-in or from a plugin)."""
+    from benchkit.registry import Registry
+
+    try:
+        metrics = [info for info in Registry().all() if info.kind == "metric"]
+    except Exception:  # a broken plugin: its own command reports it; tables fall back to the built-in facts
+        metrics = [info for info in Registry(block_external=True).all() if info.kind == "metric"]
+    return frozenset({"seconds"} | {m.name for m in metrics if not m.cls.higher_is_better})
 
 
 def _best_rows(table: pd.DataFrame, mask: str, lower: bool) -> set:
@@ -41,10 +50,12 @@ def _best_rows(table: pd.DataFrame, mask: str, lower: bool) -> set:
 
 
 def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
-                  lower_is_better: frozenset[str] = LOWER_IS_BETTER) -> str:
+                  lower_is_better: frozenset[str] | None = None) -> str:
     """Render summary tables as GitHub markdown, LaTeX (booktabs, the best mean of each column in
     bold), HTML (best in bold too) or CSV (one flat table). ``lower_is_better`` names the metrics
-    where less is better."""
+    where less is better (default: read from the metrics' ``higher_is_better``)."""
+    if lower_is_better is None:
+        lower_is_better = lower_is_better_metrics()
     metrics = [m for m in metrics if m in df.columns]
     if df.empty or not metrics:
         return "no results yet"

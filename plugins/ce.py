@@ -8,14 +8,16 @@ all the test mask types (``benchkit train ce --masks center,pattern,random,half`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import torch
 
 from benchkit.checkpoints import check_model_shape, load_model
 from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
-from benchkit.interfaces import Method, MethodContext
-from benchkit.nets.context_encoder import ContextEncoder, prefill
+from benchkit.interfaces import Method, MethodContext, Trainer
+from benchkit.options import Range
+from benchkit_plugins.nets.context_encoder import ContextEncoder, prefill, train_ce
 
 MODELS = Path(__file__).parent / "models"
 
@@ -48,6 +50,37 @@ class ContextEncoderMethod(Method):
         return (self.net(prefill(images, known, self.fill) * 2 - 1) + 1) / 2
 
 
+class ContextEncoderTrainer(Trainer):
+    """Trains the ``ce`` method's Context Encoder with the given masks (``plugins/nets/context_encoder.py``).
+
+    Parameters
+    ----------
+    width : int
+        Channels of the first convolution, doubling at each scale (64 as in the original).
+    bottleneck : int or None
+        Channels of the 1x1 bottleneck; None scales the original's 4000 at 128 px to the image size.
+    overlap : int
+        Weight 10x a band of this many known pixels around the hole in the L2 loss (0: none).
+    """
+
+    name = "ce"
+    description = "Context Encoder for the ce method, trained with --masks; writes ce-DATASET.safetensors"
+    needs_masks = True
+
+    def __init__(self, width: Annotated[int, Range(8, 1024)] = 64,
+                 bottleneck: Annotated[int, Range(1)] | None = None, overlap: Annotated[int, Range(0)] = 0) -> None:
+        self.width, self.bottleneck, self.overlap = width, bottleneck, overlap
+
+    def train(self, images, config, out, command, masks):
+        config.width = self.width
+        return train_ce(images, masks, config, Path(out), command, overlap=self.overlap, bottleneck=self.bottleneck)
+
+
 @hookimpl
 def register_methods(register):
     register(ContextEncoderMethod)
+
+
+@hookimpl
+def register_trainers(register):
+    register(ContextEncoderTrainer)

@@ -39,9 +39,9 @@ from benchkit.blending import poisson_blend
 from benchkit.checkpoints import check_model_shape, load_model
 from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
-from benchkit.interfaces import Method, MethodContext
+from benchkit.interfaces import Method, MethodContext, Trainer
 from benchkit.options import Range
-from benchkit.nets.dcgan import Discriminator, Generator
+from benchkit_plugins.nets.dcgan import Discriminator, Generator, train_gan
 
 MODELS = Path(__file__).parent / "models"
 
@@ -175,6 +175,31 @@ class GANInpainting(Method):
         return guide.clamp(0, 1)
 
 
+class DCGANTrainer(Trainer):
+    """Trains the DCGAN the ``gan`` method searches (Radford et al. 2016; ``plugins/nets/dcgan.py``).
+
+    Parameters
+    ----------
+    width : int
+        Channels of D's first and G's last convolution, doubling at each scale (DCGAN: 64).
+    """
+
+    name = "gan"
+    description = "DCGAN for the gan method: Adam 2e-4, beta1 0.5, flips; writes gan-DATASET.safetensors"
+
+    def __init__(self, width: Annotated[int, Range(8, 1024)] = 64) -> None:
+        self.width = width
+
+    def train(self, images, config, out, command, masks):
+        config.width = self.width
+        return train_gan(images, config, Path(out), command)
+
+
 @hookimpl
 def register_methods(register):
     register(GANInpainting)
+
+
+@hookimpl
+def register_trainers(register):
+    register(DCGANTrainer)

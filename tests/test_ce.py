@@ -1,8 +1,8 @@
 import torch
 
 from benchkit.masking import make_masks
-from benchkit.nets.context_encoder import ContextEncoder, default_bottleneck, hole_weights, prefill, train_ce
-from benchkit.nets.training import TrainConfig
+from benchkit_plugins.nets.context_encoder import ContextEncoder, default_bottleneck, hole_weights, prefill, train_ce
+from benchkit.training import TrainConfig
 from benchkit_plugins.masks import CenterMask, RandomMask
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from benchkit.errors import UserError
-from benchkit.nets.dcgan import Discriminator, Generator
+from benchkit_plugins.nets.dcgan import Discriminator, Generator
 from benchkit.runner import run
 from benchkit_plugins.gan import importance_weights, latent_search
 from benchkit_plugins.metrics import psnr

@@ -3,8 +3,9 @@ import json
 import torch
 
 from benchkit.checkpoints import load_model
-from benchkit.nets.dcgan import Discriminator, Generator
-from benchkit.nets.training import TrainConfig, train_gan
+from benchkit_plugins.nets.dcgan import Discriminator, Generator
+from benchkit.training import TrainConfig
+from benchkit_plugins.nets.dcgan import train_gan
 
 
 def test_tiny_gan_trains_saves_and_resumes(tmp_path):
@@ -37,7 +38,7 @@ def test_dcgan_shapes_and_init():
 
 
 def test_uint8_images_train_exactly_like_their_float_copy(tmp_path):
-    from benchkit.nets.training import channel_means
+    from benchkit.training import channel_means
 
     raw = torch.randint(0, 256, (32, 1, 32, 32), dtype=torch.uint8)
     as_float = raw.float() / 255

@@ -1,22 +1,32 @@
-"""An example third-party benchkit plugin: a method and a mask, registered through hooks."""
+"""An example third-party benchkit plugin: a method, a mask, a metric, a preset and a command."""
 import time
+from typing import Annotated
 
 import numpy as np
 import torch
 
 import benchkit
-from benchkit.interfaces import MaskGenerator, Method
+from benchkit.interfaces import MaskGenerator, Method, Metric, Preset
+from benchkit.options import Range
 
 
 class FlatFill(Method):
-    """Fill every missing pixel with one constant grey level."""
+    """Fill every missing pixel with one constant grey level.
+
+    Parameters
+    ----------
+    value : float
+        The grey level, in [0, 1].
+    delay : float
+        Seconds to sleep per batch (to test interrupted runs).
+    """
 
     name = "flat-fill"
     description = "fills holes with a constant grey level (example third-party plugin)"
 
-    def __init__(self, value: float = 0.5, delay: float = 0.0) -> None:
+    def __init__(self, value: Annotated[float, Range(0, 1)] = 0.5, delay: Annotated[float, Range(0)] = 0.0) -> None:
         self.value = value
-        self.delay = delay  # seconds to sleep per batch, to test interrupted runs
+        self.delay = delay
 
     def inpaint(self, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         time.sleep(self.delay)
@@ -24,17 +34,63 @@ class FlatFill(Method):
 
 
 class StripesMask(MaskGenerator):
-    """Every other group of ``width`` rows missing."""
+    """Every other group of ``width`` rows missing.
+
+    Parameters
+    ----------
+    width : int
+        Height in pixels of each stripe.
+    """
 
     name = "stripes"
     description = "horizontal stripes missing (example third-party plugin)"
 
-    def __init__(self, width: int = 2) -> None:
+    def __init__(self, width: Annotated[int, Range(1)] = 2) -> None:
         self.width = width
 
     def known(self, height, width, *, index, rng):
         rows = (np.arange(height) // self.width) % 2 == 0
         return np.repeat(rows[:, None], width, axis=1)
+
+
+class MaxHoleError(Metric):
+    """The largest absolute error over the missing pixels of each image (intensity in [0, 1])."""
+
+    name = "max-hole-error"
+    description = "largest absolute error in the hole (example third-party plugin)"
+    higher_is_better = False
+
+    def compute(self, prediction, target, known):
+        error = (prediction.double() - target.double()).abs() * (~known)
+        return error.flatten(1).max(1).values
+
+
+STRIPES_DEMO = Preset(name="stripes-demo", description="flat-fill and mean-fill on stripes and center (example)",
+                      datasets=("fashion-mnist-mini",), masks=("stripes", "center"), methods=("flat-fill", "mean-fill"),
+                      pair=("flat-fill", "mean-fill"), metric="psnr")
+
+
+def hello(args) -> int:
+    """``benchkit hello [--name N]``: a subcommand added by a plugin."""
+    print(f"hello, {args.name}, from benchkit-example-plugin")
+    return 0
+
+
+@benchkit.hookimpl
+def register_commands(subparsers):
+    parser = subparsers.add_parser("hello", help="greet (a subcommand from benchkit-example-plugin)")
+    parser.add_argument("--name", default="researcher")
+    parser.set_defaults(handler=hello)
+
+
+@benchkit.hookimpl
+def register_metrics(register):
+    register(MaxHoleError)
+
+
+@benchkit.hookimpl
+def register_presets(register):
+    register(STRIPES_DEMO)
 
 
 @benchkit.hookimpl

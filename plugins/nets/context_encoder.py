@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchkit.nets.dcgan import _levels, init_weights
+from benchkit_plugins.nets.dcgan import _levels, init_weights
 
 
 def default_bottleneck(size: int) -> int:
@@ -78,8 +78,8 @@ def train_ce(images: torch.Tensor, mask_generators: dict, config, out, command: 
     """
     from benchkit.imaging import grid
     from benchkit.masking import make_masks
-    from benchkit.nets.dcgan import Discriminator
-    from benchkit.nets.training import Trainer, as_float, channel_means
+    from benchkit.training import TrainingLoop, as_float, channel_means
+    from benchkit_plugins.nets.dcgan import Discriminator
 
     device = torch.device(config.device)
     _, channels, size, _ = images.shape
@@ -89,7 +89,7 @@ def train_ce(images: torch.Tensor, mask_generators: dict, config, out, command: 
     opt_g = torch.optim.Adam(net.parameters(), config.lr, betas=(config.beta1, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), config.lr, betas=(config.beta1, 0.999))
     fill = channel_means(images)
-    trainer = Trainer("ce", images, config, out, command, {"encoder": net, "discriminator": disc},
+    trainer = TrainingLoop("ce", images, config, out, command, {"encoder": net, "discriminator": disc},
                       {"opt_g": opt_g, "opt_d": opt_d},
                       {"fill": fill.tolist(), "bottleneck": net.bottleneck, "overlap": overlap,
                        "masks": list(mask_generators)})

@@ -6,6 +6,7 @@ returns one logit per image (D(x) = sigmoid(logit) is the probability that x is 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -76,3 +77,44 @@ def sample_z(n: int, nz: int = 100, generator: torch.Generator | None = None,
              device: torch.device | str = "cpu") -> torch.Tensor:
     """Draw latent codes uniformly from [-1, 1]^nz, as in the paper."""
     return torch.rand(n, nz, generator=generator).mul_(2).sub_(1).to(device)
+
+
+def train_gan(images: torch.Tensor, config, out: Path, command: str) -> Path:
+    """Train (or resume training) a DCGAN on ``images`` (N x C x H x W, float32 in [0, 1] or uint8).
+
+    Non-saturating GAN losses; D sees a real and a generated batch per step. ``config`` is a
+    :class:`benchkit.training.TrainConfig`. Returns the path of the ``.safetensors`` model.
+    """
+    import torch.nn.functional as F
+
+    from benchkit.imaging import grid
+    from benchkit.training import TrainingLoop
+
+    device = torch.device(config.device)
+    _, channels, size, _ = images.shape
+    torch.manual_seed(config.seed)
+    gen = Generator(size, channels, config.nz, config.width).to(device)
+    disc = Discriminator(size, channels, config.width).to(device)
+    opt_g = torch.optim.Adam(gen.parameters(), config.lr, betas=(config.beta1, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), config.lr, betas=(config.beta1, 0.999))
+    trainer = TrainingLoop("gan", images, config, out, command, {"generator": gen, "discriminator": disc},
+                      {"opt_g": opt_g, "opt_d": opt_d}, {})
+    fixed_z = sample_z(64, config.nz, torch.Generator().manual_seed(config.seed), device)
+    ones = torch.ones(config.batch_size, device=device)
+    zeros = torch.zeros(config.batch_size, device=device)
+
+    def step(real: torch.Tensor, index: int) -> dict[str, float]:
+        fake = gen(sample_z(config.batch_size, config.nz, device=device))
+        loss_d = (F.binary_cross_entropy_with_logits(disc(real), ones)
+                  + F.binary_cross_entropy_with_logits(disc(fake.detach()), zeros))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        loss_g = F.binary_cross_entropy_with_logits(disc(fake), ones)  # non-saturating G loss
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+
+    gen.train(), disc.train()
+    return trainer.fit(step, lambda: grid(gen(fixed_z).add(1).div(2)))

@@ -1,4 +1,4 @@
-"""Resumable training loop shared by the DCGAN and Context Encoder trainers.
+"""The generic resumable training loop that trainer plugins (``gan``, ``ce``, third parties) share.
 
 Outputs in ``out`` for a model KIND trained on dataset NAME:
 
@@ -75,7 +75,7 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x
 
 
-class Trainer:
+class TrainingLoop:
     """Epoch loop with progress bar, periodic resumable state, per-epoch export and samples.
 
     ``networks`` and ``optimizers`` are saved by name; ``info`` is merged into the model's JSON.
@@ -158,44 +158,3 @@ class Trainer:
             self.export()
             last_save = time.time()
         return self.stem.with_name(self.stem.name + ".safetensors")
-
-
-def train_gan(images: torch.Tensor, config: TrainConfig, out: Path, command: str) -> Path:
-    """Train (or resume training) a DCGAN on ``images`` (N x C x H x W, float32 in [0, 1] or uint8).
-
-    Non-saturating GAN losses; D sees a real and a generated batch per step. Returns the path of
-    the ``.safetensors`` model.
-    """
-    import torch.nn.functional as F
-
-    from benchkit.imaging import grid
-    from benchkit.nets.dcgan import Discriminator, Generator, sample_z
-
-    device = torch.device(config.device)
-    _, channels, size, _ = images.shape
-    torch.manual_seed(config.seed)
-    gen = Generator(size, channels, config.nz, config.width).to(device)
-    disc = Discriminator(size, channels, config.width).to(device)
-    opt_g = torch.optim.Adam(gen.parameters(), config.lr, betas=(config.beta1, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), config.lr, betas=(config.beta1, 0.999))
-    trainer = Trainer("gan", images, config, out, command, {"generator": gen, "discriminator": disc},
-                      {"opt_g": opt_g, "opt_d": opt_d}, {})
-    fixed_z = sample_z(64, config.nz, torch.Generator().manual_seed(config.seed), device)
-    ones = torch.ones(config.batch_size, device=device)
-    zeros = torch.zeros(config.batch_size, device=device)
-
-    def step(real: torch.Tensor, index: int) -> dict[str, float]:
-        fake = gen(sample_z(config.batch_size, config.nz, device=device))
-        loss_d = (F.binary_cross_entropy_with_logits(disc(real), ones)
-                  + F.binary_cross_entropy_with_logits(disc(fake.detach()), zeros))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        loss_g = F.binary_cross_entropy_with_logits(disc(fake), ones)  # non-saturating G loss
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
-
-    gen.train(), disc.train()
-    return trainer.fit(step, lambda: grid(gen(fixed_z).add(1).div(2)))

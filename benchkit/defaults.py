@@ -1,0 +1,33 @@
+"""One source for the defaults the command line and the runner share, and for option parsing."""
+from __future__ import annotations
+
+from benchkit.errors import UserError
+
+PAPER_MASKS = ("center", "pattern", "random", "half")  # Yeh et al. 2017, Table 1, in its order
+DEFAULT_DATASET = "fashion-mnist-mini"  # embedded: works offline right after install
+DEFAULT_METRICS = ("psnr", "ssim", "l1", "psnr_hole")
+DEFAULT_N_IMAGES = 16  # about 3 minutes for every method on 2 CPU cores
+DEFAULT_OUT = "results/default"
+
+
+def csv_list(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``; ``","`` gives an empty list (refused by the runner)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_options(pairs: list[str], prefix_required: bool = True) -> dict[str, dict[str, str]]:
+    """Parse ``-o PLUGIN.KEY=VALUE`` pairs into ``{PLUGIN: {KEY: VALUE}}``.
+
+    With ``prefix_required=False`` (``benchkit train``, one plugin), ``KEY=VALUE`` is accepted too
+    and filed under the plugin ``""``.
+    """
+    options: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        plugin, dot, option = key.partition(".") if "." in key else ("", "", key)
+        if not sep or not option or (prefix_required and (not dot or not plugin)):
+            example = "gan.iterations=100" if prefix_required else "width=128"
+            raise UserError(f"option '{pair}' is not {'PLUGIN.' if prefix_required else ''}KEY=VALUE "
+                            f"(for example {example})")
+        options.setdefault(plugin, {})[option] = value
+    return options
