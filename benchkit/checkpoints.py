@@ -14,14 +14,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from benchkit.errors import UserError
+from benchkit.files import atomic_write_text, replacing
 
 
 def save_model(path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
     """Write ``path`` (.safetensors) and its .json atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
     atomic_write_text(path.with_suffix(".json"), json.dumps(info, indent=2, sort_keys=True))
 
 
@@ -75,23 +75,10 @@ def slim_model(source: Path, target: Path, keep: tuple[str, ...], dtype: torch.d
     return target
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write bytes to ``path`` via a temporary file in the same folder and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write UTF-8 text to ``path`` atomically (see :func:`atomic_write_bytes`)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def save_state(path: Path, state: dict) -> None:
     """Save a training state (tensors, numbers, strings only) atomically for resuming."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_state(path: Path) -> dict:

@@ -64,7 +64,7 @@ def failure_table(records) -> str:
     """The failed cells as a table: dataset, mask, method, error (first line)."""
     from tabulate import tabulate
 
-    rows = [(r["dataset"], r["mask"], r["method"], str(r["error"]).splitlines()[0][:200]) for r in records]
+    rows = [(r.dataset, r.mask, r.method, (str(r.error).splitlines() or [""])[0][:200]) for r in records]
     return tabulate(rows, headers=["dataset", "mask", "method", "error"], tablefmt="github")
 
 
@@ -89,7 +89,7 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     print(format_tables(df, metrics + ["seconds"], args.format))
     failed = failures(args.path)
     if len(failed):
-        print(f"\n{len(failed)} failed cells:\n" + failure_table(failed.to_dict("records")))
+        print(f"\n{len(failed)} failed cells:\n" + failure_table(list(failed.itertuples())))
     return 0
 
 

@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from benchkit.errors import UserError
+from benchkit.files import replacing
 
 DATA_ENV = "BENCHKIT_DATA"
 CACHE_ENV = "BENCHKIT_CACHE"
@@ -138,10 +139,8 @@ def cached_array(key: dict, build: Callable[[], np.ndarray]) -> np.ndarray:
         raise TypeError(f"cache builders must return uint8, got {array.dtype}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with replacing(path) as tmp, open(tmp, "wb") as f:
             np.save(f, array)
-        os.replace(tmp, path)
         path.with_suffix(".json").write_text(json.dumps(key, indent=2, sort_keys=True))
     except OSError:
         return array  # an unwritable cache folder only costs the rebuild next time

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchkit.checkpoints import atomic_write_bytes
+from benchkit.files import atomic_write_bytes
 from benchkit.results import CELLS, MANIFEST, cell_path, grid_path, read_cell, read_manifest, read_samples
 
 HOLE_COLOUR = (64, 160, 255)  # RGB of missing pixels in the input column
@@ -47,8 +47,8 @@ def run_cells(run_dir: Path) -> list[tuple[str, str, str]]:
     keys = []
     for path in sorted((Path(run_dir) / CELLS).glob("*.json")):
         record = read_cell(path)
-        if record["status"] == "ok":
-            keys.append((record["dataset"], record["mask"], record["method"]))
+        if record.ok:
+            keys.append(record.key)
     manifest = read_manifest(Path(run_dir)) or {}
     config = manifest.get("config")
     order = (config.get("methods") if isinstance(config, dict) else None) or []

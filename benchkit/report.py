@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchkit.checkpoints import atomic_write_text
+from benchkit.files import atomic_write_text
 from benchkit.pictures import grid_png, run_cells
 from benchkit.results import failures, load_results, read_manifest
 from benchkit.stats import compare_all

@@ -12,15 +12,15 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from benchkit.checkpoints import atomic_write_text
+from benchkit.files import atomic_write_bytes, atomic_write_text
 from benchkit.errors import UserError
 
 MANIFEST = "manifest.json"
@@ -46,16 +46,62 @@ def grid_path(run_dir: Path, dataset: str, mask: str) -> Path:
     return run_dir / "grids" / f"{_safe_name(f'{dataset}__{mask}')}.png"
 
 
-def write_cell(path: Path, record: dict, samples: dict[str, np.ndarray] | None = None) -> None:
+CELL_VERSION = 2  # 1: the unversioned dicts of benchkit 0.1 (read as version 1)
+
+
+@dataclass
+class CellRecord:
+    """What a finished (dataset, mask, method) cell stores in ``cells/*.json``.
+
+    ``rows`` maps column names (``image_id``, ``seconds``, ``missing_fraction``, one per metric) to
+    equal-length lists, one value per image; it is None for a failed cell, whose ``error`` (one line)
+    and ``traceback`` say why. ``settings`` are what the cell depends on (options, seed, dataset
+    digest ...): a cell is reused only when they match. ``version`` is :data:`CELL_VERSION`.
+    """
+
+    dataset: str
+    mask: str
+    method: str
+    status: str  # "ok" or "failed"
+    settings: dict = field(default_factory=dict)
+    metrics: list = field(default_factory=list)
+    rows: dict | None = None
+    error: str | None = None
+    traceback: str | None = None
+    seconds: float = 0.0
+    sample_ids: list = field(default_factory=list)
+    version: int = CELL_VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.dataset, self.mask, self.method
+
+    @classmethod
+    def from_dict(cls, data) -> "CellRecord":
+        """Check and convert a cell file's JSON; raises ValueError naming what is wrong."""
+        _check_record(data)
+        known = {f.name for f in fields(cls)}
+        record = cls(**{k: v for k, v in data.items() if k in known and k != "version"},
+                     version=int(data.get("version", 1)) if isinstance(data.get("version", 1), int) else 0)
+        if record.version not in (1, CELL_VERSION):
+            raise ValueError(f"cell format version {data.get('version')!r} is not one this benchkit reads")
+        if not isinstance(record.settings, dict):
+            raise ValueError("its settings are not an object")
+        return record
+
+
+def write_cell(path: Path, record: CellRecord, samples: dict[str, np.ndarray] | None = None) -> None:
     """Atomically write a cell's record (and its sample arrays first, so the JSON marks completion)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if samples is not None:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **samples)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz.tmp")
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path.with_suffix(".npz"))
-    atomic_write_text(path, json.dumps(record, allow_nan=True))
+        atomic_write_bytes(path.with_suffix(".npz"), buffer.getvalue())
+    atomic_write_text(path, json.dumps(asdict(record), allow_nan=True))
 
 
 SAMPLE_ARRAYS = ("ids", "samples", "truth", "known")
@@ -79,12 +125,11 @@ def read_samples(cell_json: Path) -> dict[str, np.ndarray] | None:
     return arrays if shapes_agree and arrays["samples"].shape == arrays["truth"].shape else None
 
 
-def read_cell(path: Path) -> dict:
+def read_cell(path: Path) -> CellRecord:
     """Read one cell file; a corrupt one raises UserError naming it."""
     try:
-        record = json.loads(path.read_text())
-        _check_record(record)
-    except (OSError, ValueError) as exc:
+        record = CellRecord.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
         raise UserError(f"results file {path} is corrupt ({exc}): delete it and rerun the same "
                         "command to redo that cell") from exc
     return record
@@ -129,7 +174,7 @@ def write_manifest(run_dir: Path, manifest: dict) -> None:
     atomic_write_text(run_dir / MANIFEST, json.dumps(manifest, indent=2, default=str))
 
 
-def cell_records(run_dir: Path) -> list[dict]:
+def cell_records(run_dir: Path) -> list[CellRecord]:
     """All cell records of a run folder, in file-name order."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -149,12 +194,12 @@ def load_results(path: str | Path) -> pd.DataFrame:
     """
     frames = []
     for record in cell_records(Path(path)):
-        if record["status"] != "ok":
+        if not record.ok:
             continue
-        frame = pd.DataFrame(record["rows"])
-        frame.insert(0, "method", record["method"])
-        frame.insert(0, "mask", record["mask"])
-        frame.insert(0, "dataset", record["dataset"])
+        frame = pd.DataFrame(record.rows)
+        frame.insert(0, "method", record.method)
+        frame.insert(0, "mask", record.mask)
+        frame.insert(0, "dataset", record.dataset)
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=KEY_COLUMNS + ["seconds", "missing_fraction"])
@@ -163,8 +208,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
 def failures(path: str | Path) -> pd.DataFrame:
     """The failed cells of a run: dataset, mask, method and error."""
-    rows = [{k: r[k] for k in ("dataset", "mask", "method", "error")}
-            for r in cell_records(Path(path)) if r["status"] != "ok"]
+    rows = [{"dataset": r.dataset, "mask": r.mask, "method": r.method, "error": r.error}
+            for r in cell_records(Path(path)) if not r.ok]
     return pd.DataFrame(rows, columns=["dataset", "mask", "method", "error"])
 
 

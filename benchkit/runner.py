@@ -27,7 +27,7 @@ from benchkit.errors import UserError
 from benchkit.interfaces import MethodContext
 from benchkit.masking import make_masks
 from benchkit.registry import Registry
-from benchkit.results import CELLS, cell_path, read_cell, read_manifest, read_samples, write_manifest
+from benchkit.results import CELLS, CellRecord, cell_path, read_cell, read_manifest, read_samples, write_manifest
 from benchkit.tasks import CellTask, run_cell
 from benchkit.validation import check_images
 
@@ -57,7 +57,7 @@ class RunConfig:
 @dataclass
 class RunOutcome:
     out: Path
-    ran: list[dict] = field(default_factory=list)
+    ran: list[CellRecord] = field(default_factory=list)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     cells: list[tuple[str, str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -66,7 +66,7 @@ class RunOutcome:
 
     @property
     def failed(self) -> list[dict]:
-        return [r for r in self.ran if r["status"] != "ok"]
+        return [r for r in self.ran if not r.ok]
 
 
 class InProcessExecutor:
@@ -185,9 +185,9 @@ def _load_dataset(config: RunConfig, registry: Registry, spec: str):
 def _reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> bool:
     """Whether a finished cell can be kept as it is; says why not in ``notes`` where it matters."""
     record = read_cell(out_file)
-    if record["status"] != "ok":
+    if not record.ok:
         return False
-    old = record.get("settings") or {}
+    old = record.settings
     if old.get("dataset_digest") != settings.get("dataset_digest"):
         notes.append(f"dataset '{key[0]}' changed since cell {'/'.join(key)} was run "
                      f"(digest {str(old.get('dataset_digest'))[:12]} -> {str(settings.get('dataset_digest'))[:12]}): "

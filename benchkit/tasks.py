@@ -18,7 +18,7 @@ import torch
 from benchkit.errors import UserError
 from benchkit.imaging import to_uint8
 from benchkit.interfaces import MethodContext
-from benchkit.results import write_cell
+from benchkit.results import CellRecord, write_cell
 
 N_SAMPLES = 16  # images per cell kept for pictures, chosen by the run's seed
 
@@ -55,7 +55,7 @@ class CellTask:
     block_external: bool | None = None
 
 
-def run_cell(task: CellTask, registry=None, progress: Callable[[int], None] | None = None) -> dict:
+def run_cell(task: CellTask, registry=None, progress: Callable[[int], None] | None = None) -> CellRecord:
     """Run a method on a cell's images, score it, write the cell file, return its record.
 
     A method that raises (or returns a bad tensor) gives a record with ``status == "failed"``; a
@@ -65,8 +65,8 @@ def run_cell(task: CellTask, registry=None, progress: Callable[[int], None] | No
         from benchkit.registry import Registry
 
         registry = Registry(block_external=task.block_external)
-    record = {"dataset": task.dataset, "mask": task.mask, "method": task.method, "status": "ok",
-              "error": None, "settings": task.settings, "metrics": task.metrics}
+    record = CellRecord(dataset=task.dataset, mask=task.mask, method=task.method, status="ok",
+                        settings=task.settings, metrics=list(task.metrics))
     method = registry.create("method", task.method, task.method_options)
     metrics = {name: registry.create("metric", name) for name in task.metrics}
     device = torch.device(task.device)
@@ -106,15 +106,16 @@ def run_cell(task: CellTask, registry=None, progress: Callable[[int], None] | No
                 "missing_fraction": (~task.known).flatten(1).float().mean(1).tolist()}
         for name, metric in metrics.items():
             rows[name] = metric.compute(composite, task.images, task.known).tolist()
-        record |= {"rows": rows, "seconds": time.perf_counter() - started}
+        record.rows, record.seconds = rows, time.perf_counter() - started
         keep = sample_positions(n, task.seed, task.settings.get("dataset_digest") or task.dataset)
-        record["sample_ids"] = [task.image_ids[i] for i in keep]
-        samples = {"ids": np.asarray(record["sample_ids"]), "samples": _uint8(composite[keep]),
+        record.sample_ids = [task.image_ids[i] for i in keep]
+        samples = {"ids": np.asarray(record.sample_ids), "samples": _uint8(composite[keep]),
                    "truth": _uint8(task.images[keep]), "known": task.known[keep].numpy()}
     except UserError:
         raise
     except Exception as exc:  # a failing method must not stop the whole run
-        record |= _failure(exc, started)
+        record.status, record.error, record.rows = "failed", f"{type(exc).__name__}: {exc}", None
+        record.traceback, record.seconds = traceback.format_exc(), time.perf_counter() - started
         samples = None
     write_cell(Path(task.out_file), record, samples)
     return record
@@ -123,10 +124,3 @@ def run_cell(task: CellTask, registry=None, progress: Callable[[int], None] | No
 def _uint8(images: torch.Tensor) -> np.ndarray:
     """``N x C x H x W`` float in [0, 1] -> the same layout in uint8."""
     return to_uint8(images).transpose(0, 3, 1, 2)
-
-
-def _failure(exc: BaseException, started: float) -> dict:
-    return {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(), "seconds": time.perf_counter() - started,
-            "rows": None}
-

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from typing import Annotated
 
 import math
 
@@ -27,7 +26,6 @@ import torch.nn.functional as F
 
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Method
-from benchkit.options import Range
 from benchkit.options import Range
 
 

@@ -39,3 +39,37 @@ def test_tasks_are_picklable(registry, config):
     tasks, _ = plan(config, registry)
     clone = pickle.loads(pickle.dumps(tasks[0]))
     assert clone.method == "mean-fill" and np.array_equal(clone.known.numpy(), tasks[0].known.numpy())
+
+
+def test_cell_records_are_versioned(tmp_path):
+    import json
+
+    import pytest
+
+    from benchkit.errors import UserError
+    from benchkit.results import CELL_VERSION, CellRecord, read_cell, write_cell
+
+    path = tmp_path / "cells" / "c.json"
+    write_cell(path, CellRecord("d", "m", "x", "ok", rows={"image_id": [0, 1], "psnr": [1.0, 2.0]}))
+    stored = json.loads(path.read_text())
+    assert stored["version"] == CELL_VERSION == 2
+    del stored["version"]  # a benchkit 0.1 cell has no version: still read
+    path.write_text(json.dumps(stored))
+    assert read_cell(path).version == 1 and read_cell(path).rows["psnr"] == [1.0, 2.0]
+    path.write_text(json.dumps(stored | {"version": 99}))
+    with pytest.raises(UserError, match="version 99"):
+        read_cell(path)
+
+
+def test_replacing_leaves_the_old_file_when_a_write_fails(tmp_path):
+    import pytest
+
+    from benchkit.files import atomic_write_text, replacing
+
+    target = tmp_path / "f.txt"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with replacing(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]

@@ -41,7 +41,7 @@ def test_composite_keeps_known_pixels(registry, config):
 def test_failing_method_is_recorded_and_run_goes_on(registry, config):
     config.methods = ["broken", "nan-out", "mean-fill"]
     outcome = run(config, registry, show_progress=False)
-    errors = {r["method"]: r["error"] for r in outcome.failed}
+    errors = {r.method: r.error for r in outcome.failed}
     assert errors["broken"] == "RuntimeError: kaboom" and "NaN" in errors["nan-out"]
     assert set(load_results(config.out).method) == {"mean-fill"}
     record = json.loads(cell_path(config.out, "tiny", "center", "broken").read_text())
@@ -61,7 +61,7 @@ def test_changed_options_redo_only_affected_cells(registry, config):
     run(config, registry, show_progress=False)
     config.options = {"random": {"missing": "0.5"}}
     outcome = run(config, registry, show_progress=False)
-    assert [(r["mask"]) for r in outcome.ran] == ["random"]
+    assert [r.mask for r in outcome.ran] == ["random"]
 
 
 def test_changed_seed_needs_force(registry, config):
