@@ -54,6 +54,13 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     run.add_argument("--models-dir", type=Path, help="folder searched first for trained checkpoints")
     run.add_argument("-o", "--option", action="append", default=[], metavar="PLUGIN.KEY=VALUE",
                      help="plugin option, e.g. -o gan.iterations=300 (repeatable; `benchkit info NAME` lists them)")
+    run.add_argument("--executor", default="inprocess", metavar="NAME",
+                     help="where shards run: inprocess (default), processes, dask (extra benchkit[dask]), or a plugin's")
+    run.add_argument("--workers", type=int, help="processes/dask: number of worker processes (default 2)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="dask: address of a running scheduler (tcp://host:8786) instead of a local cluster")
+    run.add_argument("--shard-size", type=int,
+                     help="images per shard (default: a whole cell in-process, 256 for processes and dask)")
     run.add_argument("--format", default="github", choices=["github", "latex", "csv"])
     run.add_argument("--grid-errors", action="store_true",
                      help="add error images |x - x_hat| x 2 to the comparison grids (as in the paper's Fig. 12)")

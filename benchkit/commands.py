@@ -22,6 +22,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.tables import format_tables
 
     preset = Registry().create("preset", args.preset) if args.preset else None
+    if args.executor == "inprocess" and args.scheduler:
+        args.executor = "dask"  # --scheduler ADDRESS alone means: run on that Dask cluster
+    if args.executor == "inprocess" and args.workers is not None:
+        raise UserError("--workers needs a parallel executor: add --executor processes or --executor dask")
     # an empty list (``--methods ,``) stays empty and is refused by the runner; only None means "default"
     methods = args.methods if args.methods is not None else (list(preset.methods) if preset else None)
     datasets = args.datasets if args.datasets is not None else (
@@ -33,7 +37,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                        models_dir=str(args.models_dir) if args.models_dir else None,
                        options=parse_options(args.option), command="benchkit " + shlex.join(argv),
                        optional_datasets=bool(preset and not args.datasets),
-                       optional_methods=bool(preset))  # a preset skips methods with no model for a dataset
+                       optional_methods=bool(preset), executor=args.executor, shard_size=args.shard_size,
+                       executor_options={"workers": args.workers, "scheduler": args.scheduler})  # a preset skips methods with no model for a dataset
     outcome = run(config)
     for note in outcome.notes:
         print(f"note: {note}")

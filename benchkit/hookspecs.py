@@ -44,6 +44,11 @@ def register_presets(register):
 
 
 @hookspec
+def register_executors(register):
+    """Register Executor subclasses (``benchkit run --executor NAME``)."""
+
+
+@hookspec
 def register_commands(subparsers):
     """Add subcommands: ``subparsers`` is argparse's; give each parser ``set_defaults(handler=f)``,
     where ``f(args) -> int`` is the exit code (raise ``benchkit.errors.UserError`` for bad input)."""

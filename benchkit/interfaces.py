@@ -1,4 +1,4 @@
-"""The plugin interfaces: Method, MaskGenerator, Metric, Dataset, Trainer and Preset.
+"""The plugin interfaces: Method, MaskGenerator, Metric, Dataset, Trainer, Preset and Executor.
 
 Conventions shared by every plugin
 ----------------------------------
@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Iterator, Literal
 
 import numpy as np
 import torch
@@ -244,3 +244,35 @@ class Preset:
     metric: str
     paper: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+
+
+class Executor(Plugin, ABC):
+    """Runs shard tasks, here or elsewhere, and yields their results as they finish (any order).
+
+    Tasks are :class:`benchkit.tasks.ShardTask` (picklable, no tensors) and ``fn`` is a picklable
+    module-level function (``benchkit.tasks.run_shard``). Workers compute; only the client writes.
+
+    Class attributes
+    ----------------
+    local : bool
+        Tasks run in this process: they may use in-process plugins and report progress per batch.
+    default_shard_size : int or None
+        Images per shard when ``--shard-size`` is not given; None means one shard per cell.
+    threads : int or None
+        torch threads each task sets in its worker (None leaves the worker's setting).
+    """
+
+    local: ClassVar[bool] = False
+    default_shard_size: ClassVar[int | None] = 256
+    threads: ClassVar[int | None] = 1
+
+    def start(self) -> None:
+        """Start or reach the workers; raise ``UserError`` (e.g. an unreachable scheduler). Called
+        before anything of the run is written."""
+
+    @abstractmethod
+    def map(self, fn, tasks: list) -> "Iterator":
+        """Apply ``fn`` to every task; yield the results as they finish, each exactly once."""
+
+    def close(self) -> None:
+        """Release workers and connections."""

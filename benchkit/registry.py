@@ -22,7 +22,7 @@ import pluggy
 
 from benchkit import hookspecs
 from benchkit.errors import UserError
-from benchkit.interfaces import Dataset, MaskGenerator, Method, Metric, Preset, Trainer
+from benchkit.interfaces import Dataset, Executor, MaskGenerator, Method, Metric, Preset, Trainer
 from benchkit.options import option_specs
 
 ENTRY_POINT_GROUP = "benchkit"
@@ -30,11 +30,12 @@ BLOCK_ENV = "BENCHKIT_BLOCK_EXTERNAL_PLUGINS"
 BUILTIN_DISTRIBUTION = "benchkit"
 BUILTIN_MODULES = tuple(f"benchkit_plugins.{m}" for m in (
     "datasets", "paper_datasets", "masks", "metrics", "baselines", "tv", "lowrank", "nn", "patchmatch",
-    "references", "gan", "ce", "presets"))
+    "references", "gan", "ce", "presets", "executors"))
 KINDS = {"method": Method, "mask": MaskGenerator, "metric": Metric, "dataset": Dataset, "trainer": Trainer,
-         "preset": Preset}
+         "preset": Preset, "executor": Executor}
 HOOKS = {"method": "register_methods", "mask": "register_masks", "metric": "register_metrics",
-         "dataset": "register_datasets", "trainer": "register_trainers", "preset": "register_presets"}
+         "dataset": "register_datasets", "trainer": "register_trainers", "preset": "register_presets",
+         "executor": "register_executors"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Registry:
     def __init__(self, block_external: bool | None = None, extra: Iterable[Any] = ()) -> None:
         if block_external is None:
             block_external = os.environ.get(BLOCK_ENV, "") not in ("", "0", "false")
+        self.block_external = block_external
         self._pm = pluggy.PluginManager("benchkit")
         self._pm.add_hookspecs(hookspecs)
         self._modules: dict[str, str] = {}  # module or package name -> distribution

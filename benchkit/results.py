@@ -13,6 +13,7 @@ import io
 import json
 import math
 import re
+import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -125,6 +126,38 @@ def read_samples(cell_json: Path) -> dict[str, np.ndarray] | None:
     return arrays if shapes_agree and arrays["samples"].shape == arrays["truth"].shape else None
 
 
+def shard_path(cell_file: Path, start: int, end: int) -> Path:
+    """File of the shard of images ``[start, end)`` of a cell: ``CELL.shards/START-END.json``."""
+    return cell_file.with_suffix(".shards") / f"{start:07d}-{end:07d}.json"
+
+
+def assemble_cell(cell_file: Path, record: CellRecord, ranges: list[tuple[int, int]]) -> CellRecord:
+    """Join a cell's shard files (in image order) into its cell file, atomically.
+
+    The cell is ``ok`` when every shard is; otherwise ``failed``, with the error of the first failed
+    shard, and the rows of the shards that succeeded. A finished cell's shard folder is removed.
+    """
+    shards = [read_cell(shard_path(cell_file, start, end)) for start, end in ranges]
+    failed = [(r, s) for r, s in zip(ranges, shards) if not s.ok]
+    good = [s for s in shards if s.ok and s.rows]
+    record.rows = {k: [v for s in good for v in s.rows[k]] for k in good[0].rows} if good else None
+    record.seconds = sum(s.seconds for s in shards)
+    record.status = "failed" if failed else "ok"
+    if failed:
+        (start, end), first = failed[0]
+        record.error = first.error if len(shards) == 1 else (
+            f"{len(failed)} of {len(shards)} shards failed; images {start}-{end - 1}: {first.error}")
+        record.traceback = first.traceback
+    arrays = [read_samples(shard_path(cell_file, *r)) for r, s in zip(ranges, shards) if s.ok]
+    arrays = [a for a in arrays if a is not None and len(a["ids"])]
+    samples = {k: np.concatenate([a[k] for a in arrays]) for k in SAMPLE_ARRAYS} if arrays else None
+    record.sample_ids = samples["ids"].tolist() if samples else []
+    write_cell(cell_file, record, samples)
+    if not failed:
+        shutil.rmtree(cell_file.with_suffix(".shards"), ignore_errors=True)
+    return record
+
+
 def read_cell(path: Path) -> CellRecord:
     """Read one cell file; a corrupt one raises UserError naming it."""
     try:
@@ -142,9 +175,9 @@ def _check_record(record) -> None:
     for key in ("dataset", "mask", "method"):
         if not isinstance(record.get(key), str):
             raise ValueError(f"its '{key}' is not a name")
-    if record["status"] == "failed":
-        return
     rows = record.get("rows")
+    if record["status"] == "failed" and rows is None:
+        return
     if not isinstance(rows, dict) or not isinstance(rows.get("image_id"), list):
         raise ValueError("its rows have no image_id list")
     n = len(rows["image_id"])
@@ -189,12 +222,12 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
     One row per (dataset, mask, method, image_id); one column per metric (``psnr`` in dB,
     ``ssim``, ``l1`` ...), ``seconds`` (method time per image, amortised over its batch and
-    the method's setup) and ``missing_fraction``. Failed cells have no rows; see
+    the method's setup) and ``missing_fraction``. A failed cell contributes the rows of its shards that succeeded; see
     :func:`failures`.
     """
     frames = []
     for record in cell_records(Path(path)):
-        if not record.ok:
+        if not record.rows:  # a failed cell keeps the rows of its shards that succeeded
             continue
         frame = pd.DataFrame(record.rows)
         frame.insert(0, "method", record.method)

@@ -1,21 +1,18 @@
-"""Cross methods x datasets x masks: plan and check everything, then run the unfinished cells.
+"""Cross methods x datasets x masks: plan and check everything, then run the unfinished shards.
 
-Every check that can fail on the user's input (names, options, data, masks, output folder) runs
-before anything is written, so a bad command leaves no partial output.
+Every check that can fail on the user's input (names, options, data, masks, checkpoints, metrics,
+output folder, executor) runs in :func:`plan`, before anything is written, so a bad command leaves
+no partial output. Cells are cut into shards of ``shard_size`` images; an executor runs the shards
+(here, in a process pool, or on a Dask cluster) and this process alone writes each shard's file as
+its result arrives, then assembles the cell when its last shard is in.
 """
 from __future__ import annotations
 
-import difflib
+import functools
 import hashlib
-import os
-import platform
-import shutil
-import sys
-import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import torch
 from tqdm import tqdm
@@ -27,14 +24,21 @@ from benchkit.errors import UserError
 from benchkit.interfaces import MethodContext
 from benchkit.masking import make_masks
 from benchkit.registry import Registry
-from benchkit.results import CELLS, CellRecord, cell_path, read_cell, read_manifest, read_samples, write_manifest
-from benchkit.tasks import CellTask, run_cell
-from benchkit.validation import check_images
+from benchkit.results import (CellRecord, assemble_cell, cell_path, read_cell, read_samples, shard_path, write_cell,
+                              write_manifest)
+from benchkit.runfolder import build_manifest, prepare_out
+from benchkit.tasks import ShardTask, clear_cache, run_shard, sample_positions
+from benchkit.validation import check_device, check_images, check_option_names
 
 
 @dataclass
 class RunConfig:
-    """Settings of ``benchkit run``. ``methods=None`` means every available method."""
+    """Settings of ``benchkit run``. ``methods=None`` means every available method.
+
+    ``executor`` names an executor plugin (``inprocess``, ``processes``, ``dask``) and
+    ``executor_options`` its options (``workers``, ``scheduler`` ...); ``shard_size`` is the number of
+    images per shard (None: the executor's default, a whole cell in-process).
+    """
 
     methods: list[str] | None = None
     datasets: list[str] = field(default_factory=lambda: [DEFAULT_DATASET])
@@ -52,6 +56,20 @@ class RunConfig:
     command: str = ""
     optional_datasets: bool = False  # skip (with a note) datasets that are not on disk, as presets do
     optional_methods: bool = False  # skip (with a note) methods that cannot run, as when methods is None
+    executor: str = "inprocess"
+    executor_options: dict = field(default_factory=dict)
+    shard_size: int | None = None
+
+
+@dataclass
+class CellPlan:
+    """One cell of the run: its file, the settings it depends on, its shards and which are still to run."""
+
+    key: tuple[str, str, str]
+    out_file: Path
+    record: CellRecord  # dataset, mask, method, settings, metrics (rows filled when assembled)
+    ranges: list[tuple[int, int]]
+    todo: list[ShardTask] = field(default_factory=list)
 
 
 @dataclass
@@ -63,21 +81,13 @@ class RunOutcome:
     notes: list[str] = field(default_factory=list)
     previous_manifest: dict | None = None
     digests: dict[str, str] = field(default_factory=dict)  # content digest of each folder-like dataset
+    plans: list[CellPlan] = field(default_factory=list)
+    executor: object = None
+    lock: object = None
 
     @property
-    def failed(self) -> list[dict]:
+    def failed(self) -> list[CellRecord]:
         return [r for r in self.ran if not r.ok]
-
-
-class InProcessExecutor:
-    """Runs tasks one after another in this process (the default executor)."""
-
-    def map(self, fn: Callable[[CellTask], dict], tasks: Iterable[CellTask]) -> Iterator[dict]:
-        for task in tasks:
-            yield fn(task)
-
-
-DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 def _check_config(config: RunConfig) -> None:
@@ -91,6 +101,8 @@ def _check_config(config: RunConfig) -> None:
             raise UserError(f"{label} is empty: name at least one")
     if config.methods is not None and not config.methods:
         raise UserError("--methods is empty: name at least one, or leave it out for all")
+    if config.shard_size is not None and config.shard_size < 1:
+        raise UserError(f"--shard-size {config.shard_size} must be at least 1")
     try:
         device = torch.device(config.device)
     except (RuntimeError, ValueError) as exc:
@@ -98,73 +110,8 @@ def _check_config(config: RunConfig) -> None:
     check_device(device)
 
 
-def check_device(device: torch.device) -> None:
-    """Refuse devices that cannot run the benchmark here, with the fix."""
-    if device.type not in DEVICE_TYPES:
-        raise UserError(f"--device {device} cannot run methods: use cpu or cuda")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but torch sees no CUDA GPU: use --device cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UserError(f"--device {device}: torch sees only {torch.cuda.device_count()} GPU(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps asked for, but torch sees no Apple GPU: use --device cpu")
-
-
-def _check_option_names(config: RunConfig, registry: Registry, in_run: set[str], notes: list[str]) -> None:
-    """Every ``-o PLUGIN.KEY`` must name a plugin; one that is installed but not in this run gets a note."""
-    known = {info.name for info in registry.all()}
-    for plugin, keys in config.options.items():
-        if plugin in in_run:
-            continue
-        if plugin in known:
-            notes.append(f"-o {plugin}.{next(iter(keys))}=... is not used: '{plugin}' is not in this run")
-            continue
-        close = difflib.get_close_matches(plugin, sorted(in_run | known), n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise UserError(f"-o {plugin}.{next(iter(keys))}: there is no plugin '{plugin}': {hint}"
-                        "see `benchkit list`")
-
-
 def _options_for(config: RunConfig, spec: str) -> dict[str, str]:
     return dict(config.options.get(spec.partition(":")[0], {}))
-
-
-def _prepare_out(config: RunConfig) -> dict | None:
-    """Make sure the output folder can be written and holds a compatible run (or --force).
-
-    Returns the previous manifest (None if there is none, or if --force replaces a corrupt one).
-    """
-    out = config.out
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".probe-{uuid.uuid4().hex}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"cannot write to results folder {out} ({exc.strerror or exc}): "
-                        "choose another --out") from exc
-    try:
-        manifest = read_manifest(out)
-    except UserError:
-        if not config.force:
-            raise
-        shutil.rmtree(out / CELLS, ignore_errors=True)  # --force replaces a corrupt run
-        return None
-    if manifest is None:
-        if (out / CELLS).exists() and any((out / CELLS).iterdir()):
-            if not config.force:
-                raise UserError(f"{out} holds cells but no manifest.json: it is corrupt; "
-                                "add --force to replace it, or choose another --out")
-            shutil.rmtree(out / CELLS, ignore_errors=True)
-        return None
-    old = manifest.get("settings", {})
-    new = {"seed": config.seed, "n_images": config.n_images}
-    if old != new:
-        if not config.force:
-            raise UserError(f"{out} holds a run with {old}, not {new}: add --force to replace it, "
-                            "or choose another --out")
-        shutil.rmtree(out / CELLS, ignore_errors=True)
-    return manifest
 
 
 def _load_dataset(config: RunConfig, registry: Registry, spec: str):
@@ -202,8 +149,8 @@ def _reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> b
     return True
 
 
-def plan(config: RunConfig, registry: Registry) -> tuple[list[CellTask], RunOutcome]:
-    """Check the whole configuration and build the tasks of the cells still to run."""
+def plan(config: RunConfig, registry: Registry) -> RunOutcome:
+    """Check the whole configuration, take the results folder, and plan the shards still to run."""
     _check_config(config)
     outcome = RunOutcome(out=config.out)
     method_names = config.methods if config.methods is not None else registry.names("method")
@@ -216,7 +163,7 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[CellTask], RunOutc
             outcome.notes.append(f"skipped: {problem}")
             method_names = [m for m in method_names if m != name]
     in_run = {s.partition(":")[0] for s in [*method_names, *config.masks, *config.metrics, *config.datasets]}
-    _check_option_names(config, registry, in_run, outcome.notes)
+    check_option_names(config.options, registry, in_run, outcome.notes)
     methods = {name: registry.create("method", name, _options_for(config, name)) for name in method_names}
     masks = {spec: registry.create("mask", spec, _options_for(config, spec)) for spec in config.masks}
     metrics = {name: registry.create("metric", name, _options_for(config, name)) for name in config.metrics}
@@ -232,8 +179,10 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[CellTask], RunOutc
     if not datasets:
         raise UserError("no dataset to run: " + "; ".join(missing) + "; or name others with --datasets")
     outcome.notes += missing
-    tasks = []
-    cells_to_check = []
+    executor = registry.create("executor", config.executor,
+                               {k: v for k, v in config.executor_options.items()
+                                if v is not None and registry.accepts("executor", config.executor, k)})
+    shard_size = config.shard_size or executor.default_shard_size
     for spec, (dataset, images, dataset_options, keys, digest) in datasets.items():
         n, channels, height, width = images.shape
         for metric_name, metric in metrics.items():
@@ -242,8 +191,10 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[CellTask], RunOutc
                                 f"pixels, but '{spec}' has {height}x{width}: use larger images (e.g. -o folder.size=64) "
                                 f"or leave {metric_name} out of --metrics")
         image_ids = list(range(n))
-        known_by_mask = {spec_m: make_masks(generator, spec, spec_m, image_ids, height, width, config.seed, keys)
-                         for spec_m, generator in masks.items()}
+        for mask_spec, generator in masks.items():  # every mask is checked here, before any write
+            make_masks(generator, spec, mask_spec, image_ids, height, width, config.seed, keys)
+        kept = sample_positions(n, config.seed, digest or spec)
+        ranges = [(start, min(start + (shard_size or n), n)) for start in range(0, n, shard_size or n)]
         for name, method in methods.items():
             checkpoint = None
             if method.needs_checkpoint:
@@ -261,84 +212,125 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[CellTask], RunOutc
             method.check(context)  # cheap checks (e.g. the checkpoint fits the images), before any write
             if method.needs_train_data:
                 check_images(dataset.images("train", limit=1), f"dataset '{spec}' (train split)")
-            for mask_spec, known in known_by_mask.items():
-                settings = {"n_images": n, "seed": config.seed, "metrics": config.metrics,
+            for mask_spec in masks:
+                settings = {"n_images": n, "seed": config.seed, "metrics": sorted(config.metrics),
                             "method_options": _options_for(config, name),
                             "mask_options": _options_for(config, mask_spec),
                             "dataset_options": _options_for(config, spec), "checkpoint": checkpoint,
-                            "dataset_digest": digest}
-                out_file = cell_path(config.out, spec, mask_spec, name)
-                cells_to_check.append((out_file, settings, (spec, mask_spec, name)))
-                tasks.append(CellTask(dataset=spec, mask=mask_spec, method=name, images=images, known=known,
-                                      image_ids=image_ids, metrics=list(config.metrics), out_file=str(out_file),
-                                      settings=settings, method_options=_options_for(config, name),
-                                      dataset_options=dataset_options, checkpoint=checkpoint,
-                                      seed=config.seed, batch_size=config.batch_size, device=config.device))
-    outcome.previous_manifest = _prepare_out(config)
-    outcome.digests = {spec: entry[4] for spec, entry in datasets.items() if entry[4] is not None}
-    todo = []
-    outcome.cells = [key for _, _, key in cells_to_check]
-    for task, (out_file, settings, key) in zip(tasks, cells_to_check):
-        if not config.force and out_file.exists() and _reusable(out_file, settings, key, outcome.notes):
-            outcome.skipped.append(key)
-            continue
-        todo.append(task)
-    return todo, outcome
-
-
-def _manifest(config: RunConfig, registry: Registry) -> dict:
-    import numpy, pandas, scipy  # noqa: E401  (versions only)
-
-    return {
-        "command": config.command or " ".join(sys.argv),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-        "settings": {"seed": config.seed, "n_images": config.n_images},
-        "versions": {"benchkit": __version__, "python": platform.python_version(), "torch": torch.__version__,
-                     "numpy": numpy.__version__, "scipy": scipy.__version__, "pandas": pandas.__version__},
-        "plugins": {p.name: p.distribution for p in registry.all()},
-        "hardware": {"machine": platform.machine(), "processor": processor_name(),
-                     "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                     "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "finished": None,
-        "status": "running",
-    }
-
-
-def processor_name() -> str:
-    """The CPU's model name (``platform.processor()`` is empty on Linux, so /proc/cpuinfo is read)."""
+                            "dataset_digest": digest, "benchkit": __version__,
+                            "method_version": _distribution_version(registry, name)}
+                record = CellRecord(spec, mask_spec, name, "ok", settings=settings, metrics=list(config.metrics))
+                cell = CellPlan((spec, mask_spec, name), cell_path(config.out, spec, mask_spec, name), record, ranges)
+                cell.todo = [ShardTask(dataset=spec, mask=mask_spec, method=name, image_ids=tuple(range(a, b)),
+                                       n_images=config.n_images, metrics=tuple(config.metrics), seed=config.seed,
+                                       method_options=_options_for(config, name),
+                                       mask_options=_options_for(config, mask_spec), dataset_options=dataset_options,
+                                       checkpoint=checkpoint, batch_size=config.batch_size, device=config.device,
+                                       sample_ids=tuple(i for i in kept if a <= i < b), digest=digest,
+                                       block_external=registry.block_external, threads=executor.threads)
+                             for a, b in ranges]
+                outcome.plans.append(cell)
+    executor.start()  # an unreachable scheduler fails here, before anything is written
+    outcome.executor = executor
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        outcome.previous_manifest, outcome.lock = prepare_out(config)
+    except BaseException:
+        executor.close()
+        raise
+    outcome.digests = {spec: entry[4] for spec, entry in datasets.items() if entry[4] is not None}
+    outcome.cells = [cell.key for cell in outcome.plans]
+    for cell in outcome.plans:
+        if not config.force and cell.out_file.exists() and _reusable(cell.out_file, cell.record.settings, cell.key,
+                                                                      outcome.notes):
+            outcome.skipped.append(cell.key)
+            cell.todo = []
+        elif config.force:
+            _remove(cell.out_file)
+        else:
+            cell.todo = [t for t in cell.todo if not _shard_done(cell.out_file, t, cell.record.settings)]
+    return outcome
 
 
-def run(config: RunConfig, registry: Registry | None = None, executor=None,
-        show_progress: bool = True) -> RunOutcome:
-    """Plan, then run every unfinished cell; returns what ran, what was skipped, and notes."""
+def _distribution_version(registry: Registry, method: str) -> str | None:
+    """Version of the distribution a method comes from (its results change with it)."""
+    import importlib.metadata
+
+    dist = registry.get("method", method).distribution
+    if dist == "benchkit":
+        return __version__
+    try:
+        return importlib.metadata.version(dist)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def _remove(cell_file: Path) -> None:
+    import shutil
+
+    shutil.rmtree(cell_file.with_suffix(".shards"), ignore_errors=True)
+
+
+def _shard_done(cell_file: Path, task: ShardTask, settings: dict) -> bool:
+    """Whether a shard's file from an earlier, interrupted run can be kept."""
+    path = shard_path(cell_file, task.image_ids[0], task.image_ids[-1] + 1)
+    if not path.is_file():
+        return False
+    try:
+        record = read_cell(path)
+    except UserError:
+        return False
+    return record.ok and record.settings == settings and read_samples(path) is not None
+
+
+def _task_key(task: ShardTask) -> tuple:
+    return task.dataset, task.mask, task.method, task.image_ids[0]
+
+
+def _write_shard(cell: CellPlan, result) -> None:
+    task = result.task
+    record = CellRecord(cell.record.dataset, cell.record.mask, cell.record.method,
+                        "ok" if result.ok else "failed", settings=cell.record.settings, metrics=cell.record.metrics,
+                        rows=result.rows, error=result.error, traceback=result.traceback, seconds=result.seconds,
+                        sample_ids=list(task.sample_ids))
+    write_cell(shard_path(cell.out_file, task.image_ids[0], task.image_ids[-1] + 1), record, result.samples)
+
+
+def run(config: RunConfig, registry: Registry | None = None, show_progress: bool = True) -> RunOutcome:
+    """Plan, then run every unfinished shard; returns what ran, what was skipped, and notes."""
     registry = registry or Registry()
-    tasks, outcome = plan(config, registry)
-    manifest = _manifest(config, registry)
+    outcome = plan(config, registry)
+    executor = outcome.executor
+    manifest = build_manifest(config, registry)
     manifest["dataset_digests"] = outcome.digests
     previous = outcome.previous_manifest
     if isinstance(previous, dict):  # a resumed run keeps the record of earlier attempts
         history = previous.pop("history", [])
         manifest["history"] = (history if isinstance(history, list) else []) + [previous]
-    write_manifest(config.out, manifest)
-    total = sum(len(t.image_ids) for t in tasks)
-    bar = tqdm(total=total, unit="img", disable=not show_progress or total == 0, dynamic_ncols=True)
-    executor = executor or InProcessExecutor()
-
-    def run_one(task: CellTask) -> dict:
-        bar.set_description(f"{task.dataset}/{task.mask}/{task.method}")
-        return run_cell(task, registry=registry, progress=bar.update)
-
     try:
-        for record in executor.map(run_one, tasks):
-            outcome.ran.append(record)
+        write_manifest(config.out, manifest)
+        tasks = [task for cell in outcome.plans for task in cell.todo]
+        total = sum(len(t.image_ids) for t in tasks)
+        bar = tqdm(total=total, unit="img", disable=not show_progress or total == 0, dynamic_ncols=True)
+        by_task = {_task_key(task): cell for cell in outcome.plans for task in cell.todo}
+        remaining = {cell.key: len(cell.todo) for cell in outcome.plans}
+        clear_cache()
+        if executor.local:  # in this process: the caller's registry, progress per batch
+            fn = functools.partial(run_shard, registry=registry, progress=bar.update)
+        else:
+            fn = run_shard
+        for cell in outcome.plans:  # shards all done by an interrupted run: only the cell is missing
+            if cell.key not in outcome.skipped and not cell.todo:
+                outcome.ran.append(assemble_cell(cell.out_file, cell.record, cell.ranges))
+        for result in executor.map(fn, tasks):
+            cell = by_task[_task_key(result.task)]
+            _write_shard(cell, result)  # this process is the only writer
+            if not executor.local:
+                bar.update(len(result.task.image_ids))
+            bar.set_description(result.task.label)
+            remaining[cell.key] -= 1
+            if remaining[cell.key] == 0:
+                outcome.ran.append(assemble_cell(cell.out_file, cell.record, cell.ranges))
+        bar.close()
         manifest["status"] = "finished"
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"
@@ -348,7 +340,9 @@ def run(config: RunConfig, registry: Registry | None = None, executor=None,
         manifest["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        bar.close()
+        executor.close()
         manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         write_manifest(config.out, manifest)
+        if outcome.lock is not None:
+            outcome.lock.close()
     return outcome

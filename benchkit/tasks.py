@@ -1,13 +1,18 @@
-"""One unit of work: a (dataset, mask, method) cell, run from a picklable task with no global state.
+"""The unit of work: a shard, i.e. some images of one (dataset, mask, method) cell.
 
-An executor (in-process now, distributed later) calls :func:`run_cell` on each :class:`CellTask`.
-The cell's rows are written atomically to ``task.out_file`` when it finishes, or its error if the
-method raised.
+A :class:`ShardTask` names what to compute (dataset, mask, method, their options, the image
+positions, the seed) and carries no tensors, so it can be pickled, logged and sent to another
+process or machine. :func:`run_shard` (module level, so executors can ship it by reference) rebuilds
+the images and masks where it runs (masks are deterministic), runs the method, scores it and returns
+a :class:`ShardResult`; it writes nothing. Datasets and method setups are cached per worker process,
+keyed by what they depend on, so a worker that gets many shards of a cell loads and sets up once.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 import traceback
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,75 +20,152 @@ from typing import Callable
 import numpy as np
 import torch
 
-from benchkit.errors import UserError
 from benchkit.imaging import to_uint8
 from benchkit.interfaces import MethodContext
-from benchkit.results import CellRecord, write_cell
+from benchkit.masking import make_masks
 
 N_SAMPLES = 16  # images per cell kept for pictures, chosen by the run's seed
+_CACHE: dict = {}  # per process: registry, datasets, masks and set-up methods (see _cached)
 
 
 def sample_positions(n: int, seed: int, dataset: str, k: int = N_SAMPLES) -> list[int]:
     """Positions (sorted) of the ``min(k, n)`` test images kept for pictures: drawn from
     (seed, dataset identity) only, so every method and mask of a dataset keeps the same images
     (``dataset`` is the name, or the content digest of a folder, which does not depend on its path)."""
-    import zlib
-
     rng = np.random.default_rng([seed, zlib.crc32(dataset.encode()), 1])
     return sorted(rng.choice(n, size=min(k, n), replace=False).tolist())
 
 
-@dataclass
-class CellTask:
-    """Everything needed to run one cell, picklable (tensors, strings, numbers only)."""
+@dataclass(frozen=True)
+class ShardTask:
+    """What to compute for some images of a cell: names, options and numbers only (picklable).
+
+    ``image_ids`` are positions in the dataset's test split, whose first ``n_images`` images the
+    run uses; ``sample_ids`` are those of them kept for pictures. ``digest`` is the content digest
+    of a folder-like dataset (None for named ones): a worker whose cached copy differs reloads it.
+    """
 
     dataset: str
     mask: str
     method: str
-    images: torch.Tensor  # N x C x H x W float32 in [0, 1], ground truth
-    known: torch.Tensor  # N x 1 x H x W bool
-    image_ids: list[int]
-    metrics: list[str]
-    out_file: str
-    settings: dict  # recorded in the cell: n_images, seed, options ...
+    image_ids: tuple[int, ...]
+    n_images: int
+    metrics: tuple[str, ...]
+    seed: int = 0
     method_options: dict = field(default_factory=dict)
+    mask_options: dict = field(default_factory=dict)
     dataset_options: dict = field(default_factory=dict)
     checkpoint: str | None = None
-    seed: int = 0
     batch_size: int = 64
     device: str = "cpu"
+    sample_ids: tuple[int, ...] = ()
+    digest: str | None = None
     block_external: bool | None = None
+    threads: int | None = None  # torch threads in the worker (None: leave as is)
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.mask}/{self.method}[{self.image_ids[0]}:{self.image_ids[-1] + 1}]"
 
 
-def run_cell(task: CellTask, registry=None, progress: Callable[[int], None] | None = None) -> CellRecord:
-    """Run a method on a cell's images, score it, write the cell file, return its record.
+@dataclass
+class ShardResult:
+    """What a worker sends back: per-image rows (or the error), and the kept pictures as uint8."""
 
-    A method that raises (or returns a bad tensor) gives a record with ``status == "failed"``; a
-    UserError from setup (bad options, missing data) propagates, since it is the user's to fix.
-    """
-    if registry is None:
-        from benchkit.registry import Registry
+    task: ShardTask
+    rows: dict | None = None  # image_id, seconds, missing_fraction and one list per metric
+    error: str | None = None
+    traceback: str | None = None
+    seconds: float = 0.0
+    samples: dict[str, np.ndarray] | None = None  # ids, samples, truth (uint8 NCHW), known (bool)
 
-        registry = Registry(block_external=task.block_external)
-    record = CellRecord(dataset=task.dataset, mask=task.mask, method=task.method, status="ok",
-                        settings=task.settings, metrics=list(task.metrics))
-    method = registry.create("method", task.method, task.method_options)
-    metrics = {name: registry.create("metric", name) for name in task.metrics}
-    device = torch.device(task.device)
-    n = len(task.image_ids)
-    started = time.perf_counter()
-    try:
-        context = MethodContext(dataset=task.dataset, device=device, image_shape=tuple(task.images.shape[1:]),
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def clear_cache() -> None:
+    """Forget cached datasets and method setups (the runner calls it at the start of an in-process run)."""
+    _CACHE.clear()
+
+
+def _cached(key, build):
+    if key not in _CACHE:
+        _CACHE[key] = build()
+    return _CACHE[key]
+
+
+def _frozen(options: dict) -> tuple:
+    return tuple(sorted((k, str(v)) for k, v in options.items()))
+
+
+def _dataset_images(task: ShardTask, registry) -> tuple[torch.Tensor, list[str] | None]:
+    key = ("dataset", task.dataset, _frozen(task.dataset_options), task.n_images)
+    entry = _CACHE.get(key)
+    if entry is None or entry[2] != task.digest:  # a changed folder is loaded again
+        dataset = registry.create("dataset", task.dataset, task.dataset_options)
+        images = dataset.images("test", limit=task.n_images or None)
+        keys = dataset.image_keys("test", limit=task.n_images or None)
+        digest = hashlib.sha256("".join(keys).encode()).hexdigest() if keys is not None else None
+        entry = _CACHE[key] = (images, keys, digest, dataset)
+    if entry[2] != task.digest:
+        raise RuntimeError(f"dataset '{task.dataset}' here differs from the client's (content digest "
+                           f"{str(entry[2])[:12]}, expected {str(task.digest)[:12]}): give every worker the same files")
+    return entry[0], entry[1]
+
+
+def _method(task: ShardTask, registry, image_shape) -> object:
+    key = ("method", task.method, _frozen(task.method_options), task.dataset, _frozen(task.dataset_options),
+           task.checkpoint, task.device, tuple(image_shape), task.seed, task.digest)
+
+    def build():
+        method = registry.create("method", task.method, task.method_options)
+        context = MethodContext(dataset=task.dataset, device=torch.device(task.device),
+                                image_shape=tuple(image_shape),
                                 checkpoint=Path(task.checkpoint) if task.checkpoint else None, seed=task.seed)
         if method.needs_train_data:
-            dataset = registry.create("dataset", task.dataset, task.dataset_options)
+            dataset = _CACHE[("dataset", task.dataset, _frozen(task.dataset_options), task.n_images)][3]
             context.train_images = dataset.images("train")
         method.setup(context)
+        return method
+
+    return _cached(key, build)
+
+
+def _registry(task: ShardTask):
+    from benchkit.registry import Registry
+
+    return _cached(("registry", task.block_external), lambda: Registry(block_external=task.block_external))
+
+
+def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | None = None) -> ShardResult:
+    """Run a method on a shard's images, score it, return the rows (nothing is written here).
+
+    A method or metric that raises, or a method that returns a bad tensor, gives a result with its
+    error and traceback instead of rows; the run goes on. ``registry`` defaults to one built in this
+    process from ``task.block_external``; ``progress(n)`` is called after each batch.
+    """
+    if task.threads:
+        torch.set_num_threads(task.threads)
+    result = ShardResult(task)
+    started = time.perf_counter()
+    try:
+        registry = registry or _registry(task)
+        images, keys = _dataset_images(task, registry)
+        ids = list(task.image_ids)
+        truth_all = images[ids]
+        n, _, height, width = truth_all.shape
+        generator = _cached(("mask", task.mask, _frozen(task.mask_options)),
+                            lambda: registry.create("mask", task.mask, task.mask_options))
+        known_all = make_masks(generator, task.dataset, task.mask, ids, height, width, task.seed,
+                               [keys[i] for i in ids] if keys is not None else None)
+        method = _method(task, registry, images.shape[1:])
         setup_seconds = time.perf_counter() - started
+        device = torch.device(task.device)
         outputs, seconds = [], []
         for start in range(0, n, task.batch_size):
-            truth = task.images[start:start + task.batch_size].to(device)
-            known = task.known[start:start + task.batch_size].to(device)
+            truth = truth_all[start:start + task.batch_size].to(device)
+            known = known_all[start:start + task.batch_size].to(device)
             corrupted = truth * known  # missing pixels zeroed: no method sees the ground truth
             t0 = time.perf_counter()
             prediction = method.inpaint(corrupted, known)
@@ -96,29 +178,25 @@ def run_cell(task: CellTask, registry=None, progress: Callable[[int], None] | No
             prediction = prediction.to(device, torch.float32)
             if not torch.isfinite(prediction[~known.expand_as(prediction)]).all():
                 raise ValueError("method returned NaN or infinite values in the hole")
-            prediction = prediction.clamp(0, 1)
-            outputs.append(torch.where(known, truth, prediction).cpu())
+            outputs.append(torch.where(known, truth, prediction.clamp(0, 1)).cpu())
             seconds += [(batch_seconds + setup_seconds * len(truth) / n) / len(truth)] * len(truth)
             if progress is not None:
                 progress(len(truth))
         composite = torch.cat(outputs)
-        rows = {"image_id": list(task.image_ids), "seconds": seconds,
-                "missing_fraction": (~task.known).flatten(1).float().mean(1).tolist()}
-        for name, metric in metrics.items():
-            rows[name] = metric.compute(composite, task.images, task.known).tolist()
-        record.rows, record.seconds = rows, time.perf_counter() - started
-        keep = sample_positions(n, task.seed, task.settings.get("dataset_digest") or task.dataset)
-        record.sample_ids = [task.image_ids[i] for i in keep]
-        samples = {"ids": np.asarray(record.sample_ids), "samples": _uint8(composite[keep]),
-                   "truth": _uint8(task.images[keep]), "known": task.known[keep].numpy()}
-    except UserError:
-        raise
-    except Exception as exc:  # a failing method must not stop the whole run
-        record.status, record.error, record.rows = "failed", f"{type(exc).__name__}: {exc}", None
-        record.traceback, record.seconds = traceback.format_exc(), time.perf_counter() - started
-        samples = None
-    write_cell(Path(task.out_file), record, samples)
-    return record
+        rows = {"image_id": ids, "seconds": seconds,
+                "missing_fraction": (~known_all).flatten(1).float().mean(1).tolist()}
+        for name in task.metrics:
+            metric = _cached(("metric", name), lambda name=name: registry.create("metric", name))
+            rows[name] = [float(v) for v in metric.compute(composite, truth_all, known_all).tolist()]
+        keep = [ids.index(i) for i in task.sample_ids]
+        result.rows = rows
+        result.samples = {"ids": np.asarray(task.sample_ids, dtype=np.int64), "samples": _uint8(composite[keep]),
+                          "truth": _uint8(truth_all[keep]), "known": known_all[keep].numpy()}
+    except Exception as exc:  # a failing method (or a worker without the data) must not stop the run
+        result.error, result.traceback = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        result.rows = result.samples = None
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 def _uint8(images: torch.Tensor) -> np.ndarray:

@@ -1,6 +1,8 @@
 """Checks on images and masks; each failure is a UserError naming the problem and the fix."""
 from __future__ import annotations
 
+import difflib
+
 import torch
 
 from benchkit.errors import UserError
@@ -38,3 +40,33 @@ def check_known(known: torch.Tensor, images: torch.Tensor, source: str) -> None:
     if no_known:
         raise UserError(f"{source} gave masks with no known pixel (image {no_known[0]}): "
                         "every mask must keep some observed pixels")
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(device: torch.device) -> None:
+    """Refuse devices that cannot run the benchmark here, with the fix."""
+    if device.type not in DEVICE_TYPES:
+        raise UserError(f"--device {device} cannot run methods: use cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but torch sees no CUDA GPU: use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: torch sees only {torch.cuda.device_count()} GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps asked for, but torch sees no Apple GPU: use --device cpu")
+
+
+def check_option_names(options: dict[str, dict], registry, in_run: set[str], notes: list[str]) -> None:
+    """Every ``-o PLUGIN.KEY`` must name a plugin; one that is installed but not in this run gets a note."""
+    known = {info.name for info in registry.all()}
+    for plugin, keys in options.items():
+        if plugin in in_run:
+            continue
+        if plugin in known:
+            notes.append(f"-o {plugin}.{next(iter(keys))}=... is not used: '{plugin}' is not in this run")
+            continue
+        close = difflib.get_close_matches(plugin, sorted(in_run | known), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise UserError(f"-o {plugin}.{next(iter(keys))}: there is no plugin '{plugin}': {hint}"
+                        "see `benchkit list`")
