@@ -27,3 +27,24 @@ def test_lowrank_method_keeps_known_pixels_and_range():
     out = LowRank().inpaint(images * mask, mask)
     assert out.shape == images.shape and 0 <= out.min() and out.max() <= 1
     torch.testing.assert_close(out[mask], images[mask], atol=1e-6, rtol=0)
+
+
+def test_svt_recovers_from_a_failed_eigendecomposition(monkeypatch):
+    import torch
+
+    from benchkit_plugins import lowrank
+
+    x = torch.randn(3, 8, 6, generator=torch.Generator().manual_seed(0))
+    reference = lowrank.svt(x, 0.5)
+    u, s, vh = torch.linalg.svd(x.double(), full_matrices=False)
+    torch.testing.assert_close(reference.double(), (u * (s - 0.5).clamp(min=0).unsqueeze(-2)) @ vh, atol=1e-4, rtol=0)
+    real_eigh = torch.linalg.eigh
+
+    def flaky_eigh(gram):  # LAPACK's failure on the second matrix: NaN eigenvectors
+        evals, v = real_eigh(gram)
+        v = v.clone()
+        v[1] = float("nan")
+        return evals, v
+
+    monkeypatch.setattr(torch.linalg, "eigh", flaky_eigh)
+    torch.testing.assert_close(lowrank.svt(x, 0.5), reference, atol=1e-4, rtol=0)
