@@ -163,7 +163,7 @@ def finished_run(tmp_path_factory):
     return work / "r"
 
 
-@examples(80)
+@examples(60)
 @given(target=st.sampled_from(["manifest", "cell", "npz"]), mode=st.sampled_from(["json", "bytes", "field", "delete"]),
        value=JSON_VALUES, field=st.sampled_from(["status", "rows", "settings", "config", "hardware", "dataset",
                                                  "psnr", "image_id", "history"]),
