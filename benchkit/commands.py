@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"\ncomparison grids: {grids[0].parent}/ ({len(grids)} PNG files)")
     print(f"per-image results: benchkit.load_results('{args.out}')")
     if outcome.failed:
-        print(f"\n{len(outcome.failed)} of {len(outcome.cells)} cells failed "
+        print(f"\n{len(outcome.failed)} of {len(outcome.cells)} cells failed (a method, or a metric column) "
               f"(tracebacks: benchkit.results.failures('{args.out}')):\n" + failure_table(outcome.failed))
         return 1
     return 0
@@ -69,7 +69,11 @@ def failure_table(records) -> str:
     """The failed cells as a table: dataset, mask, method, error (first line)."""
     from tabulate import tabulate
 
-    rows = [(r.dataset, r.mask, r.method, (str(r.error).splitlines() or [""])[0][:200]) for r in records]
+    rows = []
+    for r in records:
+        errors = ([r.error] if getattr(r, "error", None) and getattr(r, "status", "failed") != "ok" else []) + [
+            f"metric '{k}': {v}" for k, v in (getattr(r, "metric_errors", None) or {}).items()]
+        rows += [(r.dataset, r.mask, r.method, (str(e).splitlines() or [""])[0][:200]) for e in errors or [r.error]]
     return tabulate(rows, headers=["dataset", "mask", "method", "error"], tablefmt="github")
 
 

@@ -141,11 +141,15 @@ class Metric(Plugin, ABC):
     """A per-image score of a composited prediction against the ground truth.
 
     ``min_size`` is the smallest image side (pixels) the metric can score; the runner refuses a
-    run with smaller images before anything is written.
+    run with smaller images before anything is written. ``higher_is_better``, ``unit`` (shown in
+    table titles, e.g. "dB") and ``digits`` (decimals shown) drive every table, bold cell and report:
+    presentation never looks at a metric's name. A metric that raises fails only its own column.
     """
 
     higher_is_better: ClassVar[bool] = True
     min_size: ClassVar[int] = 1
+    unit: ClassVar[str] = ""
+    digits: ClassVar[int] = 4
 
     @abstractmethod
     def compute(self, prediction: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:

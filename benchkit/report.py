@@ -18,10 +18,10 @@ import pandas as pd
 
 from benchkit.files import atomic_write_text
 from benchkit.pictures import grid_png, run_cells
-from benchkit.results import failures, load_results, read_manifest
+from benchkit.results import KEY_COLUMNS, failures, load_results, read_manifest
 from benchkit.stats import compare_all
 from benchkit.svgplot import box_plot_svg
-from benchkit.tables import ordered_masks, format_tables
+from benchkit.tables import Display, format_tables, metric_displays, ordered_masks
 
 STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;
@@ -86,7 +86,8 @@ def distributions_section(df: pd.DataFrame, metric: str = "psnr") -> str:
         for mask in ordered_masks(part["mask"].unique()):
             cell = part[part["mask"] == mask]
             groups = {m: cell[cell.method == m][metric].to_numpy() for m in dict.fromkeys(cell.method)}
-            plots.append(box_plot_svg(groups, f"{dataset} / {mask}", f"{metric} (dB)" if "psnr" in metric else metric))
+            unit = metric_displays().get(metric, Display()).unit
+            plots.append(box_plot_svg(groups, f"{dataset} / {mask}", f"{metric} ({unit})" if unit else metric))
     return _section(f"{metric.upper()} distributions", f'<div class="plots">{"".join(plots)}</div>',
                     "Box: quartiles and median; whiskers: 1.5 IQR; dots: images beyond; red diamond: mean.")
 
@@ -126,7 +127,7 @@ def build_html(run_dir: Path, errors: bool = False) -> str:
     run_dir = Path(run_dir)
     df = load_results(run_dir)
     manifest = read_manifest(run_dir) or {}
-    metrics = [c for c in ("psnr", "ssim", "l1", "psnr_hole") if c in df.columns]
+    metrics = [c for c in df.columns if c not in KEY_COLUMNS + ["seconds", "missing_fraction"]]
     parts = [manifest_section(manifest), _section("Summary tables", format_tables(df, metrics, "html"),
                                                   "Mean ± 95% CI over images; best of each column in bold.")]
     if not df.empty:

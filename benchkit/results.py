@@ -71,6 +71,7 @@ class CellRecord:
     traceback: str | None = None
     seconds: float = 0.0
     sample_ids: list = field(default_factory=list)
+    metric_errors: dict = field(default_factory=dict)  # metric -> error: that column is NaN, the rest stands
     version: int = CELL_VERSION
 
     @property
@@ -142,6 +143,7 @@ def assemble_cell(cell_file: Path, record: CellRecord, ranges: list[tuple[int, i
     good = [s for s in shards if s.ok and s.rows]
     record.rows = {k: [v for s in good for v in s.rows[k]] for k in good[0].rows} if good else None
     record.seconds = sum(s.seconds for s in shards)
+    record.metric_errors = {k: v for s in shards for k, v in (s.metric_errors or {}).items()}
     record.status = "failed" if failed else "ok"
     if failed:
         (start, end), first = failed[0]
@@ -240,9 +242,14 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
 
 def failures(path: str | Path) -> pd.DataFrame:
-    """The failed cells of a run: dataset, mask, method and error."""
-    rows = [{"dataset": r.dataset, "mask": r.mask, "method": r.method, "error": r.error}
-            for r in cell_records(Path(path)) if not r.ok]
+    """The failed cells of a run, and the failed metric columns: dataset, mask, method and error
+    (``metric 'NAME': ...`` for a metric that failed while the method's outputs stand)."""
+    rows = []
+    for r in cell_records(Path(path)):
+        if not r.ok:
+            rows.append({"dataset": r.dataset, "mask": r.mask, "method": r.method, "error": r.error})
+        rows += [{"dataset": r.dataset, "mask": r.mask, "method": r.method, "error": f"metric '{name}': {error}"}
+                 for name, error in (r.metric_errors or {}).items()]
     return pd.DataFrame(rows, columns=["dataset", "mask", "method", "error"])
 
 

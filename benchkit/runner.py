@@ -87,7 +87,8 @@ class RunOutcome:
 
     @property
     def failed(self) -> list[CellRecord]:
-        return [r for r in self.ran if not r.ok]
+        """Cells whose method failed, or where a metric failed (that column only)."""
+        return [r for r in self.ran if not r.ok or r.metric_errors]
 
 
 def _check_config(config: RunConfig) -> None:
@@ -291,7 +292,7 @@ def _write_shard(cell: CellPlan, result) -> None:
     record = CellRecord(cell.record.dataset, cell.record.mask, cell.record.method,
                         "ok" if result.ok else "failed", settings=cell.record.settings, metrics=cell.record.metrics,
                         rows=result.rows, error=result.error, traceback=result.traceback, seconds=result.seconds,
-                        sample_ids=list(task.sample_ids))
+                        sample_ids=list(task.sample_ids), metric_errors=dict(result.metric_errors))
     write_cell(shard_path(cell.out_file, task.image_ids[0], task.image_ids[-1] + 1), record, result.samples)
 
 

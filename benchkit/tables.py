@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,16 +29,30 @@ def _cell(value, digits: int) -> str:
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
-def lower_is_better_metrics() -> frozenset[str]:
-    """Columns where less is better: ``seconds`` and every registered metric whose
-    ``higher_is_better`` is False (built-in or from a plugin)."""
+@dataclass(frozen=True)
+class Display:
+    """How a column is shown: which way is better, its unit and its decimals."""
+
+    higher_is_better: bool = True
+    unit: str = ""
+    digits: int = 4
+
+
+def metric_displays() -> dict[str, Display]:
+    """Display attributes of every registered metric (built-in or from a plugin), and ``seconds``."""
     from benchkit.registry import Registry
 
     try:
-        metrics = [info for info in Registry().all() if info.kind == "metric"]
-    except Exception:  # a broken plugin: its own command reports it; tables fall back to the built-in facts
-        metrics = [info for info in Registry(block_external=True).all() if info.kind == "metric"]
-    return frozenset({"seconds"} | {m.name for m in metrics if not m.cls.higher_is_better})
+        infos = [info for info in Registry().all() if info.kind == "metric"]
+    except Exception:  # a broken plugin: its own command reports it; tables fall back to the built-ins
+        infos = [info for info in Registry(block_external=True).all() if info.kind == "metric"]
+    displays = {i.name: Display(i.cls.higher_is_better, i.cls.unit, i.cls.digits) for i in infos}
+    return displays | {"seconds": Display(False, "s", 4)}
+
+
+def lower_is_better_metrics() -> frozenset[str]:
+    """Columns where less is better, from the metrics' ``higher_is_better``."""
+    return frozenset(name for name, d in metric_displays().items() if not d.higher_is_better)
 
 
 def _best_rows(table: pd.DataFrame, mask: str, lower: bool) -> set:
@@ -54,8 +69,9 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
     """Render summary tables as GitHub markdown, LaTeX (booktabs, the best mean of each column in
     bold), HTML (best in bold too) or CSV (one flat table). ``lower_is_better`` names the metrics
     where less is better (default: read from the metrics' ``higher_is_better``)."""
+    displays = metric_displays()
     if lower_is_better is None:
-        lower_is_better = lower_is_better_metrics()
+        lower_is_better = frozenset(name for name, d in displays.items() if not d.higher_is_better)
     metrics = [m for m in metrics if m in df.columns]
     if df.empty or not metrics:
         return "no results yet"
@@ -73,7 +89,8 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
         return pd.DataFrame(rows).to_csv(index=False)
     blocks = []
     for metric in metrics:
-        digits = 2 if "psnr" in metric else 4
+        display = displays.get(metric, Display())
+        digits, unit = display.digits, f" ({display.unit})" if display.unit else ""
         for dataset, table in summary(df, metric).items():
             masks = ordered_masks(table.columns)
             rows = [[method] + [_cell(table.at[method, mask], digits) for mask in masks]
@@ -81,7 +98,8 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
             bold = {(i, j) for j, mask in enumerate(masks, start=1)
                     for i, method in enumerate(table.index)
                     if method in _best_rows(table, mask, metric in lower_is_better)}
-            title = f"{metric} on {dataset} (mean ± 95% CI, n = {df[df.dataset == dataset].image_id.nunique()} images)"
+            title = (f"{metric}{unit} on {dataset} (mean ± 95% CI, n = {df[df.dataset == dataset].image_id.nunique()} "
+                     f"images{', lower is better' if metric in lower_is_better else ''})")
             values = pd.to_numeric(df.loc[df.dataset == dataset, metric], errors="coerce")
             infinite = int(np.isinf(values).sum())
             if infinite or values.isna().any():

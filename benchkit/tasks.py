@@ -78,6 +78,7 @@ class ShardResult:
     traceback: str | None = None
     seconds: float = 0.0
     samples: dict[str, np.ndarray] | None = None  # ids, samples, truth (uint8 NCHW), known (bool)
+    metric_errors: dict[str, str] = field(default_factory=dict)  # metric -> error; its column is NaN
 
     @property
     def ok(self) -> bool:
@@ -185,9 +186,16 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
         composite = torch.cat(outputs)
         rows = {"image_id": ids, "seconds": seconds,
                 "missing_fraction": (~known_all).flatten(1).float().mean(1).tolist()}
-        for name in task.metrics:
-            metric = _cached(("metric", name), lambda name=name: registry.create("metric", name))
-            rows[name] = [float(v) for v in metric.compute(composite, truth_all, known_all).tolist()]
+        for name in task.metrics:  # a failing metric fails only its own column
+            try:
+                metric = _cached(("metric", name), lambda name=name: registry.create("metric", name))
+                values = metric.compute(composite, truth_all, known_all)
+                if not isinstance(values, torch.Tensor) or values.shape != (n,):
+                    raise ValueError(f"metric returned {getattr(values, 'shape', type(values))}, expected ({n},)")
+                rows[name] = [float(v) for v in values.tolist()]
+            except Exception as exc:
+                rows[name] = [float("nan")] * n
+                result.metric_errors[name] = f"{type(exc).__name__}: {exc}"
         keep = [ids.index(i) for i in task.sample_ids]
         result.rows = rows
         result.samples = {"ids": np.asarray(task.sample_ids, dtype=np.int64), "samples": _uint8(composite[keep]),

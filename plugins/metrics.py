@@ -70,6 +70,7 @@ def hole_errors(prediction: torch.Tensor, target: torch.Tensor, known: torch.Ten
 class PSNR(Metric):
     name = "psnr"
     description = "PSNR (dB) of the whole composited image, data range 1"
+    unit, digits = "dB", 2
 
     def compute(self, prediction, target, known):
         return psnr(prediction, target)
@@ -96,6 +97,7 @@ class HoleL1(Metric):
 class HolePSNR(Metric):
     name = "psnr_hole"
     description = "PSNR (dB) on the missing pixels only, data range 1"
+    unit, digits = "dB", 2
 
     def compute(self, prediction, target, known):
         mse = hole_errors(prediction, target, known).pow(2).nanmean(1)

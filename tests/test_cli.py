@@ -23,7 +23,7 @@ def bk(*args, cwd, check=True, **kwargs):
 
 def test_run_prints_table_and_load_results_reads_it(tmp_path):
     result = bk("run", "--methods", "mean-fill", "--masks", "center,random", "--n-images", "64", cwd=tmp_path)
-    assert "psnr on fashion-mnist-mini" in result.stdout and "| mean-fill" in result.stdout
+    assert "psnr (dB) on fashion-mnist-mini" in result.stdout and "| mean-fill" in result.stdout
     df = benchkit.load_results(tmp_path / "results" / "default")
     assert {"dataset", "mask", "method", "image_id", "psnr", "ssim", "l1", "psnr_hole", "seconds"} <= set(df.columns)
     assert len(df) == 128 and df.groupby("mask").image_id.nunique().tolist() == [64, 64]
