@@ -44,6 +44,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"note: {note}")
     if outcome.skipped:
         print(f"{len(outcome.skipped)} finished cells reused from {args.out} (--force redoes them)")
+    if outcome.reused_shards:
+        print(f"{outcome.reused_shards} finished shards of unfinished cells reused from {args.out}")
     df = load_results(args.out)
     wanted = set(outcome.cells)  # this command's cells, not others an earlier run left in the folder
     df = df[pd.Series([key in wanted for key in zip(df.dataset, df["mask"], df.method)], index=df.index,

@@ -82,6 +82,7 @@ class RunOutcome:
     previous_manifest: dict | None = None
     digests: dict[str, str] = field(default_factory=dict)  # content digest of each folder-like dataset
     plans: list[CellPlan] = field(default_factory=list)
+    reused_shards: int = 0  # finished shards of unfinished cells, kept from an interrupted run
     executor: object = None
     lock: object = None
 
@@ -248,7 +249,9 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
         elif config.force:
             _remove(cell.out_file)
         else:
-            cell.todo = [t for t in cell.todo if not _shard_done(cell.out_file, t, cell.record.settings)]
+            remaining = [t for t in cell.todo if not _shard_done(cell.out_file, t, cell.record.settings)]
+            outcome.reused_shards += len(cell.todo) - len(remaining)
+            cell.todo = remaining
     return outcome
 
 

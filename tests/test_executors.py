@@ -179,3 +179,23 @@ def test_workers_without_a_parallel_executor_is_refused(tmp_path, capsys, monkey
     assert "--executor processes" in capsys.readouterr().err
     with pytest.raises(UserError, match="shard-size 0 must be at least 1"):
         run(RunConfig(methods=["mean-fill"], shard_size=0, out=tmp_path / "x"), Registry(block_external=True))
+
+
+def test_a_killed_client_resumes_per_shard(tmp_path):
+    args = BENCHKIT + ["run", "--methods", "flat-fill", "--masks", "center", "--n-images", "16", "--batch-size", "1",
+                       "--shard-size", "4", "-o", "flat-fill.delay=0.2", "--out", "r"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    shards = tmp_path / "r" / "cells"
+    deadline = time.time() + 120
+    while len(list(shards.glob("*.shards/*.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    done = {p: p.stat().st_mtime_ns for p in shards.glob("*.shards/*.json")}
+    assert 2 <= len(done) < 4
+    result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    df = load_results(tmp_path / "r")
+    assert sorted(df.image_id) == list(range(16))
+    assert f"{len(done)} finished shards of unfinished cells reused" in result.stdout  # not run again
+    assert not list(shards.glob("*.shards"))  # assembled and tidied
