@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from benchkit.defaults import PAPER_MASKS
 from benchkit.results import summary
 
-PAPER_MASK_ORDER = ["center", "pattern", "random", "half"]
+PAPER_MASK_ORDER = list(PAPER_MASKS)
 FORMATS = ("github", "latex", "csv", "html")
 
 
