@@ -8,7 +8,6 @@ its result arrives, then assembles the cell when its last shard is in.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -318,8 +317,10 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
         by_task = {_task_key(task): cell for cell in outcome.plans for task in cell.todo}
         remaining = {cell.key: len(cell.todo) for cell in outcome.plans}
         clear_cache()
-        if executor.local:  # in this process: the caller's registry, progress per batch
-            fn = functools.partial(run_shard, registry=registry, progress=bar.update)
+        if executor.local:  # in this process: the caller's registry, progress per batch, the shard's name
+            def fn(task: ShardTask):
+                bar.set_description(task.label)
+                return run_shard(task, registry=registry, progress=bar.update)
         else:
             fn = run_shard
         for cell in outcome.plans:  # shards all done by an interrupted run: only the cell is missing
@@ -330,7 +331,7 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
             _write_shard(cell, result)  # this process is the only writer
             if not executor.local:
                 bar.update(len(result.task.image_ids))
-            bar.set_description(result.task.label)
+                bar.set_description(f"done {result.task.label}")
             remaining[cell.key] -= 1
             if remaining[cell.key] == 0:
                 outcome.ran.append(assemble_cell(cell.out_file, cell.record, cell.ranges))
