@@ -16,7 +16,7 @@ from benchkit.defaults import DEFAULT_DATASET, DEFAULT_METRICS, DEFAULT_N_IMAGES
 from benchkit.errors import UserError
 
 PAPER = ",".join(PAPER_MASKS)
-BUILTIN_COMMANDS = ("run", "list", "info", "report", "data", "train")
+BUILTIN_COMMANDS = ("run", "list", "info", "report", "score", "data", "train")
 
 
 def build_parser(registry=None) -> argparse.ArgumentParser:
@@ -80,6 +80,12 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
                         help="write one self-contained HTML report (default FILE: PATH/report.html)")
     report.add_argument("--errors", action="store_true", help="HTML: add error images |x - x_hat| x 2 to the grids")
     report.set_defaults(handler=commands.cmd_report)
+
+    scoring = sub.add_parser("score", help="add metrics to a finished run from its kept outputs (no method reruns)")
+    scoring.add_argument("path", type=Path)
+    scoring.add_argument("--metrics", type=csv_list, required=True, help="comma-separated metrics to add")
+    scoring.add_argument("--format", default="github", choices=["github", "latex", "csv"])
+    scoring.set_defaults(handler=commands.cmd_score)
 
     data = sub.add_parser("data", help="dataset files")
     data_sub = data.add_subparsers(dest="data_command", required=True)

@@ -104,6 +104,18 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchkit.results import load_results
+    from benchkit.scoring import score
+    from benchkit.tables import format_tables
+
+    notes = score(args.path, args.metrics)
+    for note in notes:
+        print(f"note: {note}")
+    print(format_tables(load_results(args.path), args.metrics, args.format))
+    return 1 if any(note.startswith("metric ") for note in notes) else 0
+
+
 def cmd_data(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.registry import Registry
 

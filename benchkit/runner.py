@@ -141,7 +141,13 @@ def _reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> b
                      f"(digest {str(old.get('dataset_digest'))[:12]} -> {str(settings.get('dataset_digest'))[:12]}): "
                      "redoing it")
         return False
-    if old != settings:
+    def without_metrics(values: dict) -> dict:
+        return {k: v for k, v in values.items() if k != "metrics"}
+
+    if without_metrics(old) != without_metrics(settings):
+        return False
+    scored = set(record.rows or {}) - set(record.metric_errors or {})
+    if not set(settings["metrics"]) <= scored:  # `benchkit score` may have added columns: more is fine
         return False
     if read_samples(out_file) is None:
         notes.append(f"cell {'/'.join(key)} lost its pictures ({out_file.with_suffix('.npz').name} is missing or "

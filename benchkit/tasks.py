@@ -198,8 +198,10 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
                 result.metric_errors[name] = f"{type(exc).__name__}: {exc}"
         keep = [ids.index(i) for i in task.sample_ids]
         result.rows = rows
-        result.samples = {"ids": np.asarray(task.sample_ids, dtype=np.int64), "samples": _uint8(composite[keep]),
-                          "truth": _uint8(truth_all[keep]), "known": known_all[keep].numpy()}
+        outputs = _uint8(composite)  # every composite, kept so that metrics can be added later
+        result.samples = {"ids": np.asarray(task.sample_ids, dtype=np.int64), "samples": outputs[keep],
+                          "truth": _uint8(truth_all[keep]), "known": known_all[keep].numpy(),
+                          "output_ids": np.asarray(ids, dtype=np.int64), "outputs": outputs}
     except Exception as exc:  # a failing method (or a worker without the data) must not stop the run
         result.error, result.traceback = f"{type(exc).__name__}: {exc}", traceback.format_exc()
         result.rows = result.samples = None
