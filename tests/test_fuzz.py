@@ -187,7 +187,7 @@ def test_fuzz_corrupt_results_folder(finished_run, tmp_path_factory, target, mod
         (rows if field in rows else record)[field] = value
         path.write_text(json.dumps(record))
     try:
-        for args in (["report", "r"], ["report", "r", "--html"], ["report", "r", "--format", "csv"],
+        for args in (["report", "r"], ["report", "r", "--html"], ["score", "r", "--metrics", "ssim"],
                      ["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "2", "--out", "r"],
                      ["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "2", "--out", "r",
                       "--force"]):
