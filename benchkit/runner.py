@@ -169,7 +169,8 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
         if problem:
             outcome.notes.append(f"skipped: {problem}")
             method_names = [m for m in method_names if m != name]
-    in_run = {s.partition(":")[0] for s in [*method_names, *config.masks, *config.metrics, *config.datasets]}
+    in_run = {s.partition(":")[0] for s in [*method_names, *config.masks, *config.metrics, *config.datasets,
+                                            config.executor]}
     check_option_names(config.options, registry, in_run, outcome.notes)
     methods = {name: registry.create("method", name, _options_for(config, name)) for name in method_names}
     masks = {spec: registry.create("mask", spec, _options_for(config, spec)) for spec in config.masks}
@@ -188,7 +189,8 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
     outcome.notes += missing
     executor = registry.create("executor", config.executor,
                                {k: v for k, v in config.executor_options.items()
-                                if v is not None and registry.accepts("executor", config.executor, k)})
+                                if v is not None and registry.accepts("executor", config.executor, k)}
+                               | _options_for(config, config.executor))  # -o dask.retries=5
     shard_size = config.shard_size or executor.default_shard_size
     for spec, (dataset, images, dataset_options, keys, digest) in datasets.items():
         n, channels, height, width = images.shape

@@ -199,3 +199,9 @@ def test_a_killed_client_resumes_per_shard(tmp_path):
     assert sorted(df.image_id) == list(range(16))
     assert f"{len(done)} finished shards of unfinished cells reused" in result.stdout  # not run again
     assert not list(shards.glob("*.shards"))  # assembled and tidied
+
+
+def test_executor_options_come_from_dash_o(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--methods", "mean-fill", "--executor", "processes", "-o", "processes.workers=0"]) == 2
+    assert "processes.workers='0' is out of range" in capsys.readouterr().err
