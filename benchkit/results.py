@@ -244,7 +244,10 @@ def load_results(path: str | Path) -> pd.DataFrame:
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=KEY_COLUMNS + ["seconds", "missing_fraction"])
-    return pd.concat(frames, ignore_index=True)
+    df = pd.concat(frames, ignore_index=True)
+    for column in df.columns.difference(KEY_COLUMNS):  # None (JSON null) becomes NaN: every value column is float
+        df[column] = pd.to_numeric(df[column], errors="coerce").astype(float)
+    return df
 
 
 def failures(path: str | Path) -> pd.DataFrame:

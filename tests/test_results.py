@@ -77,3 +77,19 @@ def test_replacing_leaves_the_old_file_when_a_write_fails(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("disk full")
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_null_scores_load_as_nan(tmp_path):
+    """Found by the fuzzer: a metric column of JSON nulls gave an object column and a crash in the tables."""
+    import json
+
+    from benchkit.results import CellRecord, load_results, write_cell, write_manifest
+    from benchkit.tables import format_tables
+
+    write_manifest(tmp_path, {"settings": {}})
+    write_cell(tmp_path / "cells" / "c.json", CellRecord("d", "m", "x", "ok", rows={"image_id": [0, 1],
+                                                                                    "psnr": [None, None]}))
+    df = load_results(tmp_path)
+    assert df.psnr.dtype == float and df.psnr.isna().all()
+    assert "left out of the means: 0 infinite values" in format_tables(df, ["psnr"])
+    assert json.loads((tmp_path / "cells" / "c.json").read_text())["rows"]["psnr"] == [None, None]
