@@ -189,6 +189,8 @@ def _check_record(record) -> None:
     if not isinstance(rows, dict) or not isinstance(rows.get("image_id"), list):
         raise ValueError("its rows have no image_id list")
     n = len(rows["image_id"])
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in rows["image_id"]):
+        raise ValueError("its image_id column holds values that are not image positions")
     for column, values in rows.items():
         if not isinstance(values, list) or len(values) != n:
             raise ValueError(f"column '{column}' has {len(values) if isinstance(values, list) else 'no'} "

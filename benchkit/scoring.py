@@ -48,13 +48,17 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None) -
         key = (record.dataset, record.mask, str(record.settings.get("dataset_options")))
         if key not in truths:
             truths[key] = _truth_and_masks(record, config, registry)
+        if not set(record.rows["image_id"]) <= set(arrays["output_ids"].tolist()) or \
+                max(record.rows["image_id"], default=-1) >= len(truths[key][0]):
+            raise UserError(f"cell {'/'.join(record.key)} does not match its kept outputs (image ids differ): it is "
+                            "corrupt; rerun it with `benchkit run ... --force`")
         jobs.append((record, arrays))
     lock = lock_out(run_dir)
     try:
         for record, arrays in jobs:
             truth, known = truths[(record.dataset, record.mask, str(record.settings.get("dataset_options")))]
             ids = arrays["output_ids"].tolist()
-            order = [ids.index(i) for i in record.rows["image_id"]]
+            order = [ids.index(i) for i in record.rows["image_id"]]  # checked before the first write
             outputs = torch.from_numpy(arrays["outputs"][order]).float().div_(255)
             rows_truth, rows_known = truth[record.rows["image_id"]], known[record.rows["image_id"]]
             for name, metric in scorers.items():

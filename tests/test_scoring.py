@@ -48,3 +48,17 @@ def test_score_refuses_bad_input(tmp_path, capsys, monkeypatch):
     next((tmp_path / "r" / "cells").glob("*.npz")).unlink()
     capsys.readouterr()
     assert main(["score", "r", "--metrics", "ssim"]) == 2 and "kept no outputs" in capsys.readouterr().err
+
+
+def test_score_refuses_cells_whose_ids_do_not_match_their_outputs(tmp_path, capsys, monkeypatch):
+    """Found by the randomised fuzz run: image ids edited in a cell file gave a traceback."""
+    monkeypatch.chdir(tmp_path)
+    assert main(RUN) == 0
+    cell = next((tmp_path / "r" / "cells").glob("*.json"))
+    record = json.loads(cell.read_text())
+    for ids, message in [([None] * 12, "is corrupt"), (list(range(100, 112)), "does not match its kept outputs")]:
+        record["rows"]["image_id"] = ids
+        cell.write_text(json.dumps(record))
+        capsys.readouterr()
+        assert main(["score", "r", "--metrics", "ssim"]) == 2
+        assert message in capsys.readouterr().err
