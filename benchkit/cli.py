@@ -55,7 +55,8 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     run.add_argument("-o", "--option", action="append", default=[], metavar="PLUGIN.KEY=VALUE",
                      help="plugin option, e.g. -o gan.iterations=300 (repeatable; `benchkit info NAME` lists them)")
     run.add_argument("--executor", default="inprocess", metavar="NAME",
-                     help="where shards run: inprocess (default), processes, dask (extra benchkit[dask]), or a plugin's")
+                     help="where shards run: inprocess (default), processes, dask (extra benchkit[dask]), "
+                     "or a plugin's")
     run.add_argument("--workers", type=int, help="processes/dask: number of worker processes (default 2)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="dask: address of a running scheduler (tcp://host:8786) instead of a local cluster")
@@ -127,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchkit.registry import Registry
 
         # plugins' subcommands are looked up only for a command that is not benchkit's own
-        registry = Registry() if argv and argv[0] not in BUILTIN_COMMANDS and not argv[0].startswith("-") else None
+        plugin_command = argv and argv[0] not in BUILTIN_COMMANDS and not argv[0].startswith("-")
+        registry = Registry() if plugin_command else None
         args = build_parser(registry).parse_args(argv)
-        code = args.handler(args) if _plugin_handler(args) else args.handler(args, argv)
+        args.argv = argv
+        code = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
         return code
     except UserError as exc:
@@ -154,11 +157,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchkit: internal error: {type(exc).__name__}: {exc} ({where}; please report it)",
               file=sys.stderr)
         return 3
-
-
-def _plugin_handler(args: argparse.Namespace) -> bool:
-    """Handlers added by plugins take ``args`` only; benchkit's own take ``(args, argv)``."""
-    return getattr(args.handler, "__module__", "") != "benchkit.commands"
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Handlers of ``benchkit run``, ``list``, ``info``, ``report``, ``data`` and ``train`` (parsing: :mod:`benchkit.cli`)."""
+"""Handlers of ``benchkit run``, ``list``, ``info``, ``report``, ``score``, ``data`` and ``train``.
+
+Each takes the parsed arguments (with ``args.argv``, the command line) and returns the exit code, as
+the handlers of plugins' subcommands do (parsing: :mod:`benchkit.cli`).
+"""
 from __future__ import annotations
 
 import argparse
@@ -13,11 +17,11 @@ from benchkit.defaults import DEFAULT_DATASET, PAPER_MASKS, parse_options
 from benchkit.errors import UserError
 
 
-def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     from benchkit.pictures import save_grids
     from benchkit.presets import paper_table
     from benchkit.registry import Registry
-    from benchkit.results import load_results
+    from benchkit.results import failures, load_results
     from benchkit.runner import RunConfig, run
     from benchkit.tables import format_tables
 
@@ -35,10 +39,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                        n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, device=args.device,
                        out=args.out, force=args.force, data_dir=args.data_dir,
                        models_dir=str(args.models_dir) if args.models_dir else None,
-                       options=parse_options(args.option), command="benchkit " + shlex.join(argv),
+                       options=parse_options(args.option), command="benchkit " + shlex.join(args.argv),
                        optional_datasets=bool(preset and not args.datasets),
-                       optional_methods=bool(preset), executor=args.executor, shard_size=args.shard_size,
-                       executor_options={"workers": args.workers, "scheduler": args.scheduler})  # a preset skips methods with no model for a dataset
+                       optional_methods=bool(preset),  # a preset skips methods with no model for a dataset
+                       executor=args.executor, shard_size=args.shard_size,
+                       executor_options={"workers": args.workers, "scheduler": args.scheduler})
     outcome = run(config)
     for note in outcome.notes:
         print(f"note: {note}")
@@ -61,26 +66,24 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"\ncomparison grids: {grids[0].parent}/ ({len(grids)} PNG files)")
     print(f"per-image results: benchkit.load_results('{args.out}')")
     if outcome.failed:
+        failed = failures(args.out)
+        failed = failed[[key in wanted for key in zip(failed.dataset, failed["mask"], failed.method)]]
         print(f"\n{len(outcome.failed)} of {len(outcome.cells)} cells failed (a method, or a metric column) "
-              f"(tracebacks: benchkit.results.failures('{args.out}')):\n" + failure_table(outcome.failed))
+              f"(tracebacks: benchkit.results.failures('{args.out}')):\n" + failure_table(failed))
         return 1
     return 0
 
 
-def failure_table(records) -> str:
-    """The failed cells as a table: dataset, mask, method, error (first line)."""
+def failure_table(failed: pd.DataFrame) -> str:
+    """:func:`benchkit.results.failures` as a table: dataset, mask, method, error (first line)."""
     from tabulate import tabulate
 
-    rows = []
-    for r in records:
-        errors = ([r.error] if getattr(r, "error", None) and getattr(r, "status", "failed") != "ok" else []) + [
-            f"metric '{k}': {v}" for k, v in (getattr(r, "metric_errors", None) or {}).items()]
-        rows += [(r.dataset, r.mask, r.method, (str(e).splitlines() or [""])[0][:200]) for e in errors or [r.error]]
+    rows = [(r.dataset, r.mask, r.method, (str(r.error).splitlines() or [""])[0][:200]) for r in failed.itertuples()]
     return tabulate(rows, headers=["dataset", "mask", "method", "error"], tablefmt="github")
 
 
-def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchkit.results import failures, load_results
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchkit.results import failures, load_results, metric_columns
     from benchkit.tables import format_tables
 
     df = load_results(args.path)
@@ -95,28 +98,26 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
                             "give another --html FILE") from exc
         print(f"report written to {path} (self-contained; open it in any browser)")
         return 0
-    metrics = [c for c in df.columns if c not in ("dataset", "mask", "method", "image_id", "seconds",
-                                                   "missing_fraction")]
-    print(format_tables(df, metrics + ["seconds"], args.format))
+    print(format_tables(df, metric_columns(df) + ["seconds"], args.format))
     failed = failures(args.path)
     if len(failed):
-        print(f"\n{len(failed)} failed cells:\n" + failure_table(list(failed.itertuples())))
+        print(f"\n{len(failed)} failed cells:\n" + failure_table(failed))
     return 0
 
 
-def cmd_score(args: argparse.Namespace, argv: list[str]) -> int:
+def cmd_score(args: argparse.Namespace) -> int:
     from benchkit.results import load_results
     from benchkit.scoring import score
     from benchkit.tables import format_tables
 
-    notes = score(args.path, args.metrics)
+    notes, metric_failures = score(args.path, args.metrics)
     for note in notes:
         print(f"note: {note}")
     print(format_tables(load_results(args.path), args.metrics, args.format))
-    return 1 if any(note.startswith("metric ") for note in notes) else 0
+    return 1 if metric_failures else 0
 
 
-def cmd_data(args: argparse.Namespace, argv: list[str]) -> int:
+def cmd_data(args: argparse.Namespace) -> int:
     from benchkit.registry import Registry
 
     root = args.data_dir or Path(os.environ.get("BENCHKIT_DATA", "data"))
@@ -126,7 +127,7 @@ def cmd_data(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from benchkit.registry import Registry
@@ -136,7 +137,7 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def cmd_info(args: argparse.Namespace, argv: list[str]) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     """Print each plugin called NAME (a method and a trainer may share one): kind, distribution,
     description and its options with their types, defaults, ranges and descriptions."""
     from tabulate import tabulate
@@ -166,21 +167,17 @@ def cmd_info(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
-    import torch
-
+def cmd_train(args: argparse.Namespace) -> int:
     from benchkit.registry import Registry
-    from benchkit.runner import check_device
+    from benchkit.validation import parse_device
+    from benchkit.tasks import dataset_options
     from benchkit.training import TrainConfig
 
     if args.epochs < 1 or args.batch_size < 1:
         raise UserError("--epochs and --batch-size must be at least 1")
     if args.seed < 0 or (args.max_minutes is not None and not args.max_minutes > 0):
         raise UserError("--seed must be >= 0, and --max-minutes > 0")
-    try:
-        check_device(torch.device(args.device))
-    except (RuntimeError, ValueError) as exc:
-        raise UserError(f"bad --device '{args.device}' ({exc}): use cpu or cuda") from exc
+    parse_device(args.device)
     registry = Registry()
     options = parse_options(args.option, prefix_required=False)
     dataset_name = args.dataset.partition(":")[0]
@@ -189,10 +186,8 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
         raise UserError(f"-o {sorted(unknown)[0]}.*: `benchkit train {args.model}` takes trainer options as "
                         f"-o KEY=VALUE, and -o {dataset_name}.KEY=VALUE for the dataset")
     trainer = registry.create("trainer", args.model, options.get("", {}) | options.get(args.model, {}))
-    dataset_options = dict(options.get(dataset_name, {}))
-    if args.data_dir and registry.accepts("dataset", args.dataset, "data_dir"):
-        dataset_options["data_dir"] = args.data_dir
-    dataset = registry.create("dataset", args.dataset, dataset_options)
+    dataset = registry.create("dataset", args.dataset,
+                              dataset_options(registry, args.dataset, options.get(dataset_name, {}), args.data_dir))
     masks = ({name: registry.create("mask", name, options.get(name.partition(":")[0], {})) for name in args.masks}
              if trainer.needs_masks else {})
     if trainer.needs_masks and not masks:
@@ -206,6 +201,6 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
                         "take 32, 64 or 128 px squares; resize them (e.g. -o folder.size=64)")
     config = TrainConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
                          seed=args.seed, device=args.device, max_minutes=args.max_minutes)
-    path = trainer.train(images, config, args.out, "benchkit " + shlex.join(argv), masks)
+    path = trainer.train(images, config, args.out, "benchkit " + shlex.join(args.argv), masks)
     print(f"model written to {path}")
     return 0

@@ -96,9 +96,13 @@ class Method(Plugin, ABC):
         return None
 
     def check(self, context: MethodContext) -> None:
-        """Cheap checks before anything of the run is written (for example that the checkpoint
-        was trained for images of ``context.image_shape``); raise ``UserError`` naming the fix.
-        ``context.train_images`` is not filled in yet. Default: nothing."""
+        """Cheap checks before anything of the run is written; raise ``UserError`` naming the fix.
+        ``context.train_images`` is not filled in yet. Default: a method with ``needs_checkpoint``
+        checks, from the checkpoint's JSON alone, that it was trained for ``context.image_shape``."""
+        if self.needs_checkpoint and context.checkpoint is not None:
+            from benchkit.checkpoints import check_model_shape
+
+            check_model_shape(context.checkpoint, context.image_shape)
 
     def setup(self, context: MethodContext) -> None:
         """Prepare for a dataset (load a model, index training images). Default: nothing."""

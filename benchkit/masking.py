@@ -14,6 +14,7 @@ import torch
 
 from benchkit.errors import UserError
 from benchkit.interfaces import MaskGenerator
+from benchkit.validation import check_known
 
 
 def mask_rng(seed: int, dataset: str, mask: str, index: int, image_key: str | None = None) -> np.random.Generator:
@@ -36,24 +37,25 @@ def make_masks(generator: MaskGenerator, dataset: str, mask: str, image_ids: lis
     """
     if seed < 0:
         raise UserError(f"seed {seed} is negative: use a seed >= 0")
+
+    def where(position: int) -> str:
+        i = image_ids[position]
+        source = generator.source(i)
+        return f"image {i} of '{dataset}'" + (f" (mask file {source})" if source else "")
+
     masks = []
     for position, i in enumerate(image_ids):
         key = image_keys[position] if image_keys is not None else None
         m = np.asarray(generator.known(height, width, index=i, rng=mask_rng(seed, dataset, mask, i, key)))
-        where = f"image {i} of '{dataset}'" + (f" (mask file {generator.source(i)})" if generator.source(i) else "")
         if m.shape != (height, width):
-            raise UserError(f"mask '{mask}' returned shape {m.shape} for {height}x{width} images ({where}): "
-                            "fix the mask plugin")
+            raise UserError(f"mask '{mask}' returned shape {m.shape} for {height}x{width} images "
+                            f"({where(position)}): fix the mask plugin")
         if m.dtype != bool:
             if m.dtype.kind not in "uif" or not np.isin(m, (0, 1)).all():
-                raise UserError(f"mask '{mask}' returned {m.dtype} values other than 0 and 1 for {where}: "
-                                "fix the mask plugin to return a bool array")
+                raise UserError(f"mask '{mask}' returned {m.dtype} values other than 0 and 1 for "
+                                f"{where(position)}: fix the mask plugin to return a bool array")
             m = m.astype(bool)
-        if m.all():
-            raise UserError(f"mask '{mask}' leaves no missing pixel in {where}: every mask needs a hole "
-                            "to inpaint")
-        if not m.any():
-            raise UserError(f"mask '{mask}' leaves no known pixel in {where}: every mask must keep "
-                            "some observed pixels")
         masks.append(m)
-    return torch.from_numpy(np.stack(masks))[:, None]
+    known = torch.from_numpy(np.stack(masks))[:, None]
+    check_known(known, (len(masks), 1, height, width), f"mask '{mask}'", where)  # a hole and known pixels in each
+    return known

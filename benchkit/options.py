@@ -117,20 +117,22 @@ def _to_type(value: Any, kind: type | None) -> Any:
     return value
 
 
+def _strip_range(annotation: Any, bound: Range | None = None) -> tuple[Any, Range | None]:
+    """``Annotated[T, Range(...)]`` -> (T, the Range); anything else comes back with ``bound``."""
+    if typing.get_origin(annotation) is not typing.Annotated:
+        return annotation, bound
+    inner, *extras = typing.get_args(annotation)
+    return inner, next((e for e in extras if isinstance(e, Range)), bound)
+
+
 def _unpack(annotation: Any) -> tuple[type | None, bool, tuple, Range | None]:
-    """(base type, optional, choices, range) of an annotation."""
-    bound = None
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation, *extras = typing.get_args(annotation)
-        bound = next((e for e in extras if isinstance(e, Range)), None)
+    """(base type, optional, choices, range) of an annotation; the range may sit inside or around ``| None``."""
+    annotation, bound = _strip_range(annotation)
     optional = False
     if typing.get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         optional = len(args) < len(typing.get_args(annotation))
-        annotation = args[0] if len(args) == 1 else None
-        if typing.get_origin(annotation) is typing.Annotated:
-            inner, *extras = typing.get_args(annotation)
-            annotation, bound = inner, next((e for e in extras if isinstance(e, Range)), bound)
+        annotation, bound = _strip_range(args[0] if len(args) == 1 else None, bound)
     if typing.get_origin(annotation) is Literal:
         choices = typing.get_args(annotation)
         return type(choices[0]), optional, choices, bound

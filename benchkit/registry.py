@@ -68,6 +68,7 @@ class Registry:
         self._pm = pluggy.PluginManager("benchkit")
         self._pm.add_hookspecs(hookspecs)
         self._modules: dict[str, str] = {}  # module or package name -> distribution
+        self._packages: dict[str, list[str]] | None = None  # top-level package -> distributions, when needed
         for module_name in BUILTIN_MODULES:
             self._register(importlib.import_module(module_name), module_name, BUILTIN_DISTRIBUTION)
         if not block_external:
@@ -122,7 +123,9 @@ class Registry:
         for end in range(len(parts), 0, -1):
             if ".".join(parts[:end]) in self._modules:
                 return self._modules[".".join(parts[:end])]
-        found = importlib.metadata.packages_distributions().get(parts[0])
+        if self._packages is None:  # scans every installed distribution: once per registry
+            self._packages = importlib.metadata.packages_distributions()
+        found = self._packages.get(parts[0])
         return found[0] if found else "<in-process>"
 
     def register_commands(self, subparsers) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from benchkit.files import atomic_write_text
 from benchkit.pictures import grid_png, run_cells
-from benchkit.results import KEY_COLUMNS, failures, load_results, read_manifest
+from benchkit.results import failures, load_results, metric_columns, read_manifest
 from benchkit.stats import compare_all
 from benchkit.svgplot import box_plot_svg
 from benchkit.tables import Display, format_tables, metric_displays, ordered_masks
@@ -82,12 +82,13 @@ def grids_section(run_dir: Path, df: pd.DataFrame, errors: bool) -> str:
 
 def distributions_section(df: pd.DataFrame, metric: str = "psnr") -> str:
     plots = []
+    unit = metric_displays().get(metric, Display()).unit
+    label = f"{metric} ({unit})" if unit else metric
     for dataset, part in df.groupby("dataset", sort=False):
         for mask in ordered_masks(part["mask"].unique()):
             cell = part[part["mask"] == mask]
             groups = {m: cell[cell.method == m][metric].to_numpy() for m in dict.fromkeys(cell.method)}
-            unit = metric_displays().get(metric, Display()).unit
-            plots.append(box_plot_svg(groups, f"{dataset} / {mask}", f"{metric} ({unit})" if unit else metric))
+            plots.append(box_plot_svg(groups, f"{dataset} / {mask}", label))
     return _section(f"{metric.upper()} distributions", f'<div class="plots">{"".join(plots)}</div>',
                     "Box: quartiles and median; whiskers: 1.5 IQR; dots: images beyond; red diamond: mean.")
 
@@ -127,7 +128,7 @@ def build_html(run_dir: Path, errors: bool = False) -> str:
     run_dir = Path(run_dir)
     df = load_results(run_dir)
     manifest = read_manifest(run_dir) or {}
-    metrics = [c for c in df.columns if c not in KEY_COLUMNS + ["seconds", "missing_fraction"]]
+    metrics = metric_columns(df)
     parts = [manifest_section(manifest), _section("Summary tables", format_tables(df, metrics, "html"),
                                                   "Mean ± 95% CI over images; best of each column in bold.")]
     if not df.empty:

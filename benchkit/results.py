@@ -109,17 +109,20 @@ def write_cell(path: Path, record: CellRecord, samples: dict[str, np.ndarray] | 
 
 
 SAMPLE_ARRAYS = ("ids", "samples", "truth", "known")
+OUTPUT_ARRAYS = ("output_ids", "outputs")
 
 
-def read_samples(cell_json: Path) -> dict[str, np.ndarray] | None:
-    """The picture arrays kept beside a cell (``ids``, ``samples``, ``truth``, ``known``), or None
-    for a failed cell, one written before benchkit kept them, or a missing or unreadable file."""
+def read_samples(cell_json: Path, outputs: bool = False) -> dict[str, np.ndarray] | None:
+    """The picture arrays kept beside a cell (``ids``, ``samples``, ``truth``, ``known``), and with
+    ``outputs`` every composite (``output_ids``, ``outputs``: the largest part, read only when asked);
+    None for a failed cell, one written before benchkit kept them, or a missing or unreadable file."""
     path = Path(cell_json).with_suffix(".npz")
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
+            wanted = SAMPLE_ARRAYS + (OUTPUT_ARRAYS if outputs else ())
+            arrays = {k: archive[k] for k in archive.files if k in wanted}
     except Exception:  # truncated, not a zip, not .npy inside: all mean "unreadable"
         return None
     if not set(SAMPLE_ARRAYS) <= set(arrays):
@@ -155,9 +158,9 @@ def assemble_cell(cell_file: Path, record: CellRecord, ranges: list[tuple[int, i
         record.error = first.error if len(shards) == 1 else (
             f"{len(failed)} of {len(shards)} shards failed; images {start}-{end - 1}: {first.error}")
         record.traceback = first.traceback
-    arrays = [read_samples(shard_path(cell_file, *r)) for r, s in zip(ranges, shards) if s.ok]
+    arrays = [read_samples(shard_path(cell_file, *r), outputs=True) for r, s in zip(ranges, shards) if s.ok]
     arrays = [a for a in arrays if a is not None]
-    keys = list(SAMPLE_ARRAYS) + (["output_ids", "outputs"] if arrays and all("outputs" in a for a in arrays) else [])
+    keys = SAMPLE_ARRAYS + (OUTPUT_ARRAYS if arrays and all("outputs" in a for a in arrays) else ())
     samples = {k: np.concatenate([a[k] for a in arrays]) for k in keys} if arrays else None
     record.sample_ids = samples["ids"].tolist() if samples else []
     write_cell(cell_file, record, samples)
@@ -250,6 +253,11 @@ def load_results(path: str | Path) -> pd.DataFrame:
     for column in df.columns.difference(KEY_COLUMNS):  # None (JSON null) becomes NaN: every value column is float
         df[column] = pd.to_numeric(df[column], errors="coerce").astype(float)
     return df
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """The metric columns of a :func:`load_results` table (all but the keys, seconds, missing_fraction)."""
+    return [c for c in df.columns if c not in KEY_COLUMNS + ["seconds", "missing_fraction"]]
 
 
 def failures(path: str | Path) -> pd.DataFrame:

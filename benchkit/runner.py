@@ -8,7 +8,6 @@ its result arrives, then assembles the cell when its last shard is in.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,13 +20,13 @@ from benchkit.checkpoints import find_checkpoint
 from benchkit.defaults import DEFAULT_DATASET, DEFAULT_METRICS, DEFAULT_N_IMAGES, DEFAULT_OUT, PAPER_MASKS
 from benchkit.errors import UserError
 from benchkit.interfaces import MethodContext
-from benchkit.masking import make_masks
 from benchkit.registry import Registry
 from benchkit.results import (CellRecord, assemble_cell, cell_path, read_cell, read_samples, shard_path, write_cell,
                               write_manifest)
 from benchkit.runfolder import build_manifest, prepare_out
-from benchkit.tasks import ShardTask, clear_cache, run_shard, sample_positions
-from benchkit.validation import check_device, check_images, check_option_names
+from benchkit.tasks import (LoadedSplit, ShardTask, clear_cache, dataset_options, load_test_split, run_shard,
+                            sample_positions, split_masks)
+from benchkit.validation import check_images, check_option_names, parse_device
 
 
 @dataclass
@@ -104,30 +103,22 @@ def _check_config(config: RunConfig) -> None:
         raise UserError("--methods is empty: name at least one, or leave it out for all")
     if config.shard_size is not None and config.shard_size < 1:
         raise UserError(f"--shard-size {config.shard_size} must be at least 1")
-    try:
-        device = torch.device(config.device)
-    except (RuntimeError, ValueError) as exc:
-        raise UserError(f"bad --device '{config.device}' ({exc}): use cpu or cuda") from exc
-    check_device(device)
+    parse_device(config.device)
 
 
 def _options_for(config: RunConfig, spec: str) -> dict[str, str]:
     return dict(config.options.get(spec.partition(":")[0], {}))
 
 
-def _load_dataset(config: RunConfig, registry: Registry, spec: str):
-    """(dataset, test images, options, content digest or None) of one ``--datasets`` entry."""
-    options = _options_for(config, spec)
-    if config.data_dir and registry.accepts("dataset", spec, "data_dir"):
-        options["data_dir"] = config.data_dir
-    dataset = registry.create("dataset", spec, options)
-    images = dataset.images("test", limit=config.n_images or None)
-    check_images(images, f"dataset '{spec}'")
-    keys = dataset.image_keys("test", limit=config.n_images or None)
-    if keys is not None and len(keys) != len(images):
-        raise UserError(f"dataset '{spec}' gave {len(keys)} image keys for {len(images)} images: fix the plugin")
-    digest = hashlib.sha256("".join(keys).encode()).hexdigest() if keys is not None else None
-    return dataset, images, options, keys, digest
+def _load_dataset(config: RunConfig, registry: Registry, spec: str) -> tuple[dict, LoadedSplit]:
+    """The options and the checked test split of one ``--datasets`` entry (cached for the run's shards)."""
+    options = dataset_options(registry, spec, _options_for(config, spec), config.data_dir)
+    split = load_test_split(registry, spec, options, config.n_images)
+    check_images(split.images, f"dataset '{spec}'")
+    if split.keys is not None and len(split.keys) != len(split.images):
+        raise UserError(f"dataset '{spec}' gave {len(split.keys)} image keys for {len(split.images)} images: "
+                        "fix the plugin")
+    return options, split
 
 
 def _reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> bool:
@@ -159,6 +150,7 @@ def _reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> b
 def plan(config: RunConfig, registry: Registry) -> RunOutcome:
     """Check the whole configuration, take the results folder, and plan the shards still to run."""
     _check_config(config)
+    clear_cache()  # datasets and setups of an earlier run in this process may be stale
     outcome = RunOutcome(out=config.out)
     method_names = config.methods if config.methods is not None else registry.names("method")
     lenient = config.methods is None or config.optional_methods
@@ -192,16 +184,18 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
                                 if v is not None and registry.accepts("executor", config.executor, k)}
                                | _options_for(config, config.executor))  # -o dask.retries=5
     shard_size = config.shard_size or executor.default_shard_size
-    for spec, (dataset, images, dataset_options, keys, digest) in datasets.items():
-        n, channels, height, width = images.shape
+    for spec, (options, split) in datasets.items():
+        dataset, digest = split.dataset, split.digest
+        n, channels, height, width = split.images.shape
         for metric_name, metric in metrics.items():
             if min(height, width) < metric.min_size:
-                raise UserError(f"metric '{metric_name}' needs images of at least {metric.min_size}x{metric.min_size} "
-                                f"pixels, but '{spec}' has {height}x{width}: use larger images (e.g. -o folder.size=64) "
+                side = metric.min_size
+                raise UserError(f"metric '{metric_name}' needs images of at least {side}x{side} pixels, but "
+                                f"'{spec}' has {height}x{width}: use larger images (e.g. -o folder.size=64) "
                                 f"or leave {metric_name} out of --metrics")
-        image_ids = list(range(n))
-        for mask_spec, generator in masks.items():  # every mask is checked here, before any write
-            make_masks(generator, spec, mask_spec, image_ids, height, width, config.seed, keys)
+        for mask_spec, generator in masks.items():  # every mask is made and checked here, before any write
+            split_masks(generator, spec, mask_spec, _options_for(config, mask_spec), config.seed, split,
+                        config.n_images)
         kept = sample_positions(n, config.seed, digest or spec)
         ranges = [(start, min(start + (shard_size or n), n)) for start in range(0, n, shard_size or n)]
         for name, method in methods.items():
@@ -221,19 +215,20 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
             method.check(context)  # cheap checks (e.g. the checkpoint fits the images), before any write
             if method.needs_train_data:
                 check_images(dataset.images("train", limit=1), f"dataset '{spec}' (train split)")
+            method_version = _distribution_version(registry, name)
             for mask_spec in masks:
                 settings = {"n_images": n, "seed": config.seed, "metrics": sorted(config.metrics),
                             "method_options": _options_for(config, name),
                             "mask_options": _options_for(config, mask_spec),
                             "dataset_options": _options_for(config, spec), "checkpoint": checkpoint,
                             "dataset_digest": digest, "benchkit": __version__,
-                            "method_version": _distribution_version(registry, name)}
+                            "method_version": method_version}
                 record = CellRecord(spec, mask_spec, name, "ok", settings=settings, metrics=list(config.metrics))
                 cell = CellPlan((spec, mask_spec, name), cell_path(config.out, spec, mask_spec, name), record, ranges)
                 cell.todo = [ShardTask(dataset=spec, mask=mask_spec, method=name, image_ids=tuple(range(a, b)),
                                        n_images=config.n_images, metrics=tuple(config.metrics), seed=config.seed,
                                        method_options=_options_for(config, name),
-                                       mask_options=_options_for(config, mask_spec), dataset_options=dataset_options,
+                                       mask_options=_options_for(config, mask_spec), dataset_options=options,
                                        checkpoint=checkpoint, batch_size=config.batch_size, device=config.device,
                                        sample_ids=tuple(i for i in kept if a <= i < b), digest=digest,
                                        block_external=registry.block_external, threads=executor.threads)
@@ -246,7 +241,7 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
     except BaseException:
         executor.close()
         raise
-    outcome.digests = {spec: entry[4] for spec, entry in datasets.items() if entry[4] is not None}
+    outcome.digests = {spec: split.digest for spec, (_, split) in datasets.items() if split.digest is not None}
     outcome.cells = [cell.key for cell in outcome.plans]
     for cell in outcome.plans:
         if not config.force and cell.out_file.exists() and _reusable(cell.out_file, cell.record.settings, cell.key,
@@ -290,7 +285,7 @@ def _shard_done(cell_file: Path, task: ShardTask, settings: dict) -> bool:
         record = read_cell(path)
     except UserError:
         return False
-    return record.ok and record.settings == settings and read_samples(path) is not None
+    return record.ok and record.settings == settings and read_samples(path, outputs=True) is not None
 
 
 def _task_key(task: ShardTask) -> tuple:
@@ -324,7 +319,6 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
         bar = tqdm(total=total, unit="img", disable=not show_progress or total == 0, dynamic_ncols=True)
         by_task = {_task_key(task): cell for cell in outcome.plans for task in cell.todo}
         remaining = {cell.key: len(cell.todo) for cell in outcome.plans}
-        clear_cache()
         if executor.local:  # in this process: the caller's registry, progress per batch, the shard's name
             def fn(task: ShardTask):
                 bar.set_description(task.label)

@@ -9,10 +9,8 @@ composites, by the effect of rounding each pixel to 1/255.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from benchkit.errors import UserError
@@ -20,13 +18,15 @@ from benchkit.masking import make_masks
 from benchkit.registry import Registry
 from benchkit.results import cell_records, cell_path, read_manifest, read_samples, write_cell
 from benchkit.runfolder import lock_out
+from benchkit.tasks import dataset_options, load_test_split
 
 
-def score(run_dir: Path, metrics: list[str], registry: Registry | None = None) -> list[str]:
+def score(run_dir: Path, metrics: list[str], registry: Registry | None = None) -> tuple[list[str], int]:
     """Compute ``metrics`` for every finished cell of ``run_dir`` and store them as new columns.
 
-    Returns notes (cells left out, metrics that failed). Every check (metric names, the data, the
-    kept outputs) runs before the first cell is rewritten; each cell is rewritten atomically.
+    Returns notes (cells left out, metrics that failed) and how many (cell, metric) pairs failed.
+    Every check (metric names, the data, the kept outputs) runs before the first cell is rewritten;
+    each cell is rewritten atomically.
     """
     registry = registry or Registry()
     run_dir = Path(run_dir)
@@ -36,12 +36,12 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None) -
     if not metrics:
         raise UserError("--metrics is empty: name at least one metric to add")
     scorers = {name: registry.create("metric", name, (config.get("options") or {}).get(name, {})) for name in metrics}
-    notes, jobs, truths = [], [], {}
+    notes, jobs, truths, failed = [], [], {}, 0
     for record in records:
         if not record.rows:
             notes.append(f"cell {'/'.join(record.key)} has no results (it failed): left out")
             continue
-        arrays = read_samples(cell_path(run_dir, *record.key))
+        arrays = read_samples(cell_path(run_dir, *record.key), outputs=True)
         if arrays is None or "outputs" not in arrays:
             raise UserError(f"cell {'/'.join(record.key)} kept no outputs (written by an older benchkit, or its "
                             ".npz is gone): rerun it with `benchkit run ... --force`")
@@ -69,6 +69,7 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None) -
                 except Exception as exc:  # a failing metric fails only its column
                     record.rows[name] = [float("nan")] * len(order)
                     record.metric_errors[name] = f"{type(exc).__name__}: {exc}"
+                    failed += 1
                     notes.append(f"metric '{name}' failed on {'/'.join(record.key)}: {record.metric_errors[name]}")
                 if name not in record.metrics:
                     record.metrics.append(name)
@@ -76,24 +77,19 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None) -
     finally:
         if lock is not None:
             lock.close()
-    return notes
+    return notes, failed
 
 
 def _truth_and_masks(record, config: dict, registry: Registry) -> tuple[torch.Tensor, torch.Tensor]:
     """The ground truth and the masks of a cell, rebuilt as the run made them."""
-    options = dict(record.settings.get("dataset_options") or {})
-    if config.get("data_dir") and registry.accepts("dataset", record.dataset, "data_dir"):
-        options["data_dir"] = config["data_dir"]
-    n = int(record.settings.get("n_images") or 0)
-    dataset = registry.create("dataset", record.dataset, options)
-    images = dataset.images("test", limit=n or None)
-    keys = dataset.image_keys("test", limit=n or None)
-    digest = hashlib.sha256("".join(keys).encode()).hexdigest() if keys is not None else None
-    if digest != record.settings.get("dataset_digest"):
-        raise UserError(f"dataset '{record.dataset}' changed since the run (content digest {str(digest)[:12]}, "
+    options = dataset_options(registry, record.dataset, record.settings.get("dataset_options") or {},
+                              config.get("data_dir"))
+    split = load_test_split(registry, record.dataset, options, int(record.settings.get("n_images") or 0), fresh=True)
+    if split.digest != record.settings.get("dataset_digest"):
+        raise UserError(f"dataset '{record.dataset}' changed since the run (content digest {str(split.digest)[:12]}, "
                         f"the run's {str(record.settings.get('dataset_digest'))[:12]}): rerun the methods instead")
     generator = registry.create("mask", record.mask, record.settings.get("mask_options") or {})
-    _, _, height, width = images.shape
-    known = make_masks(generator, record.dataset, record.mask, list(range(len(images))), height, width,
-                       int(record.settings.get("seed", 0)), keys)
-    return images, known
+    _, _, height, width = split.images.shape
+    known = make_masks(generator, record.dataset, record.mask, list(range(len(split.images))), height, width,
+                       int(record.settings.get("seed", 0)), split.keys)
+    return split.images, known

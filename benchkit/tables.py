@@ -10,6 +10,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from benchkit.defaults import PAPER_MASKS
+from benchkit.errors import UserError
 from benchkit.results import summary
 
 PAPER_MASK_ORDER = list(PAPER_MASKS)
@@ -45,15 +46,10 @@ def metric_displays() -> dict[str, Display]:
 
     try:
         infos = [info for info in Registry().all() if info.kind == "metric"]
-    except Exception:  # a broken plugin: its own command reports it; tables fall back to the built-ins
+    except UserError:  # a broken plugin: its own command reports it; tables fall back to the built-ins
         infos = [info for info in Registry(block_external=True).all() if info.kind == "metric"]
     displays = {i.name: Display(i.cls.higher_is_better, i.cls.unit, i.cls.digits) for i in infos}
     return displays | {"seconds": Display(False, "s", 4)}
-
-
-def lower_is_better_metrics() -> frozenset[str]:
-    """Columns where less is better, from the metrics' ``higher_is_better``."""
-    return frozenset(name for name, d in metric_displays().items() if not d.higher_is_better)
 
 
 def _best_rows(table: pd.DataFrame, mask: str, lower: bool) -> set:
@@ -83,7 +79,8 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
                 for method, row in table.iterrows():
                     for mask, value in row.items():
                         if isinstance(value, tuple):
-                            cell = df.loc[(df.dataset == dataset) & (df.method == method) & (df["mask"] == mask), metric]
+                            rows_of = (df.dataset == dataset) & (df.method == method) & (df["mask"] == mask)
+                            cell = df.loc[rows_of, metric]
                             n = int(np.isfinite(pd.to_numeric(cell, errors="coerce")).sum())  # values in the mean
                             rows.append({"dataset": dataset, "metric": metric, "method": method,
                                          "mask": mask, "mean": value[0], "ci95": value[1], "n": n})

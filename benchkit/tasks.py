@@ -4,8 +4,10 @@ A :class:`ShardTask` names what to compute (dataset, mask, method, their options
 positions, the seed) and carries no tensors, so it can be pickled, logged and sent to another
 process or machine. :func:`run_shard` (module level, so executors can ship it by reference) rebuilds
 the images and masks where it runs (masks are deterministic), runs the method, scores it and returns
-a :class:`ShardResult`; it writes nothing. Datasets and method setups are cached per worker process,
-keyed by what they depend on, so a worker that gets many shards of a cell loads and sets up once.
+a :class:`ShardResult`; it writes nothing. Datasets, masks and method setups are cached per process,
+keyed by what they depend on, so a worker that gets many shards loads, masks and sets up once; the
+runner fills the same cache while it plans, so an in-process run reads each dataset and makes each
+mask once.
 """
 from __future__ import annotations
 
@@ -86,7 +88,7 @@ class ShardResult:
 
 
 def clear_cache() -> None:
-    """Forget cached datasets and method setups (the runner calls it at the start of an in-process run)."""
+    """Forget cached datasets and method setups (the runner calls it when it starts planning a run)."""
     _CACHE.clear()
 
 
@@ -100,19 +102,70 @@ def _frozen(options: dict) -> tuple:
     return tuple(sorted((k, str(v)) for k, v in options.items()))
 
 
-def _dataset_images(task: ShardTask, registry) -> tuple[torch.Tensor, list[str] | None]:
-    key = ("dataset", task.dataset, _frozen(task.dataset_options), task.n_images)
-    entry = _CACHE.get(key)
-    if entry is None or entry[2] != task.digest:  # a changed folder is loaded again
-        dataset = registry.create("dataset", task.dataset, task.dataset_options)
-        images = dataset.images("test", limit=task.n_images or None)
-        keys = dataset.image_keys("test", limit=task.n_images or None)
-        digest = hashlib.sha256("".join(keys).encode()).hexdigest() if keys is not None else None
-        entry = _CACHE[key] = (images, keys, digest, dataset)
-    if entry[2] != task.digest:
+@dataclass(frozen=True)
+class LoadedSplit:
+    """A dataset's test images as a run uses them: the first ``n_images`` (0: all), their content
+    keys (None for named datasets) and the digest of those keys, which identifies a folder's content."""
+
+    dataset: object
+    images: torch.Tensor
+    keys: list[str] | None
+    digest: str | None
+
+
+def content_digest(keys: list[str] | None) -> str | None:
+    """SHA-256 of a dataset's image keys in order (None when the dataset gives no keys)."""
+    return hashlib.sha256("".join(keys).encode()).hexdigest() if keys is not None else None
+
+
+def dataset_options(registry, spec: str, options: dict, data_dir: str | None) -> dict:
+    """``options`` plus ``data_dir`` for the datasets that take one (a third party's need not)."""
+    options = dict(options)
+    if data_dir and registry.accepts("dataset", spec, "data_dir"):
+        options["data_dir"] = data_dir
+    return options
+
+
+def load_test_split(registry, spec: str, options: dict, n_images: int, fresh: bool = False) -> LoadedSplit:
+    """Load (once per process, unless ``fresh``) the test images a run of ``spec`` uses.
+
+    The runner loads every dataset here while it plans, so an in-process run reads each one once.
+    """
+    key = ("dataset", spec, _frozen(options), n_images)
+    if fresh or key not in _CACHE:
+        dataset = registry.create("dataset", spec, options)
+        images = dataset.images("test", limit=n_images or None)
+        keys = dataset.image_keys("test", limit=n_images or None)
+        _CACHE[key] = LoadedSplit(dataset, images, keys, content_digest(keys))
+    return _CACHE[key]
+
+
+def split_masks(generator, dataset: str, mask: str, mask_options: dict, seed: int, split: LoadedSplit,
+                n_images: int, ids: list[int] | None = None) -> torch.Tensor:
+    """The masks of images ``ids`` of a loaded split (all if None), made once per process.
+
+    The runner makes (and checks) every mask while it plans, so an in-process run's shards take
+    theirs from that; a worker elsewhere makes only its shards' masks, once for all methods.
+    """
+    key = ("masks", dataset, mask, _frozen(mask_options), seed, split.digest, n_images)
+    if ids is not None and key in _CACHE:
+        return _CACHE[key][ids]
+    ids = list(range(len(split.images))) if ids is None else ids
+    keys = [split.keys[i] for i in ids] if split.keys is not None else None
+    _, _, height, width = split.images.shape
+    return _cached(key if len(ids) == len(split.images) else key + (tuple(ids),),
+                   lambda: make_masks(generator, dataset, mask, ids, height, width, seed, keys))
+
+
+def _dataset_images(task: ShardTask, registry) -> LoadedSplit:
+    split = load_test_split(registry, task.dataset, task.dataset_options, task.n_images)
+    if split.digest != task.digest:  # a long-lived worker whose folder changed: read it again
+        split = load_test_split(registry, task.dataset, task.dataset_options, task.n_images, fresh=True)
+    if split.digest != task.digest:
         raise RuntimeError(f"dataset '{task.dataset}' here differs from the client's (content digest "
-                           f"{str(entry[2])[:12]}, expected {str(task.digest)[:12]}): give every worker the same files")
-    return entry[0], entry[1]
+                           f"{str(split.digest)[:12]}, expected {str(task.digest)[:12]}): give every worker the "
+                           "same files")
+    return split
 
 
 def _method(task: ShardTask, registry, image_shape) -> object:
@@ -125,8 +178,7 @@ def _method(task: ShardTask, registry, image_shape) -> object:
                                 image_shape=tuple(image_shape),
                                 checkpoint=Path(task.checkpoint) if task.checkpoint else None, seed=task.seed)
         if method.needs_train_data:
-            dataset = _CACHE[("dataset", task.dataset, _frozen(task.dataset_options), task.n_images)][3]
-            context.train_images = dataset.images("train")
+            context.train_images = _dataset_images(task, registry).dataset.images("train")
         method.setup(context)
         return method
 
@@ -152,14 +204,15 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
     started = time.perf_counter()
     try:
         registry = registry or _registry(task)
-        images, keys = _dataset_images(task, registry)
+        split = _dataset_images(task, registry)
+        images = split.images
         ids = list(task.image_ids)
         truth_all = images[ids]
-        n, _, height, width = truth_all.shape
+        n = len(ids)
         generator = _cached(("mask", task.mask, _frozen(task.mask_options)),
                             lambda: registry.create("mask", task.mask, task.mask_options))
-        known_all = make_masks(generator, task.dataset, task.mask, ids, height, width, task.seed,
-                               [keys[i] for i in ids] if keys is not None else None)
+        known_all = split_masks(generator, task.dataset, task.mask, task.mask_options, task.seed, split,
+                                task.n_images, ids)
         method = _method(task, registry, images.shape[1:])
         setup_seconds = time.perf_counter() - started
         device = torch.device(task.device)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+from typing import Callable
 
 import torch
 
@@ -24,25 +25,38 @@ def check_images(images: torch.Tensor, source: str) -> None:
                         "expected [0, 1] (divide 8-bit images by 255)")
 
 
-def check_known(known: torch.Tensor, images: torch.Tensor, source: str) -> None:
-    """Masks must be bool ``N x 1 x H x W`` matching the images, each with known and missing pixels."""
-    expected = (images.shape[0], 1, *images.shape[2:])
+def check_known(known: torch.Tensor, images, source: str, where: Callable[[int], str] | None = None) -> None:
+    """Masks must be bool ``N x 1 x H x W`` matching the images (a tensor, or its shape), each with
+    known and missing pixels. ``where(i)`` names the i-th mask in messages (default ``image i``)."""
+    image_shape = tuple(images.shape) if hasattr(images, "shape") else tuple(images)
+    expected = (image_shape[0], 1, *image_shape[2:])
     if not isinstance(known, torch.Tensor) or known.dtype != torch.bool or tuple(known.shape) != expected:
         shape = tuple(known.shape) if hasattr(known, "shape") else type(known).__name__
         raise UserError(f"{source} gave masks of shape {shape} and type {getattr(known, 'dtype', '?')} "
-                        f"for images of shape {tuple(images.shape)}: expected bool {expected}")
+                        f"for images of shape {image_shape}: expected bool {expected}")
+    name = where or (lambda i: f"image {i}")
     per_image = known.flatten(1)
     no_missing = (per_image.all(1)).nonzero().flatten().tolist()
     if no_missing:
-        raise UserError(f"{source} gave masks with no missing pixel (image {no_missing[0]}): "
-                        "every mask needs a hole to inpaint")
+        raise UserError(f"{source} leaves no missing pixel in {name(no_missing[0])}: every mask needs a hole "
+                        "to inpaint")
     no_known = (~per_image.any(1)).nonzero().flatten().tolist()
     if no_known:
-        raise UserError(f"{source} gave masks with no known pixel (image {no_known[0]}): "
-                        "every mask must keep some observed pixels")
+        raise UserError(f"{source} leaves no known pixel in {name(no_known[0])}: every mask must keep some "
+                        "observed pixels")
 
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def parse_device(text: str) -> torch.device:
+    """``--device`` as a torch device that can run the benchmark here, or a UserError with the fix."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(f"bad --device '{text}' ({exc}): use cpu or cuda") from exc
+    check_device(device)
+    return device
 
 
 def check_device(device: torch.device) -> None:

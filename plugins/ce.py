@@ -12,7 +12,7 @@ from typing import Annotated
 
 import torch
 
-from benchkit.checkpoints import check_model_shape, load_model
+from benchkit.checkpoints import load_model
 from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Method, MethodContext, Trainer
@@ -30,11 +30,7 @@ class ContextEncoderMethod(Method):
     needs_checkpoint = "ce"
     checkpoint_dirs = (MODELS,)
 
-    def check(self, context: MethodContext) -> None:
-        check_model_shape(context.checkpoint, context.image_shape)
-
-    def setup(self, context: MethodContext) -> None:
-        check_model_shape(context.checkpoint, context.image_shape)
+    def setup(self, context: MethodContext) -> None:  # the runner has run check(): the shape fits
         tensors, info = load_model(context.checkpoint)
         try:
             self.net = ContextEncoder(info["size"], info["channels"], info["width"], info["bottleneck"])

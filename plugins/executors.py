@@ -97,7 +97,8 @@ class Dask(Executor):
     description = "Dask distributed: a LocalCluster (--workers N) or --scheduler ADDRESS (extra benchkit[dask])"
 
     def __init__(self, workers: Annotated[int, Range(1, 4096)] = 2, scheduler: str | None = None,
-                 retries: Annotated[int, Range(0, 100)] = 3, timeout: Annotated[float, Range(0, exclusive=True)] = 10.0):
+                 retries: Annotated[int, Range(0, 100)] = 3,
+                 timeout: Annotated[float, Range(0, exclusive=True)] = 10.0):
         self.workers, self.scheduler, self.retries, self.timeout = workers, scheduler, retries, timeout
         self.client = self.cluster = None
 

@@ -55,12 +55,17 @@ def stroke(missing: np.ndarray, y0: float, x0: float, y1: float, x1: float, widt
     """Mark (in place) the pixels whose centre lies within ``width / 2`` of the segment
     (y0, x0)-(y1, x1): a straight brush stroke with round ends."""
     h, w = missing.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    r = width / 2
+    top, bottom = max(0, math.floor(min(y0, y1) - r)), min(h, math.ceil(max(y0, y1) + r) + 1)
+    left, right = max(0, math.floor(min(x0, x1) - r)), min(w, math.ceil(max(x0, x1) + r) + 1)
+    if top >= bottom or left >= right:
+        return
+    yy, xx = np.mgrid[top:bottom, left:right].astype(np.float64)  # only the stroke's bounding box
     dy, dx = y1 - y0, x1 - x0
     length2 = dy * dy + dx * dx
     t = np.zeros_like(yy) if length2 == 0 else np.clip(((yy - y0) * dy + (xx - x0) * dx) / length2, 0, 1)
     distance2 = (yy - (y0 + t * dy)) ** 2 + (xx - (x0 + t * dx)) ** 2
-    missing |= distance2 <= (width / 2) ** 2
+    missing[top:bottom, left:right] |= distance2 <= r * r
 
 
 def draw_strokes(missing: np.ndarray, params: Strokes, scale: float, rng: np.random.Generator) -> None:

