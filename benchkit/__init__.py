@@ -4,11 +4,12 @@ from benchkit.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 
-def load_results(path):
-    """Read a run folder into a tidy pandas DataFrame; see :func:`benchkit.results.load_results`."""
+def load_results(path, level="image"):
+    """Read a run folder into a tidy pandas DataFrame, per image (default) or per set (``level="set"``:
+    FID and other set scores); see :func:`benchkit.results.load_results`."""
     from benchkit.results import load_results as _load
 
-    return _load(path)
+    return _load(path, level)
 
 
 def compare(df, method_a, method_b, metrics=("psnr", "ssim")):

@@ -19,6 +19,10 @@ PAPER = ",".join(PAPER_MASKS)
 BUILTIN_COMMANDS = ("run", "list", "info", "report", "score", "data", "train")
 
 
+WEIGHTS_HELP = ("folder searched first for pretrained metric weights (FID's Inception, LPIPS); default "
+                "$BENCHKIT_WEIGHTS; `benchkit weights list` shows the files")
+
+
 def build_parser(registry=None) -> argparse.ArgumentParser:
     """The argument parser; with a registry, plugins' subcommands are added too."""
     from benchkit import commands
@@ -52,6 +56,7 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
                      help="redo cells that are already finished (also replaces a corrupt results folder)")
     run.add_argument("--data-dir", help="folder searched first for dataset files")
     run.add_argument("--models-dir", type=Path, help="folder searched first for trained checkpoints")
+    run.add_argument("--weights-dir", type=Path, help=WEIGHTS_HELP)
     run.add_argument("-o", "--option", action="append", default=[], metavar="PLUGIN.KEY=VALUE",
                      help="plugin option, e.g. -o gan.iterations=300 (repeatable; `benchkit info NAME` lists them)")
     run.add_argument("--executor", default="inprocess", metavar="NAME",
@@ -86,6 +91,10 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     scoring.add_argument("path", type=Path)
     scoring.add_argument("--metrics", type=csv_list, required=True, help="comma-separated metrics to add")
     scoring.add_argument("--format", default="github", choices=["github", "latex", "csv"])
+    scoring.add_argument("--device", default="cpu", help="torch device of the metrics, e.g. cpu or cuda (default cpu)")
+    scoring.add_argument("--batch-size", type=int, default=256, help="images per metric call (default 256)")
+    scoring.add_argument("--models-dir", type=Path, help="folder searched first for trained checkpoints")
+    scoring.add_argument("--weights-dir", type=Path, help=WEIGHTS_HELP)
     scoring.set_defaults(handler=commands.cmd_score)
 
     data = sub.add_parser("data", help="dataset files")

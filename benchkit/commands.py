@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchkit.defaults import DEFAULT_DATASET, PAPER_MASKS, parse_options
+from benchkit.defaults import DEFAULT_DATASET, DEFAULT_METRICS, PAPER_MASKS, parse_options
 from benchkit.errors import UserError
 
 
@@ -43,7 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        optional_datasets=bool(preset and not args.datasets),
                        optional_methods=bool(preset),  # a preset skips methods with no model for a dataset
                        executor=args.executor, shard_size=args.shard_size,
-                       executor_options={"workers": args.workers, "scheduler": args.scheduler})
+                       executor_options={"workers": args.workers, "scheduler": args.scheduler},
+                       weights_dir=str(args.weights_dir) if args.weights_dir else None)
     outcome = run(config)
     for note in outcome.notes:
         print(f"note: {note}")
@@ -55,8 +56,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     wanted = set(outcome.cells)  # this command's cells, not others an earlier run left in the folder
     df = df[pd.Series([key in wanted for key in zip(df.dataset, df["mask"], df.method)], index=df.index,
                       dtype=bool)]
-    shown = [m for m in ("psnr", "ssim") if m in args.metrics] or args.metrics
-    print(format_tables(df, shown, args.format))
+    sets = load_results(args.out, level="set")
+    sets = sets[[key in wanted for key in zip(sets.dataset, sets["mask"], sets.method)]]
+    # the default metrics print PSNR and SSIM (all are in the folder); metrics named with --metrics all print
+    shown = ["psnr", "ssim"] if args.metrics == list(DEFAULT_METRICS) else args.metrics
+    print(format_tables(df, shown, args.format, sets=sets))
     if preset:
         print("\n" + paper_table(df, preset, args.format))
     present = set(zip(df.dataset, df["mask"], df.method))
@@ -98,7 +102,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                             "give another --html FILE") from exc
         print(f"report written to {path} (self-contained; open it in any browser)")
         return 0
-    print(format_tables(df, metric_columns(df) + ["seconds"], args.format))
+    sets = load_results(args.path, level="set")
+    print(format_tables(df, metric_columns(df) + metric_columns(sets) + ["seconds"], args.format, sets=sets))
     failed = failures(args.path)
     if len(failed):
         print(f"\n{len(failed)} failed cells:\n" + failure_table(failed))
@@ -110,10 +115,18 @@ def cmd_score(args: argparse.Namespace) -> int:
     from benchkit.scoring import score
     from benchkit.tables import format_tables
 
-    notes, metric_failures = score(args.path, args.metrics)
+    from benchkit.validation import parse_device
+
+    parse_device(args.device)
+    if args.batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    notes, metric_failures = score(args.path, args.metrics, device=args.device, batch_size=args.batch_size,
+                                   models_dir=str(args.models_dir) if args.models_dir else None,
+                                   weights_dir=str(args.weights_dir) if args.weights_dir else None)
     for note in notes:
         print(f"note: {note}")
-    print(format_tables(load_results(args.path), args.metrics, args.format))
+    print(format_tables(load_results(args.path), args.metrics, args.format,
+                        sets=load_results(args.path, level="set")))
     return 1 if metric_failures else 0
 
 
@@ -199,8 +212,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if images.shape[2] != images.shape[3] or images.shape[2] not in (32, 64, 128):
         raise UserError(f"dataset '{args.dataset}' has {images.shape[2]}x{images.shape[3]} images: the networks "
                         "take 32, 64 or 128 px squares; resize them (e.g. -o folder.size=64)")
+    extra = {}
+    if trainer.needs_labels:
+        extra["labels"] = dataset.labels("train")
+        if extra["labels"] is None or len(extra["labels"]) != len(images):
+            raise UserError(f"`benchkit train {args.model}` needs class labels, and dataset '{args.dataset}' has "
+                            f"{'none' if extra['labels'] is None else 'fewer than images'}: use a labelled dataset")
+        test_labels = dataset.labels("test")
+        extra["test"] = (dataset.images_uint8("test"), test_labels) if test_labels is not None else None
     config = TrainConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
                          seed=args.seed, device=args.device, max_minutes=args.max_minutes)
-    path = trainer.train(images, config, args.out, "benchkit " + shlex.join(args.argv), masks)
+    path = trainer.train(images, config, args.out, "benchkit " + shlex.join(args.argv), masks, **extra)
     print(f"model written to {path}")
     return 0

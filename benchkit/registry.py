@@ -30,7 +30,7 @@ BLOCK_ENV = "BENCHKIT_BLOCK_EXTERNAL_PLUGINS"
 BUILTIN_DISTRIBUTION = "benchkit"
 BUILTIN_MODULES = tuple(f"benchkit_plugins.{m}" for m in (
     "datasets", "paper_datasets", "masks", "metrics", "baselines", "tv", "lowrank", "nn", "patchmatch",
-    "references", "gan", "ce", "presets", "executors", "freeform"))
+    "references", "gan", "ce", "presets", "executors", "freeform", "semantic", "perceptual", "weights"))
 KINDS = {"method": Method, "mask": MaskGenerator, "metric": Metric, "dataset": Dataset, "trainer": Trainer,
          "preset": Preset, "executor": Executor}
 HOOKS = {"method": "register_methods", "mask": "register_masks", "metric": "register_metrics",

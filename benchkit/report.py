@@ -128,9 +128,12 @@ def build_html(run_dir: Path, errors: bool = False) -> str:
     run_dir = Path(run_dir)
     df = load_results(run_dir)
     manifest = read_manifest(run_dir) or {}
-    metrics = metric_columns(df)
-    parts = [manifest_section(manifest), _section("Summary tables", format_tables(df, metrics, "html"),
-                                                  "Mean ± 95% CI over images; best of each column in bold.")]
+    sets = load_results(run_dir, level="set")
+    metrics = metric_columns(df) + metric_columns(sets)
+    parts = [manifest_section(manifest),
+             _section("Summary tables", format_tables(df, metrics, "html", sets=sets),
+                      "Per-image metrics: mean ± 95% CI over images. Set metrics (FID, KID ...): one score over "
+                      "each cell's images. Best of each column in bold.")]
     if not df.empty:
         parts += [grids_section(run_dir, df, errors), distributions_section(df),
                   missing_fraction_section(df), statistics_section(df)]

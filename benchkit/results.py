@@ -57,7 +57,7 @@ class CellRecord:
     """What a finished (dataset, mask, method) cell stores in ``cells/*.json``.
 
     ``rows`` maps column names (``image_id``, ``seconds``, ``missing_fraction``, one per metric) to
-    equal-length lists, one value per image; it is None for a failed cell, whose ``error`` (one line)
+    equal-length lists, one value per image; ``set_scores`` maps each set metric to its one value; it is None for a failed cell, whose ``error`` (one line)
     and ``traceback`` say why. ``settings`` are what the cell depends on (options, seed, dataset
     digest ...): a cell is reused only when they match. ``version`` is :data:`CELL_VERSION`.
     """
@@ -74,6 +74,7 @@ class CellRecord:
     seconds: float = 0.0
     sample_ids: list = field(default_factory=list)
     metric_errors: dict = field(default_factory=dict)  # metric -> error: that column is NaN, the rest stands
+    set_scores: dict = field(default_factory=dict)  # set metric (FID ...) -> its value over the cell's images
     version: int = CELL_VERSION
 
     @property
@@ -186,6 +187,10 @@ def _check_record(record) -> None:
     for key in ("dataset", "mask", "method"):
         if not isinstance(record.get(key), str):
             raise ValueError(f"its '{key}' is not a name")
+    set_scores = record.get("set_scores", {})
+    if not isinstance(set_scores, dict) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, (int, float))) for k, v in set_scores.items()):
+        raise ValueError("its set_scores are not an object of numbers")
     rows = record.get("rows")
     if record["status"] == "failed" and rows is None:
         return
@@ -230,14 +235,25 @@ def cell_records(run_dir: Path) -> list[CellRecord]:
     return [read_cell(p) for p in sorted((run_dir / CELLS).glob("*.json"))]
 
 
-def load_results(path: str | Path) -> pd.DataFrame:
-    """Per-image results of a run folder as a tidy DataFrame.
+SET_COLUMNS = ["dataset", "mask", "method", "n_images"]
 
-    One row per (dataset, mask, method, image_id); one column per metric (``psnr`` in dB,
-    ``ssim``, ``l1`` ...), ``seconds`` (method time per image, amortised over its batch and
-    the method's setup) and ``missing_fraction``. A failed cell contributes the rows of its shards that succeeded; see
-    :func:`failures`.
+
+def load_results(path: str | Path, level: str = "image") -> pd.DataFrame:
+    """Results of a run folder as a tidy DataFrame: per image (``level="image"``) or per set.
+
+    Per image: one row per (dataset, mask, method, image_id); one column per per-image metric
+    (``psnr`` in dB, ``ssim``, ``l1`` ...), ``seconds`` (method time per image, amortised over its
+    batch and the method's setup) and ``missing_fraction``. A failed cell contributes the rows of its
+    shards that succeeded; see :func:`failures`.
+
+    Per set (``level="set"``): one row per finished (dataset, mask, method) cell, ``n_images``, and
+    one column per set metric (``fid-fmnist``, ``kid-fmnist``, ``fid`` ...), each scored over all the
+    cell's images; NaN where a metric was not computed or failed.
     """
+    if level == "set":
+        return _load_sets(Path(path))
+    if level != "image":
+        raise UserError(f"level '{level}' is not one of 'image', 'set'")
     frames = []
     for record in cell_records(Path(path)):
         if not record.rows:  # a failed cell keeps the rows of its shards that succeeded
@@ -255,9 +271,18 @@ def load_results(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def _load_sets(run_dir: Path) -> pd.DataFrame:
+    rows = [{"dataset": r.dataset, "mask": r.mask, "method": r.method, "n_images": len(r.rows["image_id"]),
+             **{k: (math.nan if v is None else float(v)) for k, v in r.set_scores.items()}}
+            for r in cell_records(run_dir) if r.ok and r.rows and r.set_scores]
+    df = pd.DataFrame(rows)
+    return df if rows else pd.DataFrame(columns=SET_COLUMNS)
+
+
 def metric_columns(df: pd.DataFrame) -> list[str]:
-    """The metric columns of a :func:`load_results` table (all but the keys, seconds, missing_fraction)."""
-    return [c for c in df.columns if c not in KEY_COLUMNS + ["seconds", "missing_fraction"]]
+    """The metric columns of a :func:`load_results` table, per image or per set (all but the keys,
+    seconds, missing_fraction, n_images)."""
+    return [c for c in df.columns if c not in KEY_COLUMNS + ["seconds", "missing_fraction", "n_images"]]
 
 
 def failures(path: str | Path) -> pd.DataFrame:

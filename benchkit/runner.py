@@ -24,8 +24,9 @@ from benchkit.registry import Registry
 from benchkit.results import (CellRecord, assemble_cell, cell_path, read_cell, read_samples, shard_path, write_cell,
                               write_manifest)
 from benchkit.runfolder import build_manifest, prepare_out
-from benchkit.tasks import (LoadedSplit, ShardTask, clear_cache, dataset_options, load_test_split, run_shard,
-                            sample_positions, split_masks)
+from benchkit.scoring import score_cell
+from benchkit.tasks import (LoadedSplit, ShardTask, clear_cache, dataset_options, load_test_split, prepare_metrics,
+                            run_shard, sample_positions, split_masks)
 from benchkit.validation import check_images, check_option_names, parse_device
 
 
@@ -56,6 +57,7 @@ class RunConfig:
     optional_methods: bool = False  # skip (with a note) methods that cannot run, as when methods is None
     executor: str = "inprocess"
     executor_options: dict = field(default_factory=dict)
+    weights_dir: str | None = None  # pretrained weights of metrics (FID's Inception ...); else $BENCHKIT_WEIGHTS
     shard_size: int | None = None
 
 
@@ -83,6 +85,10 @@ class RunOutcome:
     reused_shards: int = 0  # finished shards of unfinished cells, kept from an interrupted run
     executor: object = None
     lock: object = None
+    metrics: dict = field(default_factory=dict)  # dataset -> {metric name: metric set up for it}
+    splits: dict = field(default_factory=dict)  # dataset -> its LoadedSplit
+    rescore: list = field(default_factory=list)  # finished cells that only lack metrics: scored from their outputs
+    known: dict = field(default_factory=dict)  # (dataset, mask) -> the masks of the dataset's test images
 
     @property
     def failed(self) -> list[CellRecord]:
@@ -121,30 +127,34 @@ def _load_dataset(config: RunConfig, registry: Registry, spec: str) -> tuple[dic
     return options, split
 
 
-def _reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> bool:
-    """Whether a finished cell can be kept as it is; says why not in ``notes`` where it matters."""
+def _reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> str | None:
+    """``"reuse"`` when a finished cell can be kept as it is, ``"rescore"`` when it only lacks some of
+    the run's metrics and kept its outputs (they are scored without running the method), else None;
+    says why not in ``notes`` where it matters."""
     record = read_cell(out_file)
     if not record.ok:
-        return False
+        return None
     old = record.settings
     if old.get("dataset_digest") != settings.get("dataset_digest"):
         notes.append(f"dataset '{key[0]}' changed since cell {'/'.join(key)} was run "
                      f"(digest {str(old.get('dataset_digest'))[:12]} -> {str(settings.get('dataset_digest'))[:12]}): "
                      "redoing it")
-        return False
+        return None
+
     def without_metrics(values: dict) -> dict:
         return {k: v for k, v in values.items() if k != "metrics"}
 
     if without_metrics(old) != without_metrics(settings):
-        return False
-    scored = set(record.rows or {}) - set(record.metric_errors or {})
-    if not set(settings["metrics"]) <= scored:  # `benchkit score` may have added columns: more is fine
-        return False
-    if read_samples(out_file) is None:
+        return None
+    arrays = read_samples(out_file, outputs=True)
+    if arrays is None:
         notes.append(f"cell {'/'.join(key)} lost its pictures ({out_file.with_suffix('.npz').name} is missing or "
                      "unreadable): redoing it")
-        return False
-    return True
+        return None
+    scored = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
+    if set(settings["metrics"]) <= scored:  # `benchkit score` may have added columns: more is fine
+        return "reuse"
+    return "rescore" if "outputs" in arrays else None
 
 
 def plan(config: RunConfig, registry: Registry) -> RunOutcome:
@@ -193,9 +203,14 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
                 raise UserError(f"metric '{metric_name}' needs images of at least {side}x{side} pixels, but "
                                 f"'{spec}' has {height}x{width}: use larger images (e.g. -o folder.size=64) "
                                 f"or leave {metric_name} out of --metrics")
+        outcome.metrics[spec], metric_checkpoints = prepare_metrics(
+            registry, config.metrics, config.options, spec, split, config.device, config.models_dir,
+            config.weights_dir, config.seed)  # labels, checkpoints, weights: checked before any write
+        outcome.splits[spec] = split
+        per_image = tuple(name for name in config.metrics if outcome.metrics[spec][name].level == "image")
         for mask_spec, generator in masks.items():  # every mask is made and checked here, before any write
-            split_masks(generator, spec, mask_spec, _options_for(config, mask_spec), config.seed, split,
-                        config.n_images)
+            outcome.known[(spec, mask_spec)] = split_masks(generator, spec, mask_spec, _options_for(config, mask_spec),
+                                                           config.seed, split, config.n_images)
         kept = sample_positions(n, config.seed, digest or spec)
         ranges = [(start, min(start + (shard_size or n), n)) for start in range(0, n, shard_size or n)]
         for name, method in methods.items():
@@ -226,12 +241,14 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
                 record = CellRecord(spec, mask_spec, name, "ok", settings=settings, metrics=list(config.metrics))
                 cell = CellPlan((spec, mask_spec, name), cell_path(config.out, spec, mask_spec, name), record, ranges)
                 cell.todo = [ShardTask(dataset=spec, mask=mask_spec, method=name, image_ids=tuple(range(a, b)),
-                                       n_images=config.n_images, metrics=tuple(config.metrics), seed=config.seed,
+                                       n_images=config.n_images, metrics=per_image, seed=config.seed,
                                        method_options=_options_for(config, name),
                                        mask_options=_options_for(config, mask_spec), dataset_options=options,
                                        checkpoint=checkpoint, batch_size=config.batch_size, device=config.device,
                                        sample_ids=tuple(i for i in kept if a <= i < b), digest=digest,
-                                       block_external=registry.block_external, threads=executor.threads)
+                                       block_external=registry.block_external, threads=executor.threads,
+                                       metric_options={m: _options_for(config, m) for m in per_image},
+                                       metric_checkpoints=metric_checkpoints, weights_dir=config.weights_dir)
                              for a, b in ranges]
                 outcome.plans.append(cell)
     executor.start()  # an unreachable scheduler fails here, before anything is written
@@ -244,10 +261,13 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
     outcome.digests = {spec: split.digest for spec, (_, split) in datasets.items() if split.digest is not None}
     outcome.cells = [cell.key for cell in outcome.plans]
     for cell in outcome.plans:
-        if not config.force and cell.out_file.exists() and _reusable(cell.out_file, cell.record.settings, cell.key,
-                                                                      outcome.notes):
+        reuse = (not config.force and cell.out_file.exists()
+                 and _reusable(cell.out_file, cell.record.settings, cell.key, outcome.notes))
+        if reuse:
             outcome.skipped.append(cell.key)
             cell.todo = []
+            if reuse == "rescore":
+                outcome.rescore.append(cell)
         elif config.force:
             _remove(cell.out_file)
         else:
@@ -301,6 +321,37 @@ def _write_shard(cell: CellPlan, result) -> None:
     write_cell(shard_path(cell.out_file, task.image_ids[0], task.image_ids[-1] + 1), record, result.samples)
 
 
+def _finish(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> CellRecord:
+    """Assemble a cell whose shards are all in, then score its set metrics from its kept outputs."""
+    record = assemble_cell(cell.out_file, cell.record, cell.ranges)
+    if record.ok:
+        _score_kept(outcome, cell, record, config)
+    return record
+
+
+def _score_kept(outcome: RunOutcome, cell: CellPlan, record: CellRecord, config: RunConfig,
+                rescored: bool = False) -> None:
+    """Score a finished cell's kept 8-bit outputs with its set metrics, or (``rescored``) with every
+    metric of the run it lacks; rewrites the cell file."""
+    spec, mask, method = cell.key
+    done = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
+    metrics = {name: m for name, m in outcome.metrics[spec].items()
+               if (name not in done if rescored else m.level == "set")}
+    if not metrics:
+        return
+    split = outcome.splits[spec]
+    notes = score_cell(record, read_samples(cell.out_file, outputs=True), split.images, outcome.known[(spec, mask)],
+                       split.labels, metrics, config.batch_size, config.device)
+    record.settings = cell.record.settings  # now scored with the run's metrics
+    write_cell(cell.out_file, record)
+    outcome.notes += notes
+    if rescored:
+        outcome.notes.append(f"cell {'/'.join(cell.key)}: {', '.join(metrics)} scored from its kept 8-bit outputs "
+                             f"({method} was not run again)")
+        if notes:
+            outcome.ran.append(record)
+
+
 def run(config: RunConfig, registry: Registry | None = None, show_progress: bool = True) -> RunOutcome:
     """Plan, then run every unfinished shard; returns what ran, what was skipped, and notes."""
     registry = registry or Registry()
@@ -325,9 +376,11 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
                 return run_shard(task, registry=registry, progress=bar.update)
         else:
             fn = run_shard
+        for cell in outcome.rescore:  # finished cells that lack only some metrics: no method runs again
+            _score_kept(outcome, cell, read_cell(cell.out_file), config, rescored=True)
         for cell in outcome.plans:  # shards all done by an interrupted run: only the cell is missing
             if cell.key not in outcome.skipped and not cell.todo:
-                outcome.ran.append(assemble_cell(cell.out_file, cell.record, cell.ranges))
+                outcome.ran.append(_finish(outcome, cell, config))
         for result in executor.map(fn, tasks):
             cell = by_task[_task_key(result.task)]
             _write_shard(cell, result)  # this process is the only writer
@@ -336,7 +389,7 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
                 bar.set_description(f"done {result.task.label}")
             remaining[cell.key] -= 1
             if remaining[cell.key] == 0:
-                outcome.ran.append(assemble_cell(cell.out_file, cell.record, cell.ranges))
+                outcome.ran.append(_finish(outcome, cell, config))
         bar.close()
         manifest["status"] = "finished"
     except KeyboardInterrupt:

@@ -14,19 +14,22 @@ from pathlib import Path
 import torch
 
 from benchkit.errors import UserError
+from benchkit.evaluation import score as evaluate
 from benchkit.masking import make_masks
 from benchkit.registry import Registry
-from benchkit.results import cell_records, cell_path, read_manifest, read_samples, write_cell
+from benchkit.results import CellRecord, cell_records, cell_path, read_manifest, read_samples, write_cell
 from benchkit.runfolder import lock_out
-from benchkit.tasks import dataset_options, load_test_split
+from benchkit.tasks import dataset_options, load_test_split, prepare_metrics
 
 
-def score(run_dir: Path, metrics: list[str], registry: Registry | None = None) -> tuple[list[str], int]:
-    """Compute ``metrics`` for every finished cell of ``run_dir`` and store them as new columns.
+def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, device: str = "cpu",
+          weights_dir: str | None = None, models_dir: str | None = None,
+          batch_size: int = 256) -> tuple[list[str], int]:
+    """Compute ``metrics`` (per image or per set) for every finished cell of ``run_dir``; store them.
 
     Returns notes (cells left out, metrics that failed) and how many (cell, metric) pairs failed.
-    Every check (metric names, the data, the kept outputs) runs before the first cell is rewritten;
-    each cell is rewritten atomically.
+    Every check (metric names, the data, labels, checkpoints and weights, the kept outputs) runs
+    before the first cell is rewritten; each cell is rewritten atomically.
     """
     registry = registry or Registry()
     run_dir = Path(run_dir)
@@ -35,8 +38,10 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None) -
     config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
     if not metrics:
         raise UserError("--metrics is empty: name at least one metric to add")
-    scorers = {name: registry.create("metric", name, (config.get("options") or {}).get(name, {})) for name in metrics}
-    notes, jobs, truths, failed = [], [], {}, 0
+    options = config.get("options") or {}
+    for name in metrics:
+        registry.get("metric", name)  # an unknown name: one line with "did you mean"
+    notes, jobs, inputs, prepared, failed = [], [], {}, {}, 0
     for record in records:
         if not record.rows:
             notes.append(f"cell {'/'.join(record.key)} has no results (it failed): left out")
@@ -45,34 +50,27 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None) -
         if arrays is None or "outputs" not in arrays:
             raise UserError(f"cell {'/'.join(record.key)} kept no outputs (written by an older benchkit, or its "
                             ".npz is gone): rerun it with `benchkit run ... --force`")
-        key = (record.dataset, record.mask, str(record.settings.get("dataset_options")))
-        if key not in truths:
-            truths[key] = _truth_and_masks(record, config, registry)
+        key = _inputs_key(record)
+        if key not in inputs:
+            inputs[key] = _cell_inputs(record, config, registry)
+        split, _ = inputs[key]
+        truth = split.images
         if not set(record.rows["image_id"]) <= set(arrays["output_ids"].tolist()) or \
-                max(record.rows["image_id"], default=-1) >= len(truths[key][0]):
+                max(record.rows["image_id"], default=-1) >= len(truth):
             raise UserError(f"cell {'/'.join(record.key)} does not match its kept outputs (image ids differ): it is "
                             "corrupt; rerun it with `benchkit run ... --force`")
-        jobs.append((record, arrays))
+        if key not in prepared:
+            prepared[key], _ = prepare_metrics(registry, metrics, options, record.dataset, split, device, models_dir,
+                                               weights_dir, int(record.settings.get("seed", 0)))
+        jobs.append((record, arrays, key))
     lock = lock_out(run_dir)
     try:
-        for record, arrays in jobs:
-            truth, known = truths[(record.dataset, record.mask, str(record.settings.get("dataset_options")))]
-            ids = arrays["output_ids"].tolist()
-            order = [ids.index(i) for i in record.rows["image_id"]]  # checked before the first write
-            outputs = torch.from_numpy(arrays["outputs"][order]).float().div_(255)
-            rows_truth, rows_known = truth[record.rows["image_id"]], known[record.rows["image_id"]]
-            for name, metric in scorers.items():
-                try:
-                    values = metric.compute(outputs, rows_truth, rows_known)
-                    record.rows[name] = [float(v) for v in values.tolist()]
-                    record.metric_errors.pop(name, None)
-                except Exception as exc:  # a failing metric fails only its column
-                    record.rows[name] = [float("nan")] * len(order)
-                    record.metric_errors[name] = f"{type(exc).__name__}: {exc}"
-                    failed += 1
-                    notes.append(f"metric '{name}' failed on {'/'.join(record.key)}: {record.metric_errors[name]}")
-                if name not in record.metrics:
-                    record.metrics.append(name)
+        for record, arrays, key in jobs:
+            split, known = inputs[key]
+            cell_notes = score_cell(record, arrays, split.images, known, split.labels,
+                                    prepared[key], batch_size, device)
+            failed += len(cell_notes)
+            notes += cell_notes
             write_cell(cell_path(run_dir, *record.key), record)
     finally:
         if lock is not None:
@@ -80,8 +78,36 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None) -
     return notes, failed
 
 
-def _truth_and_masks(record, config: dict, registry: Registry) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ground truth and the masks of a cell, rebuilt as the run made them."""
+def score_cell(record: CellRecord, arrays: dict, truth: torch.Tensor, known: torch.Tensor,
+               labels: torch.Tensor | None, metrics: dict, batch_size: int, device: str) -> list[str]:
+    """Score a finished cell's kept 8-bit composites (``arrays["outputs"]``) with set-up ``metrics``
+    and store the results in ``record`` (columns, set scores, errors). Returns a note per failed metric.
+
+    ``truth``, ``known`` and ``labels`` hold the whole test split, indexed by the cell's image ids.
+    """
+    ids = arrays["output_ids"].tolist()
+    rows = record.rows["image_id"]
+    order = [ids.index(i) for i in rows]
+    outputs = torch.from_numpy(arrays["outputs"][order]).float().div_(255)
+    scores = evaluate(metrics, outputs, truth[rows], known[rows], labels[rows] if labels is not None else None,
+                      batch_size, device)
+    record.rows |= scores.columns
+    record.set_scores |= scores.sets
+    for name in metrics:
+        record.metric_errors.pop(name, None)
+        if name not in record.metrics:
+            record.metrics.append(name)
+    record.metric_errors |= scores.errors
+    return [f"metric '{name}' failed on {'/'.join(record.key)}: {error}" for name, error in scores.errors.items()]
+
+
+def _inputs_key(record: CellRecord) -> tuple:
+    return record.dataset, record.mask, str(record.settings.get("dataset_options"))
+
+
+def _cell_inputs(record: CellRecord, config: dict, registry: Registry):
+    """The test split (images, labels) and the masks of a cell, rebuilt as the run made them (masks
+    are seeded by image identity)."""
     options = dataset_options(registry, record.dataset, record.settings.get("dataset_options") or {},
                               config.get("data_dir"))
     split = load_test_split(registry, record.dataset, options, int(record.settings.get("n_images") or 0), fresh=True)
@@ -92,4 +118,4 @@ def _truth_and_masks(record, config: dict, registry: Registry) -> tuple[torch.Te
     _, _, height, width = split.images.shape
     known = make_masks(generator, record.dataset, record.mask, list(range(len(split.images))), height, width,
                        int(record.settings.get("seed", 0)), split.keys)
-    return split.images, known
+    return split, known

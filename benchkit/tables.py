@@ -1,4 +1,5 @@
-"""Summary tables of per-image results: for each dataset and metric, methods x masks, mean ± 95% CI."""
+"""Summary tables: for each dataset and metric, methods x masks, the mean ± 95% CI of a per-image metric
+or the one value of a set metric (FID ...)."""
 from __future__ import annotations
 
 import html
@@ -61,55 +62,80 @@ def _best_rows(table: pd.DataFrame, mask: str, lower: bool) -> set:
     return {m for m, v in means.items() if v == best}
 
 
+def set_summary(sets: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
+    """For each dataset, a methods x masks table of (value, nan) of a set metric, shaped like
+    :func:`benchkit.results.summary`'s (a set score has no per-image spread to give a CI)."""
+    tables = {}
+    for dataset, part in sets[sets[metric].notna()].groupby("dataset", sort=False):
+        values = part.set_index(["method", "mask"])[metric].map(lambda v: (float(v), math.nan))
+        tables[dataset] = values.unstack("mask")
+    return tables
+
+
+def _blocks(df: pd.DataFrame, sets: pd.DataFrame | None, metrics: list[str]):
+    """(metric, dataset, table, how it was computed, n images) for each table to show."""
+    for metric in metrics:
+        if metric in df.columns:
+            for dataset, table in summary(df, metric).items():
+                yield metric, dataset, table, "mean ± 95% CI", df[df.dataset == dataset].image_id.nunique()
+        elif sets is not None and metric in sets.columns:
+            for dataset, table in set_summary(sets, metric).items():
+                n = int(sets.loc[sets.dataset == dataset, "n_images"].max())
+                yield metric, dataset, table, "one score per set", n
+
+
 def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
-                  lower_is_better: frozenset[str] | None = None) -> str:
+                  lower_is_better: frozenset[str] | None = None, sets: pd.DataFrame | None = None) -> str:
     """Render summary tables as GitHub markdown, LaTeX (booktabs, the best mean of each column in
-    bold), HTML (best in bold too) or CSV (one flat table). ``lower_is_better`` names the metrics
-    where less is better (default: read from the metrics' ``higher_is_better``)."""
+    bold), HTML (best in bold too) or CSV (one flat table). ``df`` is the per-image table and
+    ``sets`` the per-set one (``load_results(path, level="set")``), whose metrics (FID ...) get one
+    value per cell. ``lower_is_better`` names the metrics where less is better (default: read from
+    the metrics' ``higher_is_better``)."""
     displays = metric_displays()
     if lower_is_better is None:
         lower_is_better = frozenset(name for name, d in displays.items() if not d.higher_is_better)
-    metrics = [m for m in metrics if m in df.columns]
-    if df.empty or not metrics:
+    blocks = list(_blocks(df, sets, metrics))
+    if not blocks:
         return "no results yet"
     if fmt == "csv":
         rows = []
-        for metric in metrics:
-            for dataset, table in summary(df, metric).items():
-                for method, row in table.iterrows():
-                    for mask, value in row.items():
-                        if isinstance(value, tuple):
-                            rows_of = (df.dataset == dataset) & (df.method == method) & (df["mask"] == mask)
-                            cell = df.loc[rows_of, metric]
-                            n = int(np.isfinite(pd.to_numeric(cell, errors="coerce")).sum())  # values in the mean
-                            rows.append({"dataset": dataset, "metric": metric, "method": method,
-                                         "mask": mask, "mean": value[0], "ci95": value[1], "n": n})
+        for metric, dataset, table, how, _ in blocks:
+            for method, row in table.iterrows():
+                for mask, value in row.items():
+                    if not isinstance(value, tuple):
+                        continue
+                    if metric in df.columns:
+                        rows_of = (df.dataset == dataset) & (df.method == method) & (df["mask"] == mask)
+                        n = int(np.isfinite(pd.to_numeric(df.loc[rows_of, metric], errors="coerce")).sum())
+                    else:  # a set score: n is the number of images it was computed over
+                        rows_of = (sets.dataset == dataset) & (sets.method == method) & (sets["mask"] == mask)
+                        n = int(sets.loc[rows_of, "n_images"].iloc[0])
+                    rows.append({"dataset": dataset, "metric": metric, "method": method,
+                                 "mask": mask, "mean": value[0], "ci95": value[1], "n": n})
         return pd.DataFrame(rows).to_csv(index=False)
-    blocks = []
-    for metric in metrics:
+    out = []
+    for metric, dataset, table, how, n in blocks:
         display = displays.get(metric, Display())
         digits, unit = display.digits, f" ({display.unit})" if display.unit else ""
-        for dataset, table in summary(df, metric).items():
-            masks = ordered_masks(table.columns)
-            rows = [[method] + [_cell(table.at[method, mask], digits) for mask in masks]
-                    for method in table.index]
-            bold = {(i, j) for j, mask in enumerate(masks, start=1)
-                    for i, method in enumerate(table.index)
-                    if method in _best_rows(table, mask, metric in lower_is_better)}
-            title = (f"{metric}{unit} on {dataset} (mean ± 95% CI, n = {df[df.dataset == dataset].image_id.nunique()} "
-                     f"images{', lower is better' if metric in lower_is_better else ''})")
+        masks = ordered_masks(table.columns)
+        rows = [[method] + [_cell(table.at[method, mask], digits) for mask in masks] for method in table.index]
+        bold = {(i, j) for j, mask in enumerate(masks, start=1)
+                for i, method in enumerate(table.index)
+                if method in _best_rows(table, mask, metric in lower_is_better)}
+        title = f"{metric}{unit} on {dataset} ({how}, n = {n} images{', lower is better' if metric in lower_is_better else ''})"
+        if metric in df.columns:
             values = pd.to_numeric(df.loc[df.dataset == dataset, metric], errors="coerce")
             infinite = int(np.isinf(values).sum())
             if infinite or values.isna().any():
                 title += (f"; left out of the means: {infinite} infinite values (a perfect fill has PSNR +inf)"
                           f" and {int(values.isna().sum())} missing")
-            headers = ["method"] + masks
-            if fmt == "html":
-                blocks.append(f"<h4>{html.escape(title)}</h4>\n" + _html(headers, rows, bold))
-                continue
-            body = _latex(headers, rows, bold) if fmt == "latex" else tabulate(rows, headers, tablefmt="github")
-            blocks.append((f"% {title}\n" if fmt == "latex" else f"{title}\n\n") + body)
-    return "\n\n".join(blocks)
+        headers = ["method"] + masks
+        if fmt == "html":
+            out.append(f"<h4>{html.escape(title)}</h4>\n" + _html(headers, rows, bold))
+            continue
+        body = _latex(headers, rows, bold) if fmt == "latex" else tabulate(rows, headers, tablefmt="github", disable_numparse=True)
+        out.append((f"% {title}\n" if fmt == "latex" else f"{title}\n\n") + body)
+    return "\n\n".join(out)
 
 
 def _latex(headers: list[str], rows: list[list[str]], bold: set[tuple[int, int]]) -> str:

@@ -22,8 +22,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from benchkit.evaluation import score
 from benchkit.imaging import to_uint8
-from benchkit.interfaces import MethodContext
+from benchkit.interfaces import MethodContext, MetricContext
 from benchkit.masking import make_masks
 
 N_SAMPLES = 16  # images per cell kept for pictures, chosen by the run's seed
@@ -64,6 +65,9 @@ class ShardTask:
     digest: str | None = None
     block_external: bool | None = None
     threads: int | None = None  # torch threads in the worker (None: leave as is)
+    metric_options: dict = field(default_factory=dict)  # metric name -> its options
+    metric_checkpoints: dict = field(default_factory=dict)  # metric name -> its checkpoint, for those that need one
+    weights_dir: str | None = None
 
     @property
     def label(self) -> str:
@@ -111,6 +115,7 @@ class LoadedSplit:
     images: torch.Tensor
     keys: list[str] | None
     digest: str | None
+    labels: torch.Tensor | None = None  # N int64 class indices, where the dataset has them
 
 
 def content_digest(keys: list[str] | None) -> str | None:
@@ -136,7 +141,8 @@ def load_test_split(registry, spec: str, options: dict, n_images: int, fresh: bo
         dataset = registry.create("dataset", spec, options)
         images = dataset.images("test", limit=n_images or None)
         keys = dataset.image_keys("test", limit=n_images or None)
-        _CACHE[key] = LoadedSplit(dataset, images, keys, content_digest(keys))
+        labels = dataset.labels("test", limit=n_images or None)
+        _CACHE[key] = LoadedSplit(dataset, images, keys, content_digest(keys), labels)
     return _CACHE[key]
 
 
@@ -183,6 +189,59 @@ def _method(task: ShardTask, registry, image_shape) -> object:
         return method
 
     return _cached(key, build)
+
+
+def prepared_metric(registry, name: str, options: dict, context) -> object:
+    """A metric created with ``options`` and set up for ``context``, once per process."""
+    key = ("metric", name, _frozen(options), context.dataset, str(context.checkpoint), str(context.device),
+           tuple(context.image_shape), str(context.weights_dir), context.seed)
+
+    def build():
+        metric = registry.create("metric", name, options)
+        metric.setup(context)
+        return metric
+
+    return _cached(key, build)
+
+
+def prepare_metrics(registry, names: list[str], options: dict, spec: str, split: LoadedSplit, device: str,
+                    models_dir: str | None, weights: str | None, seed: int) -> tuple[dict, dict[str, str]]:
+    """Create, check and set up each metric of ``names`` for one dataset, once per process.
+
+    Raises UserError (before anything is written) when a metric needs labels the dataset lacks, or
+    a checkpoint or weights file that is missing. Returns the metrics and the checkpoint path of
+    each metric that needs one (for the shards).
+    """
+    from benchkit.evaluation import check_labels, metric_context
+
+    metrics, checkpoints = {}, {}
+    for name in names:
+        own = dict(options.get(name.partition(":")[0], {}))
+        metric = registry.create("metric", name, own)
+        check_labels(name, metric, spec, split.labels, len(split.images))
+        context = metric_context(registry, metric, spec, split.dataset, split.images.shape[1:], device, models_dir,
+                                 weights, seed)
+        if context.checkpoint is not None:
+            checkpoints[name] = str(context.checkpoint)
+        metrics[name] = prepared_metric(registry, name, own, context)
+    return metrics, checkpoints
+
+
+def _metrics(task: ShardTask, registry, image_shape) -> tuple[dict, dict[str, str]]:
+    """The task's metrics, set up here, and the errors of those whose set-up failed here."""
+    from benchkit.evaluation import weights_dir
+
+    metrics, errors = {}, {}
+    for name in task.metrics:
+        checkpoint = task.metric_checkpoints.get(name)
+        context = MetricContext(dataset=task.dataset, device=torch.device(task.device), image_shape=tuple(image_shape),
+                                checkpoint=Path(checkpoint) if checkpoint else None,
+                                weights_dir=weights_dir(task.weights_dir), seed=task.seed)
+        try:
+            metrics[name] = prepared_metric(registry, name, task.metric_options.get(name, {}), context)
+        except Exception as exc:  # it passed in the plan; here (another machine) it failed: its column fails
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    return metrics, errors
 
 
 def _registry(task: ShardTask):
@@ -239,16 +298,11 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
         composite = torch.cat(outputs)
         rows = {"image_id": ids, "seconds": seconds,
                 "missing_fraction": (~known_all).flatten(1).float().mean(1).tolist()}
-        for name in task.metrics:  # a failing metric fails only its own column
-            try:
-                metric = _cached(("metric", name), lambda name=name: registry.create("metric", name))
-                values = metric.compute(composite, truth_all, known_all)
-                if not isinstance(values, torch.Tensor) or values.shape != (n,):
-                    raise ValueError(f"metric returned {getattr(values, 'shape', type(values))}, expected ({n},)")
-                rows[name] = [float(v) for v in values.tolist()]
-            except Exception as exc:
-                rows[name] = [float("nan")] * n
-                result.metric_errors[name] = f"{type(exc).__name__}: {exc}"
+        metrics, result.metric_errors = _metrics(task, registry, images.shape[1:])
+        labels = split.labels[ids] if split.labels is not None else None
+        scores = score(metrics, composite, truth_all, known_all, labels, task.batch_size, device)
+        rows |= {name: scores.columns.get(name, [float("nan")] * n) for name in task.metrics}
+        result.metric_errors |= scores.errors
         keep = [ids.index(i) for i in task.sample_ids]
         result.rows = rows
         outputs = _uint8(composite)  # every composite, kept so that metrics can be added later

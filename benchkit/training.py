@@ -79,13 +79,15 @@ class TrainingLoop:
     """Epoch loop with progress bar, periodic resumable state, per-epoch export and samples.
 
     ``networks`` and ``optimizers`` are saved by name; ``info`` is merged into the model's JSON.
+    With ``labels`` (``N`` int64, one per image), ``step`` also receives the batch's labels as ``labels=``.
     """
 
     def __init__(self, kind: str, images: torch.Tensor, config: TrainConfig, out: Path, command: str,
-                 networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], info: dict):
+                 networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], info: dict,
+                 labels: torch.Tensor | None = None):
         out.mkdir(parents=True, exist_ok=True)
         self.kind, self.images, self.config, self.out = kind, images, config, out
-        self.networks, self.optimizers = networks, optimizers
+        self.networks, self.optimizers, self.labels = networks, optimizers, labels
         self.stem = out / model_stem(kind, config.dataset)
         self.state_path = self.stem.with_name(self.stem.name + ".state.pt")
         self.info = {"kind": kind, "size": images.shape[-1], "channels": images.shape[1],
@@ -134,7 +136,8 @@ class TrainingLoop:
                        desc=f"{self.kind} epoch {epoch + 1}/{config.epochs}")
             for i in range(progress["batch"], len(batches)):
                 real = as_float(random_hflip(self.images[batches[i]], flips)).to(device).mul(2).sub(1)
-                losses = step(real, epoch * len(batches) + i)
+                extra = {"labels": self.labels[batches[i]].to(device)} if self.labels is not None else {}
+                losses = step(real, epoch * len(batches) + i, **extra)
                 progress.update(batch=i + 1, images_seen=progress["images_seen"] + config.batch_size,
                                 wall_seconds=base_wall + time.time() - started)
                 bar.update(1)

@@ -25,17 +25,38 @@ FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
     "test": ("t10k-images-idx3-ubyte.gz", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
 }
+FASHION_MNIST_LABEL_FILES = {
+    "train": ("train-labels-idx1-ubyte.gz", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+    "test": ("t10k-labels-idx1-ubyte.gz", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+}
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _read_idx(path: Path) -> bytes:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError) as exc:
+        raise UserError(f"cannot read IDX file {path} ({exc}): delete it and download it again") from exc
+
+
+def read_idx_labels(path: Path) -> np.ndarray:
+    """Read an IDX1 label file (optionally gzipped) into an ``N`` uint8 array of class indices."""
+    data = _read_idx(path)
+    if len(data) < 8 or data[:4] != b"\x00\x00\x08\x01":
+        raise UserError(f"{path} is not an IDX1 uint8 label file: delete it and download it again")
+    n = int.from_bytes(data[4:8], "big")
+    if len(data) != 8 + n:
+        raise UserError(f"{path} is truncated ({len(data)} bytes for {n} labels): download it again")
+    return np.frombuffer(data, dtype=np.uint8, offset=8)
 
 
 def read_idx_images(path: Path) -> np.ndarray:
     """Read an IDX3 image file (optionally gzipped) into an ``N x H x W`` uint8 array."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as exc:
-        raise UserError(f"cannot read IDX file {path} ({exc}): delete it and download it again") from exc
+    data = _read_idx(path)
     if len(data) < 16 or data[:4] != b"\x00\x00\x08\x03":
         raise UserError(f"{path} is not an IDX3 uint8 image file: delete it and download it again")
     n, h, w = (int.from_bytes(data[i:i + 4], "big") for i in (4, 8, 12))
@@ -69,19 +90,25 @@ class FashionMNIST(Dataset):
         """Folders searched, in order: --data-dir(/fashion-mnist), $BENCHKIT_DATA/fashion-mnist, Debian's."""
         return data_folders(self.name, self.data_dir) + [DEBIAN_FASHION_MNIST]
 
-    def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
-        filename = FASHION_MNIST_FILES[split][0]
+    def _find(self, filename: str) -> Path:
         for folder in self.candidates():
             for path in (folder / filename, folder / filename[:-3]):
                 if path.is_file():
-                    return to_tensor(read_idx_images(path)[:limit], pad_to=32)
+                    return path
         searched = ", ".join(str(p) for p in self.candidates())
         raise UserError(f"Fashion-MNIST file {filename} not found in {searched}: run "
                         "`benchkit data download fashion-mnist`, or `apt install dataset-fashion-mnist`")
 
+    def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
+        return to_tensor(read_idx_images(self._find(FASHION_MNIST_FILES[split][0]))[:limit], pad_to=32)
+
+    def labels(self, split: Split, limit: int | None = None) -> torch.Tensor:
+        """Class indices 0-9 (:data:`FASHION_MNIST_CLASSES`), int64."""
+        return torch.from_numpy(read_idx_labels(self._find(FASHION_MNIST_LABEL_FILES[split][0]))[:limit].astype(np.int64))
+
     def download(self, dest: Path, base_url: str = FASHION_MNIST_URL) -> Path:
-        """Fetch the train and test image files into ``dest`` and check their SHA-256."""
-        for filename, sha256 in FASHION_MNIST_FILES.values():
+        """Fetch the train and test image and label files into ``dest`` and check their SHA-256."""
+        for filename, sha256 in [*FASHION_MNIST_FILES.values(), *FASHION_MNIST_LABEL_FILES.values()]:
             fetch(base_url + filename, dest / filename, lambda path, sha256=sha256: _gunzip_sha256(path) == sha256)
         return dest
 
@@ -105,6 +132,15 @@ class FashionMNISTMini(Dataset):
         try:
             with np.load(MINI_FILE) as archive:
                 return to_tensor(archive[split][:limit], pad_to=32)
+        except (OSError, KeyError, ValueError) as exc:
+            raise UserError(f"embedded dataset {MINI_FILE} is missing or corrupt ({exc}): "
+                            "reinstall benchkit") from exc
+
+    def labels(self, split: Split, limit: int | None = None) -> torch.Tensor:
+        """Class indices 0-9 of the same images (Fashion-MNIST's labels), int64."""
+        try:
+            with np.load(MINI_FILE) as archive:
+                return torch.from_numpy(archive[f"{split}_labels"][:limit].astype(np.int64))
         except (OSError, KeyError, ValueError) as exc:
             raise UserError(f"embedded dataset {MINI_FILE} is missing or corrupt ({exc}): "
                             "reinstall benchkit") from exc

@@ -1,0 +1,98 @@
+"""Scoring composites with metrics: one code path for the shards, the runner and ``benchkit score``.
+
+Per-image metrics (:class:`benchkit.interfaces.Metric`) are computed batch by batch where a shard
+runs; set metrics (:class:`benchkit.interfaces.SetMetric`) by the writing process, from a finished
+cell's kept 8-bit composites. A metric that raises fails only its own column: its values become NaN
+and the error is returned beside the others' results.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from benchkit.errors import UserError
+from benchkit.interfaces import Metric, MetricContext
+
+WEIGHTS_ENV = "BENCHKIT_WEIGHTS"
+
+
+def weights_dir(given: str | Path | None) -> Path | None:
+    """The folder searched first for pretrained weights: ``given`` (``--weights-dir``), else ``$BENCHKIT_WEIGHTS``."""
+    value = given or os.environ.get(WEIGHTS_ENV)
+    return Path(value) if value else None
+
+
+def metric_context(registry, metric: Metric, dataset_spec: str, dataset, image_shape, device: str,
+                   models_dir: str | None, weights: str | Path | None, seed: int) -> MetricContext:
+    """The context of one metric on one dataset; finds its checkpoint (UserError when missing)."""
+    from benchkit.checkpoints import find_checkpoint
+
+    checkpoint = None
+    if metric.needs_checkpoint:
+        checkpoint = find_checkpoint(metric.needs_checkpoint, dataset_spec, models_dir, metric.checkpoint_dirs,
+                                     dataset.models_from)
+    return MetricContext(dataset=dataset_spec, device=torch.device(device), image_shape=tuple(image_shape),
+                         checkpoint=checkpoint, weights_dir=weights_dir(weights), seed=seed)
+
+
+def check_labels(metric_name: str, metric: Metric, dataset_spec: str, labels, n: int) -> None:
+    """Refuse a labelled metric on a dataset without (enough) labels, in one line."""
+    if not metric.needs_labels:
+        return
+    if labels is None:
+        raise UserError(f"metric '{metric_name}' needs class labels, and dataset '{dataset_spec}' has none: "
+                        f"leave {metric_name} out of --metrics for it")
+    if len(labels) < n:
+        raise UserError(f"dataset '{dataset_spec}' gave {len(labels)} labels for {n} images: fix the plugin")
+
+
+@dataclass
+class Scores:
+    """What scoring a set of composites gives: per-image columns, set scores and failed metrics."""
+
+    columns: dict[str, list[float]] = field(default_factory=dict)
+    sets: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def score(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor,
+          labels: torch.Tensor | None, batch_size: int, device: str | torch.device) -> Scores:
+    """Score ``composite`` against ``truth`` with every metric, in batches of ``batch_size`` on ``device``.
+
+    Images are ``N x C x H x W`` float32 in [0, 1] (on any device); ``labels`` ``N`` int64 or None.
+    Per-image metrics give a column of ``N`` values, set metrics one value.
+    """
+    device = torch.device(device)
+    n = len(composite)
+    out = Scores()
+    for name, metric in metrics.items():
+        try:
+            if metric.level == "set":
+                metric.reset()
+            values = []
+            for start in range(0, n, batch_size):
+                part = slice(start, start + batch_size)
+                extra = {"labels": labels[part].to(device)} if metric.needs_labels else {}
+                args = (composite[part].to(device), truth[part].to(device), known[part].to(device))
+                if metric.level == "set":
+                    metric.update(*args, **extra)
+                    continue
+                batch = metric.compute(*args, **extra)
+                if not isinstance(batch, torch.Tensor) or batch.shape != (len(args[0]),):
+                    raise ValueError(f"metric returned {getattr(batch, 'shape', type(batch))}, "
+                                     f"expected ({len(args[0])},)")
+                values += [float(v) for v in batch.double().cpu().tolist()]
+            if metric.level == "set":
+                out.sets[name] = float(metric.result())
+            else:
+                out.columns[name] = values
+        except Exception as exc:  # a failing metric fails only its own column
+            if metric.level == "set":
+                out.sets[name] = float("nan")
+            else:
+                out.columns[name] = [float("nan")] * n
+            out.errors[name] = f"{type(exc).__name__}: {exc}"
+    return out

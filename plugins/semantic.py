@@ -1,0 +1,113 @@
+"""Semantic metrics that work offline, from a small classifier trained on the dataset itself.
+
+* ``class-acc``: 1 when the inpainted image is classified as its true label, else 0; its mean is
+  the accuracy. The ground truth's own accuracy on the whole test split (the ceiling) is printed by
+  ``benchkit train classifier`` and kept in the model's JSON (``test_accuracy``).
+* ``fid-fmnist`` / ``kid-fmnist``: Fréchet / kernel distance between the classifier's penultimate
+  features of a cell's composites and of its ground-truth images (:mod:`benchkit_plugins.feature_stats`).
+
+The classifier (``classifier-DATASET.safetensors``, :mod:`benchkit_plugins.nets.classifier`) is found like a
+method's checkpoint: ``--models-dir``, ``$BENCHKIT_MODELS``, ``./models``, then ``plugins/models``,
+which ships the one for Fashion-MNIST (it also serves the embedded ``fashion-mnist-mini``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import torch
+
+from benchkit.errors import UserError
+from benchkit.hookspecs import hookimpl
+from benchkit.interfaces import Metric, MetricContext, Trainer
+from benchkit.options import Range
+from benchkit_plugins.feature_stats import FeatureDistance
+
+SHIPPED = (Path(__file__).parent / "models",)
+
+
+class ClassifierUser:
+    """Mixin: loads the dataset's classifier in ``setup``."""
+
+    needs_checkpoint = "classifier"
+    checkpoint_dirs = SHIPPED
+
+    def setup(self, context: MetricContext) -> None:
+        from benchkit_plugins.nets.classifier import load_classifier
+
+        self.net = load_classifier(context.checkpoint, context.device)
+        self.seed = context.seed
+        if next(self.net.parameters()).shape[1] != context.image_shape[0]:
+            raise UserError(f"classifier {context.checkpoint} takes {next(self.net.parameters()).shape[1]}-channel "
+                            f"images, '{context.dataset}' has {context.image_shape[0]}: train one for it with "
+                            f"`benchkit train classifier --dataset {context.dataset}`")
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net.features(images)
+
+
+class ClassAccuracy(ClassifierUser, Metric):
+    name = "class-acc"
+    description = "1 if the inpainted image is classified as its true label (mean = accuracy); needs labels"
+    needs_labels = True
+    digits = 3
+
+    def compute(self, prediction, target, known, labels=None):
+        with torch.no_grad():
+            return (self.net(prediction).argmax(1) == labels).double()
+
+
+class ClassifierFrechet(ClassifierUser, FeatureDistance):
+    name = "fid-fmnist"
+    description = "Fréchet distance of classifier features, composites vs ground truth (set metric)"
+    distance = "frechet"
+    digits = 3
+
+
+class ClassifierKernel(ClassifierUser, FeatureDistance):
+    name = "kid-fmnist"
+    description = "kernel (MMD^2, cubic) distance of classifier features, composites vs ground truth (set metric)"
+    distance = "kernel"
+    digits = 4
+
+
+class ClassifierTrainer(Trainer):
+    """Trains the classifier of ``class-acc``, ``fid-fmnist`` and ``kid-fmnist`` on a labelled dataset.
+
+    Parameters
+    ----------
+    width : int
+        Channels of the first stage (the features have 4 x width numbers).
+    lr : float
+        Peak Adam learning rate, decayed to 0 along a cosine over all epochs.
+    """
+
+    name = "classifier"
+    description = "CNN classifier for class-acc / fid-fmnist / kid-fmnist; writes classifier-DATASET.safetensors"
+    needs_labels = True
+
+    def __init__(self, width: Annotated[int, Range(4, 512)] = 32,
+                 lr: Annotated[float, Range(0, exclusive=True)] = 2e-3) -> None:
+        self.width, self.lr = width, lr
+
+    def train(self, images, config, out, command, masks, labels=None, test=None):
+        from benchkit_plugins.nets.classifier import test_accuracy, train_classifier
+
+        config.width, config.lr = self.width, self.lr
+        path = train_classifier(images, labels, config, Path(out), command, width=self.width, lr=self.lr)
+        if test is not None:
+            accuracy = test_accuracy(path, *test, device=config.device)
+            print(f"test accuracy {accuracy:.4f} on {len(test[1])} test images (the ceiling of class-acc), "
+                  f"recorded in {path.with_suffix('.json').name}")
+        return path
+
+
+@hookimpl
+def register_metrics(register):
+    for cls in (ClassAccuracy, ClassifierFrechet, ClassifierKernel):
+        register(cls)
+
+
+@hookimpl
+def register_trainers(register):
+    register(ClassifierTrainer)
