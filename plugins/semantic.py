@@ -91,12 +91,11 @@ class ClassifierTrainer(Trainer):
         self.width, self.lr = width, lr
 
     def train(self, images, config, out, command, masks, labels=None, test=None):
-        from benchkit_plugins.nets.classifier import test_accuracy, train_classifier
+        from benchkit_plugins.nets.classifier import measure_accuracy, train_classifier
 
-        config.width, config.lr = self.width, self.lr
         path = train_classifier(images, labels, config, Path(out), command, width=self.width, lr=self.lr)
         if test is not None:
-            accuracy = test_accuracy(path, *test, device=config.device)
+            accuracy = measure_accuracy(path, *test, device=config.device)
             print(f"test accuracy {accuracy:.4f} on {len(test[1])} test images (the ceiling of class-acc), "
                   f"recorded in {path.with_suffix('.json').name}")
         return path

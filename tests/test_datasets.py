@@ -47,14 +47,43 @@ def test_download_verifies_checksums(tmp_path, monkeypatch):
     files = {}
     for split, name in (("train", "train-images-idx3-ubyte.gz"), ("test", "t10k-images-idx3-ubyte.gz")):
         files[split] = (name, _write_idx(source / name, np.zeros((2, 28, 28), np.uint8) + len(split)))
+    labels = {}
+    for split, name in (("train", "train-labels-idx1-ubyte.gz"), ("test", "t10k-labels-idx1-ubyte.gz")):
+        labels[split] = (name, _write_idx1(source / name, np.array([3, 7], np.uint8)))
     monkeypatch.setattr(datasets, "FASHION_MNIST_FILES", files)
+    monkeypatch.setattr(datasets, "FASHION_MNIST_LABEL_FILES", labels)
     dest = FashionMNIST().download(tmp_path / "data", base_url=source.as_uri() + "/")
     assert read_idx_images(dest / "train-images-idx3-ubyte.gz")[0, 0, 0] == 5
+    assert FashionMNIST(str(tmp_path / "data")).labels("test").tolist() == [3, 7]
     files["test"] = (files["test"][0], "0" * 64)
     (dest / "t10k-images-idx3-ubyte.gz").unlink()
     with pytest.raises(UserError, match="wrong checksum"):
         FashionMNIST().download(tmp_path / "data", base_url=source.as_uri() + "/")
     assert not (dest / "t10k-images-idx3-ubyte.gz").exists()
+
+
+def _write_idx1(path, labels: np.ndarray) -> str:
+    """An IDX1 label file as the Fashion-MNIST distribution has it (magic 0x801, big-endian count)."""
+    raw = b"\x00\x00\x08\x01" + len(labels).to_bytes(4, "big") + labels.tobytes()
+    path.write_bytes(gzip.compress(raw))
+    return hashlib.sha256(raw).hexdigest()
+
+
+def test_labels_of_the_embedded_subset_are_fashion_mnists():
+    labels = FashionMNISTMini().labels("test")
+    assert labels.dtype == torch.int64 and labels.shape == (512,)
+    # the first ten test labels of Fashion-MNIST (Xiao et al. 2017), as published
+    assert labels[:10].tolist() == [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
+    assert np.bincount(FashionMNISTMini().labels("train").numpy(), minlength=10).min() > 900
+    if datasets.DEBIAN_FASHION_MNIST.is_dir():
+        assert torch.equal(FashionMNIST().labels("test", limit=512), labels)
+        assert len(FashionMNIST().labels("train")) == 60000
+
+
+def test_corrupt_label_file_is_one_line(tmp_path):
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x09\x01")
+    with pytest.raises(UserError, match="truncated"):
+        FashionMNIST(str(tmp_path)).labels("test")
 
 
 def test_embedded_default_matches_its_description():

@@ -60,6 +60,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: TrainCo
     if labels.min() < 0:
         raise UserError("class labels must be >= 0")
     classes = int(labels.max()) + 1
+    config.width, config.lr = width, lr  # recorded in the model's JSON
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
     net = Classifier(images.shape[1], classes, width).to(device)
@@ -92,7 +93,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: TrainCo
     return loop.fit(step, picture)
 
 
-def test_accuracy(path: Path, images: torch.Tensor, labels: torch.Tensor, device: str = "cpu",
+def measure_accuracy(path: Path, images: torch.Tensor, labels: torch.Tensor, device: str = "cpu",
                   batch_size: int = 512) -> float:
     """Accuracy of a trained classifier on ``images`` (uint8 or float in [0, 1]); recorded in its JSON
     as ``test_accuracy`` (with ``test_images``)."""
@@ -121,6 +122,6 @@ def load_classifier(path: Path, device: torch.device) -> Classifier:
         net = Classifier(int(info["channels"]), int(info["classes"]), int(info["width"]))
         net.load_state_dict({k.removeprefix("classifier."): v for k, v in tensors.items()})
     except (KeyError, ValueError, RuntimeError) as exc:
-        raise UserError(f"{path} is not a benchkit classifier checkpoint ({str(exc).splitlines()[0]}): "
+        raise UserError(f"{path} is not a benchkit classifier checkpoint ({' '.join(str(exc).split())[:200]}): "
                         "train one with `benchkit train classifier --dataset DATASET`") from exc
     return net.to(device).eval().requires_grad_(False)

@@ -1,0 +1,45 @@
+"""Import the reference implementations the perceptual-metric tests compare against.
+
+``lpips`` (Zhang et al.'s package) and ``pytorch_fid`` (Seitzer's port of TensorFlow's FID) build
+their networks from ``torchvision.models``. The torchvision wheels on PyPI are built for their own
+torch release, and their compiled ops fail to load beside this project's CPU torch; the model
+definitions are pure Python, so when the compiled part fails, ``torchvision`` is imported as a bare
+package (its ``__init__``, which loads the ops, is skipped) and only ``torchvision.models`` is used.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import types
+
+import pytest
+
+
+def _torchvision_models() -> None:
+    if "torchvision.models" in sys.modules:
+        return
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None:
+        pytest.skip("torchvision is not installed (the README's test command installs it)")
+    try:
+        importlib.import_module("torchvision")
+    except Exception:  # its compiled ops do not match this torch: use the pure-Python model definitions
+        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+            del sys.modules[name]
+        package = types.ModuleType("torchvision")
+        package.__path__ = [os.path.dirname(spec.origin)]
+        package.__version__ = importlib.metadata.version("torchvision")
+        sys.modules["torchvision"] = package
+    importlib.import_module("torchvision.models")
+
+
+def reference(module: str):
+    """``lpips`` or ``pytorch_fid.inception``, importable beside this torch (skips if not installed)."""
+    top = module.split(".")[0]
+    if importlib.util.find_spec(top) is None:
+        pytest.skip(f"{top} is not installed (the README's test command installs it)")
+    _torchvision_models()
+    return importlib.import_module(module)

@@ -1,0 +1,194 @@
+"""FID/KID distances against closed forms and hand computations; the Inception-v3 and LPIPS networks
+against the reference implementations with the same random weights; the weights files' loading,
+checksums and errors."""
+from __future__ import annotations
+
+import hashlib
+import itertools
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from benchkit.errors import UserError
+from benchkit.interfaces import MetricContext
+from benchkit.registry import Registry
+from benchkit_plugins import weights as weights_module
+from benchkit_plugins.feature_stats import frechet_distance, gaussian_stats, kernel_distance
+from benchkit_plugins.nets.inception import FIDInception
+from benchkit_plugins.nets.lpips import LPIPS
+from tests.reference_impls import reference
+
+
+def random_spd(d: int, rng) -> np.ndarray:
+    a = rng.normal(size=(d, d))
+    return a @ a.T + 0.1 * np.eye(d)
+
+
+def test_frechet_diagonal_closed_form():
+    # N(m1, diag(a)) vs N(m2, diag(b)): |m1 - m2|^2 + sum (sqrt(a) - sqrt(b))^2, by hand
+    m1, m2 = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.0])
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 9.0])
+    expected = 1 + 0 + 4 + (1 - 2) ** 2 + (2 - 1) ** 2 + 0
+    assert frechet_distance(m1, np.diag(a), m2, np.diag(b)) == pytest.approx(expected, abs=1e-10)
+
+
+def test_frechet_full_covariances_match_scipy_sqrtm():
+    rng = np.random.default_rng(0)
+    for d in (2, 5, 16):
+        s1, s2 = random_spd(d, rng), random_spd(d, rng)
+        m1, m2 = rng.normal(size=d), rng.normal(size=d)
+        root = scipy.linalg.sqrtm(s1 @ s2).real
+        expected = ((m1 - m2) ** 2).sum() + np.trace(s1 + s2 - 2 * root)
+        assert frechet_distance(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-8, abs=1e-8)
+        assert frechet_distance(m1, s1, m1, s1) == pytest.approx(0, abs=1e-8)
+
+
+def test_frechet_of_sampled_gaussians_approaches_the_closed_form():
+    rng = np.random.default_rng(1)
+    d = 3
+    s1, s2 = random_spd(d, rng), random_spd(d, rng)
+    m1, m2 = np.zeros(d), np.ones(d)
+    x = rng.multivariate_normal(m1, s1, size=200_000)
+    y = rng.multivariate_normal(m2, s2, size=200_000)
+    closed = ((m1 - m2) ** 2).sum() + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
+    assert frechet_distance(*gaussian_stats(x), *gaussian_stats(y)) == pytest.approx(closed, rel=0.02)
+    mean, cov = gaussian_stats(x[:5])
+    assert np.allclose(cov, np.cov(x[:5].T, ddof=1))  # unbiased, as FID implementations use
+
+
+def test_kid_matches_a_hand_computation():
+    x = np.array([[0.0, 1.0], [2.0, -1.0], [1.0, 1.0]])
+    y = np.array([[1.0, 0.0], [0.5, 0.5], [-1.0, 2.0], [3.0, 1.0]])
+
+    def k(a, b):  # cubic polynomial kernel with gamma = 1 / d, coef 1
+        return (sum(p * q for p, q in zip(a, b)) / 2 + 1) ** 3
+
+    xx = sum(k(x[i], x[j]) for i, j in itertools.permutations(range(3), 2)) / (3 * 2)
+    yy = sum(k(y[i], y[j]) for i, j in itertools.permutations(range(4), 2)) / (4 * 3)
+    xy = sum(k(a, b) for a in x for b in y) / (3 * 4)
+    assert kernel_distance(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-12)
+
+
+def test_kid_is_unbiased_on_subsets_of_one_distribution():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(3000, 8)), rng.normal(size=(3000, 8))
+    shifted = y + 0.5
+    same = kernel_distance(x, y, subsets=50, subset_size=500, seed=0)
+    assert abs(same) < 0.01  # an unbiased estimate of 0: small, either sign
+    assert kernel_distance(x, shifted, subsets=50, subset_size=500, seed=0) > 10 * abs(same) + 0.01
+
+
+def _calibrated(net: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
+    """Random weights with batch-norm statistics taken from ``x`` (so activations keep a unit scale)."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 1.0
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    net.train()
+    with torch.no_grad():
+        net(x)
+    return net.eval()
+
+
+def test_inception_matches_pytorch_fid_with_the_same_random_weights(monkeypatch, tmp_path):
+    fid_module = reference("pytorch_fid.inception")
+    torch.manual_seed(0)
+    images = torch.rand(3, 3, 40, 48)
+    ours = _calibrated(FIDInception(), torch.rand(4, 3, 64, 64))
+    state = ours.state_dict() | {"fc.weight": torch.randn(1008, 2048), "fc.bias": torch.randn(1008)}
+    monkeypatch.setattr(fid_module, "load_state_dict_from_url", lambda *a, **k: state)  # their download
+    theirs = fid_module.InceptionV3([3], resize_input=True, normalize_input=True, use_fid_inception=True).eval()
+    with torch.no_grad():
+        expected = theirs(images)[0].flatten(1)
+        got = ours(images)
+    assert got.shape == (3, 2048)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * expected.abs().max())
+    # the same state dict, written as the published file is, loads through the fid metric
+    torch.save(state, tmp_path / weights_module.WEIGHTS["inception-fid"].filename)
+    metric = Registry().create("metric", "fid")
+    metric.setup(MetricContext("x", torch.device("cpu"), (3, 40, 48), weights_dir=tmp_path))
+    with torch.no_grad():
+        assert torch.allclose(metric.features(images), expected, rtol=1e-4, atol=1e-5 * expected.abs().max())
+
+
+@pytest.mark.parametrize("backbone", ["alex", "vgg"])
+def test_lpips_matches_the_reference_with_the_same_random_weights(backbone, tmp_path):
+    lpips = reference("lpips")
+    torch.manual_seed(1)
+    theirs = lpips.LPIPS(pretrained=False, net=backbone, pnet_rand=True, verbose=False).eval()
+    for i in range(5):  # calibration weights are non-negative in the published files
+        getattr(theirs, f"lin{i}").model[1].weight.data.uniform_(0, 1)
+    ours = LPIPS(backbone).eval()
+    features = {f"{k.split('.', 2)[2]}": v for k, v in theirs.state_dict().items() if k.startswith("net.slice")}
+    ours.features.load_state_dict(features)
+    lins = {k: v for k, v in theirs.state_dict().items() if k.startswith("lin")}
+    ours.load_state_dict(lins, strict=False)
+    a, b = torch.rand(4, 3, 64, 64), torch.rand(4, 3, 64, 64)
+    with torch.no_grad():
+        expected = theirs(a * 2 - 1, b * 2 - 1).flatten()  # the reference takes [-1, 1]
+        got = ours(a, b)
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-7)
+    assert torch.all(got > 0) and torch.allclose(ours(a, a), torch.zeros(4))
+    # the files as published (torchvision's backbone with its classifier, the calibration file) load
+    # through the metric, which then scores gray and colour images like the reference
+    backbone_name = "alexnet" if backbone == "alex" else "vgg16"
+    published = {f"features.{k}": v for k, v in features.items()} | {"classifier.1.weight": torch.randn(4, 4)}
+    torch.save(published, tmp_path / weights_module.WEIGHTS[backbone_name].filename)
+    torch.save(lins, tmp_path / weights_module.WEIGHTS[f"lpips-{backbone}"].filename)
+    metric = Registry().create("metric", f"lpips-{backbone}")
+    metric.setup(MetricContext("x", torch.device("cpu"), (3, 64, 64), weights_dir=tmp_path))
+    known = torch.zeros(4, 1, 64, 64, dtype=torch.bool)
+    assert torch.allclose(metric.compute(a, b, known).float(), expected, rtol=1e-5, atol=1e-7)
+    gray_a, gray_b = a[:, :1], b[:, :1]
+    with torch.no_grad():
+        gray_expected = theirs(gray_a.expand(-1, 3, -1, -1) * 2 - 1, gray_b.expand(-1, 3, -1, -1) * 2 - 1).flatten()
+    assert torch.allclose(metric.compute(gray_a, gray_b, known).float(), gray_expected, rtol=1e-5, atol=1e-7)
+
+
+def test_missing_weights_name_the_download_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCHKIT_WEIGHTS", str(tmp_path / "none"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    metric = Registry().create("metric", "fid")
+    with pytest.raises(UserError, match="benchkit weights download inception-fid"):
+        metric.setup(MetricContext("x", torch.device("cpu"), (3, 32, 32), weights_dir=tmp_path))
+
+
+class Payload:  # an object that is not a tensor: weights_only refuses to unpickle it
+    pass
+
+
+def test_corrupt_or_pickled_weights_are_refused(tmp_path):
+    path = tmp_path / weights_module.WEIGHTS["lpips-alex"].filename
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(UserError, match="unreadable"):
+        weights_module.load_state_dict("lpips-alex", tmp_path)
+    torch.save({"lin0.model.1.weight": Payload()}, path)
+    with pytest.raises(UserError, match="unreadable"):
+        weights_module.load_state_dict("lpips-alex", tmp_path)
+    torch.save({"lin0.model.1.weight": "text"}, path)
+    with pytest.raises(UserError, match="not a state dict"):
+        weights_module.load_state_dict("lpips-alex", tmp_path)
+    torch.save({"lin0.model.1.weight": torch.zeros(1, 3, 1, 1)}, path)  # wrong shape for lin0 (64 channels)
+    with pytest.raises(UserError, match="do not fit"):
+        weights_module.load_into(LPIPS("alex").lin0, {"model.1.weight": torch.zeros(1, 3, 1, 1)}, "lpips-alex")
+
+
+def test_download_checks_the_sha256(tmp_path, monkeypatch, capsys):
+    from benchkit.cli import main
+
+    source = tmp_path / "served.pth"
+    torch.save({"w": torch.arange(3.0)}, source)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    good = weights_module.WeightsFile("lpips-alex", "lpips-v0.1-alex.pth", source.as_uri(), digest, "1 kB", "t")
+    monkeypatch.setitem(weights_module.WEIGHTS, "lpips-alex", good)
+    target = tmp_path / "w"
+    assert main(["weights", "download", "lpips-alex", "--weights-dir", str(target)]) == 0
+    assert (target / "lpips-v0.1-alex.pth").read_bytes() == source.read_bytes()
+    bad = weights_module.WeightsFile("lpips-vgg", "lpips-v0.1-vgg.pth", source.as_uri(), "0" * 64, "1 kB", "t")
+    monkeypatch.setitem(weights_module.WEIGHTS, "lpips-vgg", bad)
+    assert main(["weights", "download", "lpips-vgg", "--weights-dir", str(target)]) == 2
+    assert "wrong SHA-256" in capsys.readouterr().err
+    assert sorted(p.name for p in target.iterdir()) == ["lpips-v0.1-alex.pth"]  # nothing partial left
