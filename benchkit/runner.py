@@ -23,6 +23,7 @@ from benchkit.interfaces import MethodContext
 from benchkit.registry import Registry
 from benchkit.results import (CellRecord, assemble_cell, cell_path, read_cell, read_samples, shard_path, write_cell,
                               write_manifest)
+from benchkit.reuse import reusable, shard_done
 from benchkit.runfolder import build_manifest, prepare_out
 from benchkit.scoring import score_cell
 from benchkit.tasks import (LoadedSplit, ShardTask, clear_cache, dataset_options, load_test_split, prepare_metrics,
@@ -125,36 +126,6 @@ def _load_dataset(config: RunConfig, registry: Registry, spec: str) -> tuple[dic
         raise UserError(f"dataset '{spec}' gave {len(split.keys)} image keys for {len(split.images)} images: "
                         "fix the plugin")
     return options, split
-
-
-def _reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> str | None:
-    """``"reuse"`` when a finished cell can be kept as it is, ``"rescore"`` when it only lacks some of
-    the run's metrics and kept its outputs (they are scored without running the method), else None;
-    says why not in ``notes`` where it matters."""
-    record = read_cell(out_file)
-    if not record.ok:
-        return None
-    old = record.settings
-    if old.get("dataset_digest") != settings.get("dataset_digest"):
-        notes.append(f"dataset '{key[0]}' changed since cell {'/'.join(key)} was run "
-                     f"(digest {str(old.get('dataset_digest'))[:12]} -> {str(settings.get('dataset_digest'))[:12]}): "
-                     "redoing it")
-        return None
-
-    def without_metrics(values: dict) -> dict:
-        return {k: v for k, v in values.items() if k != "metrics"}
-
-    if without_metrics(old) != without_metrics(settings):
-        return None
-    arrays = read_samples(out_file, outputs=True)
-    if arrays is None:
-        notes.append(f"cell {'/'.join(key)} lost its pictures ({out_file.with_suffix('.npz').name} is missing or "
-                     "unreadable): redoing it")
-        return None
-    scored = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
-    if set(settings["metrics"]) <= scored:  # `benchkit score` may have added columns: more is fine
-        return "reuse"
-    return "rescore" if "outputs" in arrays else None
 
 
 def plan(config: RunConfig, registry: Registry) -> RunOutcome:
@@ -262,7 +233,7 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
     outcome.cells = [cell.key for cell in outcome.plans]
     for cell in outcome.plans:
         reuse = (not config.force and cell.out_file.exists()
-                 and _reusable(cell.out_file, cell.record.settings, cell.key, outcome.notes))
+                 and reusable(cell.out_file, cell.record.settings, cell.key, outcome.notes))
         if reuse:
             outcome.skipped.append(cell.key)
             cell.todo = []
@@ -271,7 +242,7 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
         elif config.force:
             _remove(cell.out_file)
         else:
-            remaining = [t for t in cell.todo if not _shard_done(cell.out_file, t, cell.record.settings)]
+            remaining = [t for t in cell.todo if not shard_done(cell.out_file, t, cell.record.settings)]
             outcome.reused_shards += len(cell.todo) - len(remaining)
             cell.todo = remaining
     return outcome
@@ -294,18 +265,6 @@ def _remove(cell_file: Path) -> None:
     import shutil
 
     shutil.rmtree(cell_file.with_suffix(".shards"), ignore_errors=True)
-
-
-def _shard_done(cell_file: Path, task: ShardTask, settings: dict) -> bool:
-    """Whether a shard's file from an earlier, interrupted run can be kept."""
-    path = shard_path(cell_file, task.image_ids[0], task.image_ids[-1] + 1)
-    if not path.is_file():
-        return False
-    try:
-        record = read_cell(path)
-    except UserError:
-        return False
-    return record.ok and record.settings == settings and read_samples(path, outputs=True) is not None
 
 
 def _task_key(task: ShardTask) -> tuple:

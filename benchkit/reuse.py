@@ -1,0 +1,50 @@
+"""What an earlier run left in a results folder that a rerun can keep: finished cells, finished shards."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchkit.errors import UserError
+from benchkit.results import read_cell, read_samples, shard_path
+from benchkit.tasks import ShardTask
+
+
+def reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> str | None:
+    """``"reuse"`` when a finished cell can be kept as it is, ``"rescore"`` when it only lacks some of
+    the run's metrics and kept its outputs (they are scored without running the method), else None;
+    says why not in ``notes`` where it matters."""
+    record = read_cell(out_file)
+    if not record.ok:
+        return None
+    old = record.settings
+    if old.get("dataset_digest") != settings.get("dataset_digest"):
+        notes.append(f"dataset '{key[0]}' changed since cell {'/'.join(key)} was run "
+                     f"(digest {str(old.get('dataset_digest'))[:12]} -> {str(settings.get('dataset_digest'))[:12]}): "
+                     "redoing it")
+        return None
+
+    def without_metrics(values: dict) -> dict:
+        return {k: v for k, v in values.items() if k != "metrics"}
+
+    if without_metrics(old) != without_metrics(settings):
+        return None
+    arrays = read_samples(out_file, outputs=True)
+    if arrays is None:
+        notes.append(f"cell {'/'.join(key)} lost its pictures ({out_file.with_suffix('.npz').name} is missing or "
+                     "unreadable): redoing it")
+        return None
+    scored = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
+    if set(settings["metrics"]) <= scored:  # `benchkit score` may have added columns: more is fine
+        return "reuse"
+    return "rescore" if "outputs" in arrays else None
+
+
+def shard_done(cell_file: Path, task: ShardTask, settings: dict) -> bool:
+    """Whether a shard's file from an earlier, interrupted run can be kept."""
+    path = shard_path(cell_file, task.image_ids[0], task.image_ids[-1] + 1)
+    if not path.is_file():
+        return False
+    try:
+        record = read_cell(path)
+    except UserError:
+        return False
+    return record.ok and record.settings == settings and read_samples(path, outputs=True) is not None

@@ -1,0 +1,64 @@
+"""Cost of each metric on a cell of the embedded default: seconds for N composites (32x32 gray).
+
+    python benchmarks/metric_cost.py [--n 512] [--device cpu] [--metrics psnr,ssim,...]
+
+The networks of fid/kid/lpips-* get random weights written in the published files' format to a
+temporary folder (their cost does not depend on the values; nothing is downloaded). The classifier
+metrics use the shipped Fashion-MNIST classifier. Each metric is set up once (not timed), then
+timed over all N images in batches of 256, as `benchkit score` does.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchkit.evaluation import score
+from benchkit.registry import Registry
+from benchkit.tasks import load_test_split, prepare_metrics
+from benchkit_plugins.nets.inception import FIDInception
+from benchkit_plugins.nets.lpips import LPIPS
+from benchkit_plugins.weights import WEIGHTS
+
+
+def write_random_weights(folder: Path) -> None:
+    torch.save(FIDInception().state_dict(), folder / WEIGHTS["inception-fid"].filename)
+    for backbone, name in (("alex", "alexnet"), ("vgg", "vgg16")):
+        net = LPIPS(backbone)
+        torch.save(net.backbone_state(), folder / WEIGHTS[name].filename)
+        torch.save({k: v.abs() for k, v in net.state_dict().items() if k.startswith("lin")},
+                   folder / WEIGHTS[f"lpips-{backbone}"].filename)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=512)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--metrics", default="psnr,ssim,class-acc,fid-fmnist,kid-fmnist,lpips-alex,lpips-vgg,fid,kid")
+    args = parser.parse_args()
+    registry = Registry()
+    split = load_test_split(registry, "fashion-mnist-mini", {}, args.n)
+    truth = split.images
+    composite = (truth + 0.1 * torch.randn_like(truth)).clamp(0, 1)
+    known = torch.zeros(len(truth), 1, *truth.shape[2:], dtype=torch.bool)
+    print(f"{args.n} images of {tuple(truth.shape[1:])}, device {args.device}, torch threads "
+          f"{torch.get_num_threads()}")
+    print(f"| metric | level | seconds for {args.n} images | ms per image |\n|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as folder:
+        write_random_weights(Path(folder))
+        for name in args.metrics.split(","):
+            metrics, _ = prepare_metrics(registry, [name], {}, "fashion-mnist-mini", split, args.device, None,
+                                         folder, 0)
+            started = time.perf_counter()
+            result = score(metrics, composite, truth, known, split.labels, 256, args.device)
+            seconds = time.perf_counter() - started
+            if result.errors:
+                raise SystemExit(f"{name} failed: {result.errors[name]}")
+            print(f"| {name} | {metrics[name].level} | {seconds:.2f} | {1000 * seconds / args.n:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
