@@ -18,6 +18,7 @@ from benchkit.errors import UserError
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from benchkit.evaluation import ceilings
     from benchkit.pictures import save_grids
     from benchkit.presets import paper_table
     from benchkit.registry import Registry
@@ -61,6 +62,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     # the default metrics print PSNR and SSIM (all are in the folder); metrics named with --metrics all print
     shown = ["psnr", "ssim"] if args.metrics == list(DEFAULT_METRICS) else args.metrics
     print(format_tables(df, shown, args.format, sets=sets))
+    for spec, metrics in outcome.metrics.items():
+        split = outcome.splits[spec]
+        for name, value in ceilings(metrics, split.images, split.labels, args.batch_size, args.device).items():
+            print(f"\nceiling: {name} of the ground-truth images themselves is {value:.3f} on {spec} "
+                  f"({len(split.images)} images)")
     if preset:
         print("\n" + paper_table(df, preset, args.format))
     present = set(zip(df.dataset, df["mask"], df.method))

@@ -96,3 +96,15 @@ def score(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tens
                 out.columns[name] = [float("nan")] * n
             out.errors[name] = f"{type(exc).__name__}: {exc}"
     return out
+
+
+def ceilings(metrics: dict[str, Metric], images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
+             device: str) -> dict[str, float]:
+    """The mean score of the ground-truth images themselves for each labelled per-image metric
+    (``class-acc``: the classifier's own accuracy on them), the ceiling of what a fill can reach."""
+    labelled = {name: m for name, m in metrics.items() if m.needs_labels and m.level == "image"}
+    if not labelled or labels is None:
+        return {}
+    known = torch.ones(len(images), 1, *images.shape[2:], dtype=torch.bool)
+    scores = score(labelled, images, images, known, labels, batch_size, device)
+    return {name: sum(values) / len(values) for name, values in scores.columns.items() if name not in scores.errors}

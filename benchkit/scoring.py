@@ -67,8 +67,12 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
     try:
         for record, arrays, key in jobs:
             split, known = inputs[key]
-            cell_notes = score_cell(record, arrays, split.images, known, split.labels,
-                                    prepared[key], batch_size, device)
+            metrics = prepared[key]
+            if not record.ok:  # a cell that failed in part: its images are not the whole set
+                metrics = {name: m for name, m in metrics.items() if m.level == "image"}
+                if len(metrics) < len(prepared[key]):
+                    notes.append(f"cell {'/'.join(record.key)} failed in part: set metrics left out")
+            cell_notes = score_cell(record, arrays, split.images, known, split.labels, metrics, batch_size, device)
             failed += len(cell_notes)
             notes += cell_notes
             write_cell(cell_path(run_dir, *record.key), record)

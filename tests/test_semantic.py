@@ -114,7 +114,14 @@ def test_metrics_added_later_need_no_method_run(tmp_path, models, capsys):
     assert again["seconds"] == before["seconds"] and len(again["rows"]["class-acc"]) == 24
     assert cell.with_suffix(".npz").stat().st_mtime_ns == npz_mtime
     assert main(base + ["--metrics", "psnr,fid-fmnist,class-acc"]) == 0  # now simply reused
-    assert "2 finished cells reused" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2 finished cells reused" in printed
+    # the ceiling of class-acc: the classifier's accuracy on the 24 ground-truth images, counted here
+    net = load_classifier(models / "classifier-fashion-mnist-mini.safetensors", torch.device("cpu"))
+    with torch.no_grad():
+        right = (net(FashionMNISTMini().images("test", 24)).argmax(1) == FashionMNISTMini().labels("test", 24))
+    assert (f"ceiling: class-acc of the ground-truth images themselves is {right.double().mean():.3f} on "
+            "fashion-mnist-mini (24 images)") in printed
 
 
 def test_labelled_metrics_refuse_unlabelled_data_before_writing(tmp_path, capsys):
