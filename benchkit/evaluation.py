@@ -49,6 +49,26 @@ def check_labels(metric_name: str, metric: Metric, dataset_spec: str, labels, n:
         raise UserError(f"dataset '{dataset_spec}' gave {len(labels)} labels for {n} images: fix the plugin")
 
 
+class FailedSetup(Metric):
+    """Stands in for a metric whose ``setup`` raised something other than a UserError (a bug in the
+    metric): scoring it raises that error, so its column fails and the rest of the run stands."""
+
+    def __init__(self, metric: Metric, error: Exception) -> None:
+        self.level, self.needs_labels = metric.level, False
+        self.error = f"setup failed: {type(error).__name__}: {error}"
+
+    def compute(self, prediction, target, known):
+        raise RuntimeError(self.error)
+
+    def reset(self):
+        pass
+
+    update = compute
+
+    def result(self):
+        raise RuntimeError(self.error)
+
+
 @dataclass
 class Scores:
     """What scoring a set of composites gives: per-image columns, set scores and failed metrics."""

@@ -212,7 +212,8 @@ def prepare_metrics(registry, names: list[str], options: dict, spec: str, split:
     a checkpoint or weights file that is missing. Returns the metrics and the checkpoint path of
     each metric that needs one (for the shards).
     """
-    from benchkit.evaluation import check_labels, metric_context
+    from benchkit.errors import UserError
+    from benchkit.evaluation import FailedSetup, check_labels, metric_context
 
     metrics, checkpoints = {}, {}
     for name in names:
@@ -223,7 +224,12 @@ def prepare_metrics(registry, names: list[str], options: dict, spec: str, split:
                                  weights, seed)
         if context.checkpoint is not None:
             checkpoints[name] = str(context.checkpoint)
-        metrics[name] = prepared_metric(registry, name, own, context)
+        try:
+            metrics[name] = prepared_metric(registry, name, own, context)
+        except UserError:  # missing weights, a checkpoint that does not fit ...: bad input, nothing written
+            raise
+        except Exception as exc:  # a bug in the metric: only its column fails
+            metrics[name] = FailedSetup(metric, exc)
     return metrics, checkpoints
 
 

@@ -156,22 +156,34 @@ class ExplodingSet(SetMetric):
         raise RuntimeError("no score today")
 
 
+class BrokenSetup(SetMetric):
+    name = "broken-setup"
+
+    def setup(self, context):
+        raise ZeroDivisionError("bug in setup")
+
+    reset = update = result = ExplodingSet.result
+
+
 class Extra:
     @benchkit.hookimpl
     def register_metrics(self, register):
         register(ExplodingSet)
+        register(BrokenSetup)
 
 
 def test_failing_set_metric_fails_only_its_column(tmp_path):
     registry = Registry(block_external=True, extra=[Extra()])
     out = tmp_path / "run"
     outcome = run(RunConfig(methods=["mean-fill"], masks=["center"], n_images=8, out=out,
-                            metrics=["psnr", "exploding-set"]), registry, show_progress=False)
+                            metrics=["psnr", "exploding-set", "broken-setup"]), registry, show_progress=False)
     assert len(outcome.failed) == 1
     assert benchkit.load_results(out)["psnr"].notna().all()
     sets = benchkit.load_results(out, level="set")
-    assert np.isnan(sets["exploding-set"].iloc[0])
-    assert failures(out).error.tolist() == ["metric 'exploding-set': RuntimeError: no score today"]
+    assert np.isnan(sets["exploding-set"].iloc[0]) and np.isnan(sets["broken-setup"].iloc[0])
+    assert failures(out).error.tolist() == ["metric 'exploding-set': RuntimeError: no score today",
+                                            "metric 'broken-setup': RuntimeError: setup failed: ZeroDivisionError: "
+                                            "bug in setup"]
 
 
 def test_classifier_training_learns_a_separable_task(tmp_path):
