@@ -171,7 +171,8 @@ def option_specs(cls: type) -> dict[str, OptionSpec]:
         hints = typing.get_type_hints(init, include_extras=True)
     except Exception:  # an annotation that cannot be resolved: fall back to the defaults' types
         hints = {}
-    docs = option_docs(cls)
+    owner = next((c for c in cls.__mro__ if "__init__" in vars(c)), cls)  # documented where __init__ is defined
+    docs = option_docs(cls) | {k: v for k, v in option_docs(owner).items() if v}
     specs = {}
     for name, param in inspect.signature(init).parameters.items():
         if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):

@@ -12,12 +12,13 @@ Everything is computed in float64 on the CPU; features are ``N x D``.
 from __future__ import annotations
 
 import hashlib
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
 
 from benchkit.interfaces import SetMetric
+from benchkit.options import Range
 
 
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,5 +103,23 @@ class FeatureDistance(SetMetric):
     def result(self) -> float:
         fake, real = np.concatenate(self._fake), np.concatenate(self._real)
         if self.distance == "kernel":
-            return kernel_distance(fake, real, seed=getattr(self, "seed", 0))
+            return kernel_distance(fake, real, self.subsets, self.subset_size, seed=getattr(self, "seed", 0))
         return frechet_distance(*gaussian_stats(fake), *gaussian_stats(real))
+
+
+class KernelDistance(FeatureDistance):
+    """A :class:`FeatureDistance` with the kernel distance (KID) and its subset options.
+
+    Parameters
+    ----------
+    subsets : int
+        Random subsets averaged when a set has more than ``subset_size`` images.
+    subset_size : int
+        Images per subset; sets no larger are compared whole.
+    """
+
+    distance = "kernel"
+
+    def __init__(self, subsets: Annotated[int, Range(1)] = 100,
+                 subset_size: Annotated[int, Range(2)] = 1000) -> None:
+        self.subsets, self.subset_size = subsets, subset_size

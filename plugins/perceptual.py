@@ -19,7 +19,7 @@ import torch
 
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Metric, MetricContext
-from benchkit_plugins.feature_stats import FeatureDistance
+from benchkit_plugins.feature_stats import FeatureDistance, KernelDistance
 from benchkit_plugins.weights import load_into, load_state_dict
 
 
@@ -50,10 +50,9 @@ class FID(InceptionFeatures, FeatureDistance):
     digits = 2
 
 
-class KID(InceptionFeatures, FeatureDistance):
+class KID(InceptionFeatures, KernelDistance):
     name = "kid"
     description = "KID: unbiased MMD^2 (cubic kernel) of Inception-v3 features, composites vs ground truth (set)"
-    distance = "kernel"
     digits = 4
 
 

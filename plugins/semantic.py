@@ -21,7 +21,7 @@ from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Metric, MetricContext, Trainer
 from benchkit.options import Range
-from benchkit_plugins.feature_stats import FeatureDistance
+from benchkit_plugins.feature_stats import FeatureDistance, KernelDistance
 
 SHIPPED = (Path(__file__).parent / "models",)
 
@@ -64,10 +64,9 @@ class ClassifierFrechet(ClassifierUser, FeatureDistance):
     digits = 3
 
 
-class ClassifierKernel(ClassifierUser, FeatureDistance):
+class ClassifierKernel(ClassifierUser, KernelDistance):
     name = "kid-fmnist"
     description = "kernel (MMD^2, cubic) distance of classifier features, composites vs ground truth (set metric)"
-    distance = "kernel"
     digits = 4
 
 
