@@ -44,7 +44,8 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     run.add_argument("--masks", type=csv_list, help=f"default: {PAPER}")
     run.add_argument("--datasets", type=csv_list, help=f"default: {DEFAULT_DATASET}")
     run.add_argument("--metrics", type=csv_list, default=list(DEFAULT_METRICS),
-                     help=f"default: {','.join(DEFAULT_METRICS)}")
+                     help=f"default: {','.join(DEFAULT_METRICS)} (tables for psnr and ssim); metrics named here "
+                     "all get tables; set metrics (fid-fmnist, kid-fmnist, fid, kid) give one score per cell")
     run.add_argument("--n-images", type=int, default=DEFAULT_N_IMAGES,
                      help=f"first N test images of each dataset (default {DEFAULT_N_IMAGES}: about 3 minutes "
                      "for every method on 2 CPU cores; 0 means all)")

@@ -53,7 +53,8 @@ NUMBERS = st.one_of(st.integers(-3, 6).map(str), WORDS)
 NAMES = st.sampled_from(["mean-fill", "tv", "nn", "lowrank", "biharmonic", "flat-fill", "mean-fil", "gan",
                          "center", "random", "pattern", "half", "stripes", "psnr", "ssim", "l1", "psnr_hole",
                          "fashion-mnist-mini", "folder:{photos}", "folder:{photos}/", "folder:{deep}",
-                         "folder:{nowhere}", "file:{masks}", "file:{photos}", "tvv", ""])
+                         "folder:{nowhere}", "file:{masks}", "file:{photos}", "tvv", "class-acc", "fid-fmnist",
+                         "kid-fmnist", "fid", "lpips-alex", ""])
 CHEAP_METHODS = st.lists(st.sampled_from(["mean-fill", "tv", "nn", "lowrank", "flat-fill", "mean-fil", "",
                                           "gan", " mean-fill"]), min_size=0, max_size=3)
 OPTION_KEYS = st.sampled_from(["tv.max_iter", "tv.tol", "nn.chunk", "nn.blend", "lowrank.rank", "random.missing",
@@ -159,14 +160,15 @@ JSON_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2, 2
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("finished")
-    assert run_cli(["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "2", "--out", "r"], work)[0] == 0
+    assert run_cli(["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "2", "--out", "r",
+                    "--metrics", "psnr,ssim,fid-fmnist"], work)[0] == 0
     return work / "r"
 
 
 @examples(60)
 @given(target=st.sampled_from(["manifest", "cell", "npz"]), mode=st.sampled_from(["json", "bytes", "field", "delete"]),
        value=JSON_VALUES, field=st.sampled_from(["status", "rows", "settings", "config", "hardware", "dataset",
-                                                 "psnr", "image_id", "history"]),
+                                                 "psnr", "image_id", "history", "set_scores"]),
        raw=st.binary(max_size=40))
 def test_fuzz_corrupt_results_folder(finished_run, tmp_path_factory, target, mode, value, field, raw):
     tried("results folder", (target, mode, value, field, raw))
@@ -187,7 +189,7 @@ def test_fuzz_corrupt_results_folder(finished_run, tmp_path_factory, target, mod
         (rows if field in rows else record)[field] = value
         path.write_text(json.dumps(record))
     try:
-        for args in (["report", "r"], ["report", "r", "--html"], ["score", "r", "--metrics", "ssim"],
+        for args in (["report", "r"], ["report", "r", "--html"], ["score", "r", "--metrics", "ssim,kid-fmnist"],
                      ["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "2", "--out", "r"],
                      ["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "2", "--out", "r",
                       "--force"]):
