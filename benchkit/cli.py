@@ -12,7 +12,8 @@ import traceback
 import warnings
 from pathlib import Path
 
-from benchkit.defaults import DEFAULT_DATASET, DEFAULT_METRICS, DEFAULT_N_IMAGES, DEFAULT_OUT, PAPER_MASKS, csv_list
+from benchkit.defaults import (DEFAULT_DATASET, DEFAULT_METRICS, DEFAULT_N_IMAGES, DEFAULT_OUT, PAPER_MASKS, batch_size,
+                               csv_list)
 from benchkit.errors import UserError
 
 PAPER = ",".join(PAPER_MASKS)
@@ -50,7 +51,9 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
                      help=f"first N test images of each dataset (default {DEFAULT_N_IMAGES}: about 3 minutes "
                      "for every method on 2 CPU cores; 0 means all)")
     run.add_argument("--seed", type=int, default=0, help="seed of masks and methods (default 0, >= 0)")
-    run.add_argument("--batch-size", type=int, default=64, help="images per method call (default 64)")
+    run.add_argument("--batch-size", type=batch_size, default=None, metavar="N|auto",
+                     help="images per method call (default auto: each method's preferred size for the device, "
+                     "64 for every built-in method on a CPU)")
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     run.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"run folder (default {DEFAULT_OUT})")
     run.add_argument("--force", action="store_true",

@@ -23,7 +23,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchkit.presets import paper_table
     from benchkit.registry import Registry
     from benchkit.results import failures, load_results
-    from benchkit.runner import RunConfig, run
+    from benchkit.runner import RunConfig, metric_batch_size, run
     from benchkit.tables import format_tables
 
     preset = Registry().create("preset", args.preset) if args.preset else None
@@ -64,7 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(format_tables(df, shown, args.format, sets=sets))
     for spec, metrics in outcome.metrics.items():
         split = outcome.splits[spec]
-        for name, value in ceilings(metrics, split.images, split.labels, args.batch_size, args.device).items():
+        values = ceilings(metrics, split.images, split.labels, metric_batch_size(config), args.device)
+        for name, value in values.items():
             print(f"\nceiling: {name} of the ground-truth images themselves is {value:.3f} on {spec} "
                   f"({len(split.images)} images)")
     if preset:

@@ -10,6 +10,21 @@ DEFAULT_N_IMAGES = 16  # about 3 minutes for every method on 2 CPU cores
 DEFAULT_OUT = "results/default"
 
 
+METRIC_BATCH_SIZE = 256  # composites per metric call under --batch-size auto
+
+
+def batch_size(text: str) -> int | None:
+    """``--batch-size``: ``auto`` (None: each method's preferred size) or a whole number."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number or 'auto'") from None
+
+
 def csv_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]``; ``","`` gives an empty list (refused by the runner)."""
     return [part.strip() for part in text.split(",") if part.strip()]

@@ -104,6 +104,11 @@ class Method(Plugin, ABC):
 
             check_model_shape(context.checkpoint, context.image_shape)
 
+    def preferred_batch_size(self, device: torch.device, image_shape: tuple[int, int, int]) -> int:
+        """Images per ``inpaint`` call under ``--batch-size auto`` (the default): what this method
+        measured fastest on ``device`` for images of ``image_shape`` ``(C, H, W)``. Default 64."""
+        return 64
+
     def setup(self, context: MethodContext) -> None:
         """Prepare for a dataset (load a model, index training images). Default: nothing."""
 

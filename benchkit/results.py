@@ -57,7 +57,8 @@ class CellRecord:
     """What a finished (dataset, mask, method) cell stores in ``cells/*.json``.
 
     ``rows`` maps column names (``image_id``, ``seconds``, ``missing_fraction``, one per metric) to
-    equal-length lists, one value per image; ``set_scores`` maps each set metric to its one value; it is None for a failed cell, whose ``error`` (one line)
+    equal-length lists, one value per image; ``set_scores`` maps each set metric to its one value.
+    ``rows`` is None for a failed cell, whose ``error`` (one line)
     and ``traceback`` say why. ``settings`` are what the cell depends on (options, seed, dataset
     digest ...): a cell is reused only when they match. ``version`` is :data:`CELL_VERSION`.
     """

@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from benchkit import __version__
 from benchkit.checkpoints import find_checkpoint
-from benchkit.defaults import DEFAULT_DATASET, DEFAULT_METRICS, DEFAULT_N_IMAGES, DEFAULT_OUT, PAPER_MASKS
+from benchkit.defaults import (DEFAULT_DATASET, DEFAULT_METRICS, DEFAULT_N_IMAGES, DEFAULT_OUT, METRIC_BATCH_SIZE,
+                               PAPER_MASKS)
 from benchkit.errors import UserError
 from benchkit.interfaces import MethodContext
 from benchkit.registry import Registry
@@ -46,7 +47,7 @@ class RunConfig:
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     n_images: int = DEFAULT_N_IMAGES
     seed: int = 0
-    batch_size: int = 64
+    batch_size: int | None = None  # images per method call; None: each method's preferred size (auto)
     device: str = "cpu"
     out: Path = Path(DEFAULT_OUT)
     force: bool = False
@@ -97,9 +98,14 @@ class RunOutcome:
         return [r for r in self.ran if not r.ok or r.metric_errors]
 
 
+def metric_batch_size(config: RunConfig) -> int:
+    """Composites per metric call: ``--batch-size``, or 256 under auto."""
+    return config.batch_size or METRIC_BATCH_SIZE
+
+
 def _check_config(config: RunConfig) -> None:
-    if config.n_images < 0 or config.batch_size < 1:
-        raise UserError("--n-images must be >= 0 (0 = all) and --batch-size >= 1")
+    if config.n_images < 0 or (config.batch_size is not None and config.batch_size < 1):
+        raise UserError("--n-images must be >= 0 (0 = all) and --batch-size >= 1 (or auto)")
     if config.seed < 0 or config.seed >= 2**63:
         raise UserError(f"--seed {config.seed} is out of range: use a seed from 0 to 2**63 - 1")
     for label, names in (("--datasets", config.datasets), ("--masks", config.masks),
@@ -202,6 +208,8 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
             if method.needs_train_data:
                 check_images(dataset.images("train", limit=1), f"dataset '{spec}' (train split)")
             method_version = _distribution_version(registry, name)
+            batch = config.batch_size or method.preferred_batch_size(torch.device(config.device),
+                                                                     (channels, height, width))
             for mask_spec in masks:
                 settings = {"n_images": n, "seed": config.seed, "metrics": sorted(config.metrics),
                             "method_options": _options_for(config, name),
@@ -215,7 +223,7 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
                                        n_images=config.n_images, metrics=per_image, seed=config.seed,
                                        method_options=_options_for(config, name),
                                        mask_options=_options_for(config, mask_spec), dataset_options=options,
-                                       checkpoint=checkpoint, batch_size=config.batch_size, device=config.device,
+                                       checkpoint=checkpoint, batch_size=batch, device=config.device,
                                        sample_ids=tuple(i for i in kept if a <= i < b), digest=digest,
                                        block_external=registry.block_external, threads=executor.threads,
                                        metric_options={m: _options_for(config, m) for m in per_image},
@@ -300,7 +308,7 @@ def _score_kept(outcome: RunOutcome, cell: CellPlan, record: CellRecord, config:
         return
     split = outcome.splits[spec]
     notes = score_cell(record, read_samples(cell.out_file, outputs=True), split.images, outcome.known[(spec, mask)],
-                       split.labels, metrics, config.batch_size, config.device)
+                       split.labels, metrics, metric_batch_size(config), config.device)
     record.settings = cell.record.settings  # now scored with the run's metrics
     write_cell(cell.out_file, record)
     outcome.notes += notes

@@ -122,7 +122,8 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
         bold = {(i, j) for j, mask in enumerate(masks, start=1)
                 for i, method in enumerate(table.index)
                 if method in _best_rows(table, mask, metric in lower_is_better)}
-        title = f"{metric}{unit} on {dataset} ({how}, n = {n} images{', lower is better' if metric in lower_is_better else ''})"
+        lower = ", lower is better" if metric in lower_is_better else ""
+        title = f"{metric}{unit} on {dataset} ({how}, n = {n} images{lower})"
         if metric in df.columns:
             values = pd.to_numeric(df.loc[df.dataset == dataset, metric], errors="coerce")
             infinite = int(np.isinf(values).sum())
@@ -133,7 +134,8 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",
         if fmt == "html":
             out.append(f"<h4>{html.escape(title)}</h4>\n" + _html(headers, rows, bold))
             continue
-        body = _latex(headers, rows, bold) if fmt == "latex" else tabulate(rows, headers, tablefmt="github", disable_numparse=True)
+        body = (_latex(headers, rows, bold) if fmt == "latex"
+                else tabulate(rows, headers, tablefmt="github", disable_numparse=True))
         out.append((f"% {title}\n" if fmt == "latex" else f"{title}\n\n") + body)
     return "\n\n".join(out)
 

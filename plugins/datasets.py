@@ -104,7 +104,8 @@ class FashionMNIST(Dataset):
 
     def labels(self, split: Split, limit: int | None = None) -> torch.Tensor:
         """Class indices 0-9 (:data:`FASHION_MNIST_CLASSES`), int64."""
-        return torch.from_numpy(read_idx_labels(self._find(FASHION_MNIST_LABEL_FILES[split][0]))[:limit].astype(np.int64))
+        labels = read_idx_labels(self._find(FASHION_MNIST_LABEL_FILES[split][0]))[:limit]
+        return torch.from_numpy(labels.astype(np.int64))
 
     def download(self, dest: Path, base_url: str = FASHION_MNIST_URL) -> Path:
         """Fetch the train and test image and label files into ``dest`` and check their SHA-256."""
