@@ -64,3 +64,37 @@ def test_slim_model_keeps_named_networks_in_float16(tmp_path):
     assert torch.equal(tensors["encoder.steps"], weights["encoder.steps"])
     assert info["dataset"] == "toy" and info["stored_dtype"] == "float16" and info["networks"] == ["encoder"]
     assert (tmp_path / "slim.safetensors").stat().st_size < (tmp_path / "full.safetensors").stat().st_size
+
+
+def test_random_flips_turn_exactly_the_images_whose_coin_fell_under_one_half():
+    from benchkit.training import random_hflip
+
+    x = torch.arange(5 * 2 * 3 * 4, dtype=torch.float32).view(5, 2, 3, 4)
+    coins = torch.rand(5, generator=torch.Generator().manual_seed(1)) < 0.5
+    flipped = random_hflip(x, torch.Generator().manual_seed(1))
+    for i in range(5):  # by hand: image i is mirrored left-right iff its coin is under 1/2
+        expected = x[i].flip(-1) if coins[i] else x[i]
+        assert torch.equal(flipped[i], expected)
+    assert 0 < int(coins.sum()) < 5  # this seed flips some, not all
+
+
+class CountingLoss:
+    """A loss whose value is read only through float(): counts how often the loop reads it."""
+
+    reads = 0
+
+    def __float__(self):
+        CountingLoss.reads += 1
+        return 0.5
+
+
+def test_losses_are_read_every_log_every_batches_not_every_step(tmp_path):
+    from benchkit.training import LOG_EVERY, TrainingLoop
+
+    net = torch.nn.Linear(1, 1)
+    images = torch.zeros(60, 1, 4, 4)
+    loop = TrainingLoop("probe", images, TrainConfig(dataset="d", epochs=1, batch_size=1), tmp_path, "test",
+                        {"net": net}, {"sgd": torch.optim.SGD(net.parameters(), lr=0.1)}, {})
+    CountingLoss.reads = 0
+    loop.fit(lambda real, index: {"loss": CountingLoss()}, lambda: torch.zeros(1, 4, 4))
+    assert LOG_EVERY == 25 and CountingLoss.reads == 3  # after batches 25, 50 and the epoch's last, 60

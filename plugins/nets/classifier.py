@@ -80,7 +80,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: TrainCo
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return {"loss": loss.item()}
+        return {"loss": loss.detach()}
 
     def picture() -> torch.Tensor:  # the first 8 training images, each with a bar as long as its confidence
         x = (images[:8].float() / 255 if images.dtype == torch.uint8 else images[:8]).to(device)

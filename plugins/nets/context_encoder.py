@@ -118,7 +118,7 @@ def train_ce(images: torch.Tensor, mask_generators: dict, config, out, command: 
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
         opt_g.step()
-        return {"loss_d": loss_d.item(), "rec": rec.mean().item()}
+        return {"loss_d": loss_d.detach(), "rec": rec.detach().mean()}
 
     preview_real = as_float(images[:16]).to(device)  # fewer when the training set is tiny
     preview_known = torch.cat([make_masks(mask_generators[names[k % len(names)]], "preview", names[k % len(names)],

@@ -75,7 +75,10 @@ class Discriminator(nn.Module):
 
 def sample_z(n: int, nz: int = 100, generator: torch.Generator | None = None,
              device: torch.device | str = "cpu") -> torch.Tensor:
-    """Draw latent codes uniformly from [-1, 1]^nz, as in the paper."""
+    """Draw latent codes uniformly from [-1, 1]^nz, as in the paper: from ``generator`` (on the CPU),
+    or without one from ``device``'s own generator, so a GPU draws them where they are used."""
+    if generator is None:
+        return torch.rand(n, nz, device=device).mul_(2).sub_(1)
     return torch.rand(n, nz, generator=generator).mul_(2).sub_(1).to(device)
 
 
@@ -114,7 +117,7 @@ def train_gan(images: torch.Tensor, config, out: Path, command: str) -> Path:
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
     gen.train(), disc.train()
     return trainer.fit(step, lambda: grid(gen(fixed_z).add(1).div(2)))
