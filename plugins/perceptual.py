@@ -46,7 +46,6 @@ class InceptionFeatures:
 class FID(InceptionFeatures, FeatureDistance):
     name = "fid"
     description = "FID: Fréchet distance of Inception-v3 pool features, composites vs ground truth (set metric)"
-    distance = "frechet"
     digits = 2
 
 

@@ -60,7 +60,6 @@ class ClassAccuracy(ClassifierUser, Metric):
 class ClassifierFrechet(ClassifierUser, FeatureDistance):
     name = "fid-fmnist"
     description = "Fréchet distance of classifier features, composites vs ground truth (set metric)"
-    distance = "frechet"
     digits = 3
 
 
