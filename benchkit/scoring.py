@@ -41,7 +41,7 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
     options = config.get("options") or {}
     for name in metrics:
         registry.get("metric", name)  # an unknown name: one line with "did you mean"
-    notes, jobs, inputs, prepared, failed = [], [], {}, {}, 0
+    notes, jobs, inputs, splits, prepared, failed = [], [], {}, {}, {}, 0
     for record in records:
         if not record.rows:
             notes.append(f"cell {'/'.join(record.key)} has no results (it failed): left out")
@@ -52,7 +52,7 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
                             ".npz is gone): rerun it with `benchkit run ... --force`")
         key = _inputs_key(record)
         if key not in inputs:
-            inputs[key] = _cell_inputs(record, config, registry)
+            inputs[key] = _cell_inputs(record, config, registry, splits)
         split, _ = inputs[key]
         truth = split.images
         if not set(record.rows["image_id"]) <= set(arrays["output_ids"].tolist()) or \
@@ -109,12 +109,16 @@ def _inputs_key(record: CellRecord) -> tuple:
     return record.dataset, record.mask, str(record.settings.get("dataset_options"))
 
 
-def _cell_inputs(record: CellRecord, config: dict, registry: Registry):
+def _cell_inputs(record: CellRecord, config: dict, registry: Registry, splits: dict):
     """The test split (images, labels) and the masks of a cell, rebuilt as the run made them (masks
-    are seeded by image identity)."""
+    are seeded by image identity). ``splits`` keeps each split read (once per ``score``, from disk)."""
     options = dataset_options(registry, record.dataset, record.settings.get("dataset_options") or {},
                               config.get("data_dir"))
-    split = load_test_split(registry, record.dataset, options, int(record.settings.get("n_images") or 0), fresh=True)
+    n_images = int(record.settings.get("n_images") or 0)
+    key = (record.dataset, str(options), n_images)
+    if key not in splits:
+        splits[key] = load_test_split(registry, record.dataset, options, n_images, fresh=True)
+    split = splits[key]
     if split.digest != record.settings.get("dataset_digest"):
         raise UserError(f"dataset '{record.dataset}' changed since the run (content digest {str(split.digest)[:12]}, "
                         f"the run's {str(record.settings.get('dataset_digest'))[:12]}): rerun the methods instead")

@@ -12,6 +12,8 @@ which ships the one for Fashion-MNIST (it also serves the embedded ``fashion-mni
 """
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated
 
@@ -26,8 +28,13 @@ from benchkit_plugins.feature_stats import FeatureDistance, KernelDistance
 SHIPPED = (Path(__file__).parent / "models",)
 
 
+_SHARED_FEATURES: OrderedDict = OrderedDict()  # (checkpoint, device, batch digest) -> features
+SHARED_BATCHES = 16  # the latest batches kept: the metrics of one cell score the same batches in turn
+
+
 class ClassifierUser:
-    """Mixin: loads the dataset's classifier in ``setup``."""
+    """Mixin: loads the dataset's classifier in ``setup``. Its features of a batch are shared by
+    every classifier metric of the run (class-acc, fid-fmnist and kid-fmnist compute them once)."""
 
     needs_checkpoint = "classifier"
     checkpoint_dirs = SHIPPED
@@ -36,14 +43,20 @@ class ClassifierUser:
         from benchkit_plugins.nets.classifier import load_classifier
 
         self.net = load_classifier(context.checkpoint, context.device)
-        self.seed = context.seed
+        self.seed, self.source = context.seed, (str(context.checkpoint), str(context.device))
         if next(self.net.parameters()).shape[1] != context.image_shape[0]:
             raise UserError(f"classifier {context.checkpoint} takes {next(self.net.parameters()).shape[1]}-channel "
                             f"images, '{context.dataset}' has {context.image_shape[0]}: train one for it with "
                             f"`benchkit train classifier --dataset {context.dataset}`")
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net.features(images)
+        key = self.source + (hashlib.sha1(images.detach().cpu().numpy().tobytes()).hexdigest(), images.shape)
+        if key not in _SHARED_FEATURES:
+            with torch.no_grad():
+                _SHARED_FEATURES[key] = self.net.features(images)
+            while len(_SHARED_FEATURES) > SHARED_BATCHES:
+                _SHARED_FEATURES.popitem(last=False)
+        return _SHARED_FEATURES[key]
 
 
 class ClassAccuracy(ClassifierUser, Metric):
@@ -54,7 +67,7 @@ class ClassAccuracy(ClassifierUser, Metric):
 
     def compute(self, prediction, target, known, labels=None):
         with torch.no_grad():
-            return (self.net(prediction).argmax(1) == labels).double()
+            return (self.net.head(self.features(prediction)).argmax(1) == labels).double()
 
 
 class ClassifierFrechet(ClassifierUser, FeatureDistance):
