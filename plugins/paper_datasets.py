@@ -210,6 +210,19 @@ class SVHN(PreprocessedDataset):
             raise UserError(f"{path} holds X of shape {digits.shape}, not 32x32x3xN uint8: download it again")
         return self._resize_all([Image.fromarray(digits[..., i]) for i in range(digits.shape[3])], None, split)
 
+    def labels(self, split: Split, limit: int | None = None) -> torch.Tensor:
+        """The digit of each image, 0-9 (the files' ``y`` holds 10 for the digit 0), int64."""
+        from scipy.io import loadmat
+
+        path = self.sources(self.folder(), split)[0]
+        try:
+            digits = np.asarray(loadmat(path, variable_names=["y"])["y"]).reshape(-1).astype(np.int64)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"cannot read the labels y of {path} ({exc}): download it again") from exc
+        if digits.size and (digits.min() < 1 or digits.max() > 10):
+            raise UserError(f"{path} holds labels outside 1-10: download it again")
+        return torch.from_numpy(digits % 10)[:limit]
+
 
 class StanfordCars(PreprocessedDataset):
     """Stanford Cars (Krause et al. 2013), cropped to the provided bounding boxes, resized to 64 px."""
@@ -247,6 +260,22 @@ class StanfordCars(PreprocessedDataset):
             raise UserError(f"cannot read bounding boxes from {path} ({exc}): unpack car_devkit.tgz again") from exc
         # 1-based inclusive (x1, y1, x2, y2) -> PIL's 0-based (left, top, right exclusive, bottom exclusive)
         return self._resize_all(files, [(x1 - 1, y1 - 1, x2, y2) for x1, y1, x2, y2 in boxes], split)
+
+    def labels(self, split: Split, limit: int | None = None) -> torch.Tensor | None:
+        """The car model of each image, 0-195 (the annotations' 1-based ``class``), int64; None where
+        the annotations carry no classes (the devkit's original test annotations have none: put
+        ``cars_test_annos_withlabels.mat`` in ``devkit/`` under the name ``cars_test_annos.mat``)."""
+        from scipy.io import loadmat
+
+        path = self._annotations(self.folder(), split)
+        try:
+            annotations = np.atleast_1d(loadmat(path, squeeze_me=True)["annotations"])
+            if "class" not in (annotations.dtype.names or ()):
+                return None
+            classes = np.array([int(a["class"]) for a in annotations], np.int64)
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise UserError(f"cannot read classes from {path} ({exc}): unpack car_devkit.tgz again") from exc
+        return torch.from_numpy(classes - 1)[:limit]
 
 
 @hookimpl

@@ -93,6 +93,9 @@ def test_svhn_reads_mat_and_resizes_to_64(tmp_path):
     torch.testing.assert_close(images[2, :, 10, 10], torch.tensor([0, 50, 100]) / 255)
     with pytest.raises(UserError, match="train_32x32.mat is missing"):
         SVHN(data_dir=str(tmp_path)).images("train")
+    assert SVHN(data_dir=str(tmp_path)).labels("test").tolist() == [1, 2, 3]
+    savemat(folder / "test_32x32.mat", {"X": digits, "y": np.array([[10], [9], [1]], np.uint8)})
+    assert SVHN(data_dir=str(tmp_path)).labels("test").tolist() == [0, 9, 1]  # 10 stands for the digit 0
 
 
 def write_cars(root):
@@ -104,7 +107,7 @@ def write_cars(root):
             image = np.zeros((90, 120, 3), np.uint8)
             image[y1 - 1:y2, x1 - 1:x2] = 60 + 100 * i  # 1-based inclusive box, black around it
             _jpeg(folder / f"cars_{split}" / f"{i + 1:05d}.jpg", image)
-            records.append((x1, y1, x2, y2, 1, f"{i + 1:05d}.jpg"))
+            records.append((x1, y1, x2, y2, 3 + 190 * i, f"{i + 1:05d}.jpg"))
         dtype = [("bbox_x1", "O"), ("bbox_y1", "O"), ("bbox_x2", "O"), ("bbox_y2", "O"), ("class", "O"),
                  ("fname", "O")]
         annotations = np.array([tuple(np.array([[v]]) if isinstance(v, int) else v for v in r) for r in records],
@@ -122,6 +125,7 @@ def test_cars_crops_to_the_bounding_box(tmp_path):
     np.testing.assert_allclose(test[0].mul(255).numpy(), 60, atol=8)
     np.testing.assert_allclose(test[1].mul(255).numpy(), 160, atol=8)
     assert len(StanfordCars(data_dir=str(tmp_path)).images("train")) == 1
+    assert StanfordCars(data_dir=str(tmp_path)).labels("test").tolist() == [2, 192]  # 1-based classes 3, 193
 
 
 def test_missing_dataset_says_how_to_get_it(tmp_path):
@@ -185,3 +189,17 @@ def test_train_at_64px_on_the_celeba_fixture(tmp_path, model):
     info = json.loads((out / f"{model}-celeba.json").read_text())
     assert (info["size"], info["channels"], info["images_seen"]) == (64, 3, 2)
     assert os.path.getsize(out / f"{model}-celeba.safetensors") > 0
+
+
+def test_cars_test_annotations_without_classes_give_no_labels(tmp_path):
+    folder = write_cars(tmp_path)
+    path = folder / "devkit" / "cars_test_annos.mat"
+    from scipy.io import loadmat
+
+    annotations = loadmat(path)["annotations"]
+    names = [n for n in annotations.dtype.names if n != "class"]  # as the devkit's original test file
+    stripped = np.array([tuple(row[n] for n in names) for row in annotations[0]],
+                        dtype=[(n, "O") for n in names])[None]
+    savemat(path, {"annotations": stripped})
+    assert StanfordCars(data_dir=str(tmp_path)).labels("test") is None
+    assert StanfordCars(data_dir=str(tmp_path)).labels("train").tolist() == [2]
