@@ -211,3 +211,14 @@ def test_shipped_classifier_reaches_the_target_accuracy():
     with torch.no_grad():
         predicted = net(FashionMNISTMini().images("test")).argmax(1)
     assert (predicted == FashionMNISTMini().labels("test")).double().mean() >= 0.9  # the 512 embedded images
+
+
+def test_set_scores_do_not_depend_on_the_executor_or_the_shards(tmp_path, models):
+    common = dict(methods=["mean-fill"], masks=["random"], n_images=21, models_dir=str(models),
+                  metrics=["class-acc", "fid-fmnist", "kid-fmnist"])
+    run(RunConfig(out=tmp_path / "a", **common), show_progress=False)
+    run(RunConfig(out=tmp_path / "b", executor="processes", executor_options={"workers": 2}, shard_size=5, **common),
+        show_progress=False)
+    a, b = (benchkit.load_results(tmp_path / x, level="set") for x in "ab")
+    assert a[["fid-fmnist", "kid-fmnist"]].equals(b[["fid-fmnist", "kid-fmnist"]])
+    assert benchkit.load_results(tmp_path / "a")["class-acc"].equals(benchkit.load_results(tmp_path / "b")["class-acc"])
