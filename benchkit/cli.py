@@ -12,8 +12,8 @@ import traceback
 import warnings
 from pathlib import Path
 
-from benchkit.defaults import (DEFAULT_DATASET, DEFAULT_METRICS, DEFAULT_N_IMAGES, DEFAULT_OUT, PAPER_MASKS, batch_size,
-                               csv_list)
+from benchkit.defaults import (DEFAULT_DATASET, DEFAULT_METRICS, DEFAULT_N_IMAGES, DEFAULT_OUT, METRIC_BATCH_SIZE,
+                               PAPER_MASKS, batch_size, csv_list)
 from benchkit.errors import UserError
 
 PAPER = ",".join(PAPER_MASKS)
@@ -96,7 +96,8 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     scoring.add_argument("--metrics", type=csv_list, required=True, help="comma-separated metrics to add")
     scoring.add_argument("--format", default="github", choices=["github", "latex", "csv"])
     scoring.add_argument("--device", default="cpu", help="torch device of the metrics, e.g. cpu or cuda (default cpu)")
-    scoring.add_argument("--batch-size", type=int, default=256, help="images per metric call (default 256)")
+    scoring.add_argument("--batch-size", type=int, default=METRIC_BATCH_SIZE,
+                         help=f"images per metric call (default {METRIC_BATCH_SIZE})")
     scoring.add_argument("--models-dir", type=Path, help="folder searched first for trained checkpoints")
     scoring.add_argument("--weights-dir", type=Path, help=WEIGHTS_HELP)
     scoring.set_defaults(handler=commands.cmd_score)

@@ -22,7 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchkit.pictures import save_grids
     from benchkit.presets import paper_table
     from benchkit.registry import Registry
-    from benchkit.results import failures, load_results
+    from benchkit.results import failures, load_tables
     from benchkit.runner import RunConfig, metric_batch_size, run
     from benchkit.tables import format_tables
 
@@ -53,11 +53,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{len(outcome.skipped)} finished cells reused from {args.out} (--force redoes them)")
     if outcome.reused_shards:
         print(f"{outcome.reused_shards} finished shards of unfinished cells reused from {args.out}")
-    df = load_results(args.out)
+    df, sets = load_tables(args.out)
     wanted = set(outcome.cells)  # this command's cells, not others an earlier run left in the folder
     df = df[pd.Series([key in wanted for key in zip(df.dataset, df["mask"], df.method)], index=df.index,
                       dtype=bool)]
-    sets = load_results(args.out, level="set")
     sets = sets[[key in wanted for key in zip(sets.dataset, sets["mask"], sets.method)]]
     # the default metrics print PSNR and SSIM (all are in the folder); metrics named with --metrics all print
     shown = ["psnr", "ssim"] if args.metrics == list(DEFAULT_METRICS) else args.metrics
@@ -94,10 +93,10 @@ def failure_table(failed: pd.DataFrame) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from benchkit.results import failures, load_results, metric_columns
+    from benchkit.results import failures, load_tables, metric_columns
     from benchkit.tables import format_tables
 
-    df = load_results(args.path)
+    df, sets = load_tables(args.path)
     if args.html is not None:
         from benchkit.report import write_html
 
@@ -109,7 +108,6 @@ def cmd_report(args: argparse.Namespace) -> int:
                             "give another --html FILE") from exc
         print(f"report written to {path} (self-contained; open it in any browser)")
         return 0
-    sets = load_results(args.path, level="set")
     print(format_tables(df, metric_columns(df) + metric_columns(sets) + ["seconds"], args.format, sets=sets))
     failed = failures(args.path)
     if len(failed):
@@ -118,7 +116,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from benchkit.results import load_results
+    from benchkit.results import load_tables
     from benchkit.scoring import score
     from benchkit.tables import format_tables
 
@@ -132,8 +130,8 @@ def cmd_score(args: argparse.Namespace) -> int:
                                    weights_dir=str(args.weights_dir) if args.weights_dir else None)
     for note in notes:
         print(f"note: {note}")
-    print(format_tables(load_results(args.path), args.metrics, args.format,
-                        sets=load_results(args.path, level="set")))
+    df, sets = load_tables(args.path)
+    print(format_tables(df, args.metrics, args.format, sets=sets))
     return 1 if metric_failures else 0
 
 

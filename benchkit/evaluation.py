@@ -25,17 +25,23 @@ def weights_dir(given: str | Path | None) -> Path | None:
     return Path(value) if value else None
 
 
-def metric_context(registry, metric: Metric, dataset_spec: str, dataset, image_shape, device: str,
-                   models_dir: str | None, weights: str | Path | None, seed: int) -> MetricContext:
-    """The context of one metric on one dataset; finds its checkpoint (UserError when missing)."""
+def metric_checkpoint(metric: Metric, dataset_spec: str, dataset, models_dir: str | None) -> Path | None:
+    """The checkpoint of a metric with ``needs_checkpoint``, found as a method's is (UserError when
+    missing); None for the others."""
     from benchkit.checkpoints import find_checkpoint
 
-    checkpoint = None
-    if metric.needs_checkpoint:
-        checkpoint = find_checkpoint(metric.needs_checkpoint, dataset_spec, models_dir, metric.checkpoint_dirs,
-                                     dataset.models_from)
+    if not metric.needs_checkpoint:
+        return None
+    return find_checkpoint(metric.needs_checkpoint, dataset_spec, models_dir, metric.checkpoint_dirs,
+                           dataset.models_from)
+
+
+def metric_context(dataset_spec: str, device: str, image_shape, checkpoint: str | Path | None,
+                   weights: str | Path | None, seed: int) -> MetricContext:
+    """The context of one metric on one dataset."""
     return MetricContext(dataset=dataset_spec, device=torch.device(device), image_shape=tuple(image_shape),
-                         checkpoint=checkpoint, weights_dir=weights_dir(weights), seed=seed)
+                         checkpoint=Path(checkpoint) if checkpoint else None, weights_dir=weights_dir(weights),
+                         seed=seed)
 
 
 def check_labels(metric_name: str, metric: Metric, dataset_spec: str, labels, n: int) -> None:
@@ -50,23 +56,18 @@ def check_labels(metric_name: str, metric: Metric, dataset_spec: str, labels, n:
 
 
 class FailedSetup(Metric):
-    """Stands in for a metric whose ``setup`` raised something other than a UserError (a bug in the
-    metric): scoring it raises that error, so its column fails and the rest of the run stands."""
+    """Stands in for a metric whose ``setup`` failed where it should have worked (a bug in the
+    metric, or a worker without its files): scoring it raises that error, so its column fails and
+    the rest of the run stands."""
 
-    def __init__(self, metric: Metric, error: Exception) -> None:
-        self.level, self.needs_labels = metric.level, False
+    def __init__(self, level: str, error: Exception) -> None:
+        self.level, self.needs_labels = level, False
         self.error = f"setup failed: {type(error).__name__}: {error}"
 
-    def compute(self, prediction, target, known):
+    def compute(self, *batch, **labels):
         raise RuntimeError(self.error)
 
-    def reset(self):
-        pass
-
-    update = compute
-
-    def result(self):
-        raise RuntimeError(self.error)
+    reset = update = result = compute
 
 
 @dataclass
@@ -83,39 +84,56 @@ def score(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tens
     """Score ``composite`` against ``truth`` with every metric, in batches of ``batch_size`` on ``device``.
 
     Images are ``N x C x H x W`` float32 in [0, 1] (on any device); ``labels`` ``N`` int64 or None.
-    Per-image metrics give a column of ``N`` values, set metrics one value.
+    Per-image metrics give a column of ``N`` values, set metrics one value. Each batch is moved to
+    ``device`` once and given to every metric that has not failed.
     """
     device = torch.device(device)
     n = len(composite)
+    values = {name: [] for name, metric in metrics.items() if metric.level == "image"}
+    errors: dict[str, str] = {}
+
+    def attempt(name: str, call):
+        if name in errors:
+            return None
+        try:
+            return call()
+        except Exception as exc:  # a failing metric fails only its own column
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            return None
+
+    for name, metric in metrics.items():
+        if metric.needs_labels and labels is None:
+            errors[name] = "ValueError: the metric needs labels and the dataset has none"
+        elif metric.level == "set":
+            attempt(name, metric.reset)
+    for start in range(0, n, batch_size):
+        part = slice(start, start + batch_size)
+        args = (composite[part].to(device), truth[part].to(device), known[part].to(device))
+        extra = {"labels": labels[part].to(device)} if labels is not None else {}
+        for name, metric in metrics.items():
+            given = extra if metric.needs_labels else {}
+            if metric.level == "set":
+                attempt(name, lambda: metric.update(*args, **given))
+                continue
+            batch = attempt(name, lambda: _checked(metric.compute(*args, **given), len(args[0])))
+            if batch is not None:
+                values[name] += batch
     out = Scores()
     for name, metric in metrics.items():
-        try:
-            if metric.level == "set":
-                metric.reset()
-            values = []
-            for start in range(0, n, batch_size):
-                part = slice(start, start + batch_size)
-                extra = {"labels": labels[part].to(device)} if metric.needs_labels else {}
-                args = (composite[part].to(device), truth[part].to(device), known[part].to(device))
-                if metric.level == "set":
-                    metric.update(*args, **extra)
-                    continue
-                batch = metric.compute(*args, **extra)
-                if not isinstance(batch, torch.Tensor) or batch.shape != (len(args[0]),):
-                    raise ValueError(f"metric returned {getattr(batch, 'shape', type(batch))}, "
-                                     f"expected ({len(args[0])},)")
-                values += [float(v) for v in batch.double().cpu().tolist()]
-            if metric.level == "set":
-                out.sets[name] = float(metric.result())
-            else:
-                out.columns[name] = values
-        except Exception as exc:  # a failing metric fails only its own column
-            if metric.level == "set":
-                out.sets[name] = float("nan")
-            else:
-                out.columns[name] = [float("nan")] * n
-            out.errors[name] = f"{type(exc).__name__}: {exc}"
+        if metric.level == "set":
+            result = attempt(name, lambda: float(metric.result()))
+            out.sets[name] = float("nan") if result is None else result
+        else:
+            out.columns[name] = [float("nan")] * n if name in errors else values[name]
+    out.errors = {name: errors[name] for name in metrics if name in errors}  # in the metrics' order
     return out
+
+
+def _checked(batch, n: int) -> list[float]:
+    """A per-image metric's result for a batch of ``n`` images as floats; ValueError when it is not ``n`` values."""
+    if not isinstance(batch, torch.Tensor) or batch.shape != (n,):
+        raise ValueError(f"metric returned {getattr(batch, 'shape', type(batch))}, expected ({n},)")
+    return [float(v) for v in batch.double().cpu().tolist()]
 
 
 def ceilings(metrics: dict[str, Metric], images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,

@@ -18,7 +18,7 @@ import pandas as pd
 
 from benchkit.files import atomic_write_text
 from benchkit.pictures import grid_png, run_cells
-from benchkit.results import failures, load_results, metric_columns, read_manifest
+from benchkit.results import failures, load_tables, metric_columns, read_manifest
 from benchkit.stats import compare_all
 from benchkit.svgplot import box_plot_svg
 from benchkit.tables import Display, format_tables, metric_displays, ordered_masks
@@ -126,9 +126,8 @@ def statistics_section(df: pd.DataFrame) -> str:
 def build_html(run_dir: Path, errors: bool = False) -> str:
     """The whole report of a run folder as one HTML document."""
     run_dir = Path(run_dir)
-    df = load_results(run_dir)
+    df, sets = load_tables(run_dir)
     manifest = read_manifest(run_dir) or {}
-    sets = load_results(run_dir, level="set")
     metrics = metric_columns(df) + metric_columns(sets)
     parts = [manifest_section(manifest),
              _section("Summary tables", format_tables(df, metrics, "html", sets=sets),

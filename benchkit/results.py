@@ -18,6 +18,7 @@ import re
 import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -142,11 +143,14 @@ def shard_path(cell_file: Path, start: int, end: int) -> Path:
     return cell_file.with_suffix(".shards") / f"{start:07d}-{end:07d}.json"
 
 
-def assemble_cell(cell_file: Path, record: CellRecord, ranges: list[tuple[int, int]]) -> CellRecord:
+def assemble_cell(cell_file: Path, record: CellRecord, ranges: list[tuple[int, int]],
+                  before_write: Callable[[CellRecord, dict], None] | None = None) -> CellRecord:
     """Join a cell's shard files (in image order) into its cell file, atomically.
 
     The cell is ``ok`` when every shard is; otherwise ``failed``, with the error of the first failed
     shard, and the rows of the shards that succeeded. A finished cell's shard folder is removed.
+    ``before_write(record, arrays)`` is called for an ``ok`` cell with its joined arrays (every kept
+    composite among them) just before the cell is written: the runner scores set metrics there.
     """
     shards = [read_cell(shard_path(cell_file, start, end)) for start, end in ranges]
     failed = [(r, s) for r, s in zip(ranges, shards) if not s.ok]
@@ -165,6 +169,8 @@ def assemble_cell(cell_file: Path, record: CellRecord, ranges: list[tuple[int, i
     keys = SAMPLE_ARRAYS + (OUTPUT_ARRAYS if arrays and all("outputs" in a for a in arrays) else ())
     samples = {k: np.concatenate([a[k] for a in arrays]) for k in keys} if arrays else None
     record.sample_ids = samples["ids"].tolist() if samples else []
+    if before_write is not None and record.ok and samples is not None:
+        before_write(record, samples)
     write_cell(cell_file, record, samples)
     if not failed:
         shutil.rmtree(cell_file.with_suffix(".shards"), ignore_errors=True)
@@ -251,12 +257,21 @@ def load_results(path: str | Path, level: str = "image") -> pd.DataFrame:
     one column per set metric (``fid-fmnist``, ``kid-fmnist``, ``fid`` ...), each scored over all the
     cell's images; NaN where a metric was not computed or failed.
     """
-    if level == "set":
-        return _load_sets(Path(path))
-    if level != "image":
+    if level not in ("image", "set"):
         raise UserError(f"level '{level}' is not one of 'image', 'set'")
+    records = cell_records(Path(path))
+    return _image_table(records) if level == "image" else _set_table(records)
+
+
+def load_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both tables of :func:`load_results`, per image and per set, from one read of the cell files."""
+    records = cell_records(Path(path))
+    return _image_table(records), _set_table(records)
+
+
+def _image_table(records: list[CellRecord]) -> pd.DataFrame:
     frames = []
-    for record in cell_records(Path(path)):
+    for record in records:
         if not record.rows:  # a failed cell keeps the rows of its shards that succeeded
             continue
         frame = pd.DataFrame(record.rows)
@@ -272,10 +287,10 @@ def load_results(path: str | Path, level: str = "image") -> pd.DataFrame:
     return df
 
 
-def _load_sets(run_dir: Path) -> pd.DataFrame:
+def _set_table(records: list[CellRecord]) -> pd.DataFrame:
     rows = [{"dataset": r.dataset, "mask": r.mask, "method": r.method, "n_images": len(r.rows["image_id"]),
              **{k: (math.nan if v is None else float(v)) for k, v in r.set_scores.items()}}
-            for r in cell_records(run_dir) if r.ok and r.rows and r.set_scores]
+            for r in records if r.ok and r.rows and r.set_scores]
     df = pd.DataFrame(rows)
     return df if rows else pd.DataFrame(columns=SET_COLUMNS)
 

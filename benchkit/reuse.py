@@ -27,13 +27,14 @@ def reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> st
 
     if without_metrics(old) != without_metrics(settings):
         return None
-    arrays = read_samples(out_file, outputs=True)
+    scored = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
+    complete = set(settings["metrics"]) <= scored  # `benchkit score` may have added columns: more is fine
+    arrays = read_samples(out_file, outputs=not complete)  # every composite is read only to score it
     if arrays is None:
         notes.append(f"cell {'/'.join(key)} lost its pictures ({out_file.with_suffix('.npz').name} is missing or "
                      "unreadable): redoing it")
         return None
-    scored = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
-    if set(settings["metrics"]) <= scored:  # `benchkit score` may have added columns: more is fine
+    if complete:
         return "reuse"
     return "rescore" if "outputs" in arrays else None
 

@@ -289,17 +289,16 @@ def _write_shard(cell: CellPlan, result) -> None:
 
 
 def _finish(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> CellRecord:
-    """Assemble a cell whose shards are all in, then score its set metrics from its kept outputs."""
-    record = assemble_cell(cell.out_file, cell.record, cell.ranges)
-    if record.ok:
-        _score_kept(outcome, cell, record, config)
-    return record
+    """Assemble a cell whose shards are all in, scoring its set metrics from its kept outputs before
+    the cell is written."""
+    return assemble_cell(cell.out_file, cell.record, cell.ranges,
+                         before_write=lambda record, arrays: _score_kept(outcome, cell, record, arrays, config))
 
 
-def _score_kept(outcome: RunOutcome, cell: CellPlan, record: CellRecord, config: RunConfig,
+def _score_kept(outcome: RunOutcome, cell: CellPlan, record: CellRecord, arrays: dict, config: RunConfig,
                 rescored: bool = False) -> None:
-    """Score a finished cell's kept 8-bit outputs with its set metrics, or (``rescored``) with every
-    metric of the run it lacks; rewrites the cell file."""
+    """Score a finished cell's kept 8-bit outputs (``arrays``) with its set metrics, or (``rescored``)
+    with every metric of the run it lacks, into ``record``."""
     spec, mask, method = cell.key
     done = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
     metrics = {name: m for name, m in outcome.metrics[spec].items()
@@ -307,10 +306,9 @@ def _score_kept(outcome: RunOutcome, cell: CellPlan, record: CellRecord, config:
     if not metrics:
         return
     split = outcome.splits[spec]
-    notes = score_cell(record, read_samples(cell.out_file, outputs=True), split.images, outcome.known[(spec, mask)],
-                       split.labels, metrics, metric_batch_size(config), config.device)
+    notes = score_cell(record, arrays, split.images, outcome.known[(spec, mask)], split.labels, metrics,
+                       metric_batch_size(config), config.device)
     record.settings = cell.record.settings  # now scored with the run's metrics
-    write_cell(cell.out_file, record)
     outcome.notes += notes
     if rescored:
         outcome.notes.append(f"cell {'/'.join(cell.key)}: {', '.join(metrics)} scored from its kept 8-bit outputs "
@@ -344,7 +342,9 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
         else:
             fn = run_shard
         for cell in outcome.rescore:  # finished cells that lack only some metrics: no method runs again
-            _score_kept(outcome, cell, read_cell(cell.out_file), config, rescored=True)
+            record = read_cell(cell.out_file)
+            _score_kept(outcome, cell, record, read_samples(cell.out_file, outputs=True), config, rescored=True)
+            write_cell(cell.out_file, record)
         for cell in outcome.plans:  # shards all done by an interrupted run: only the cell is missing
             if cell.key not in outcome.skipped and not cell.todo:
                 outcome.ran.append(_finish(outcome, cell, config))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from benchkit.defaults import METRIC_BATCH_SIZE
 from benchkit.errors import UserError
 from benchkit.evaluation import score as evaluate
 from benchkit.masking import make_masks
@@ -24,7 +25,7 @@ from benchkit.tasks import dataset_options, load_test_split, prepare_metrics
 
 def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, device: str = "cpu",
           weights_dir: str | None = None, models_dir: str | None = None,
-          batch_size: int = 256) -> tuple[list[str], int]:
+          batch_size: int = METRIC_BATCH_SIZE) -> tuple[list[str], int]:
     """Compute ``metrics`` (per image or per set) for every finished cell of ``run_dir``; store them.
 
     Returns notes (cells left out, metrics that failed) and how many (cell, metric) pairs failed.
@@ -59,18 +60,19 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
                 max(record.rows["image_id"], default=-1) >= len(truth):
             raise UserError(f"cell {'/'.join(record.key)} does not match its kept outputs (image ids differ): it is "
                             "corrupt; rerun it with `benchkit run ... --force`")
-        if key not in prepared:
-            prepared[key], _ = prepare_metrics(registry, metrics, options, record.dataset, split, device, models_dir,
+        metrics_key = (record.dataset, key[2], record.settings.get("seed", 0))  # all the masks of a dataset
+        if metrics_key not in prepared:
+            prepared[metrics_key], _ = prepare_metrics(registry, metrics, options, record.dataset, split, device, models_dir,
                                                weights_dir, int(record.settings.get("seed", 0)))
-        jobs.append((record, arrays, key))
+        jobs.append((record, arrays, key, prepared[metrics_key]))
     lock = lock_out(run_dir)
     try:
-        for record, arrays, key in jobs:
+        for record, arrays, key, all_metrics in jobs:
             split, known = inputs[key]
-            metrics = prepared[key]
+            metrics = all_metrics
             if not record.ok:  # a cell that failed in part: its images are not the whole set
                 metrics = {name: m for name, m in metrics.items() if m.level == "image"}
-                if len(metrics) < len(prepared[key]):
+                if len(metrics) < len(all_metrics):
                     notes.append(f"cell {'/'.join(record.key)} failed in part: set metrics left out")
             cell_notes = score_cell(record, arrays, split.images, known, split.labels, metrics, batch_size, device)
             failed += len(cell_notes)

@@ -22,9 +22,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from benchkit.evaluation import score
+from benchkit.errors import UserError
+from benchkit.evaluation import FailedSetup, check_labels, metric_checkpoint, metric_context, score
 from benchkit.imaging import to_uint8
-from benchkit.interfaces import MethodContext, MetricContext
+from benchkit.interfaces import MethodContext
 from benchkit.masking import make_masks
 
 N_SAMPLES = 16  # images per cell kept for pictures, chosen by the run's seed
@@ -192,13 +193,23 @@ def _method(task: ShardTask, registry, image_shape) -> object:
 
 
 def prepared_metric(registry, name: str, options: dict, context) -> object:
-    """A metric created with ``options`` and set up for ``context``, once per process."""
+    """A metric created with ``options`` and set up for ``context``, once per process.
+
+    A ``setup`` that raises a UserError (missing weights, a checkpoint that does not fit) raises it:
+    bad input. Any other exception is a bug in the metric: a :class:`FailedSetup` stands in for it
+    (and is cached), so only its column fails.
+    """
     key = ("metric", name, _frozen(options), context.dataset, str(context.checkpoint), str(context.device),
            tuple(context.image_shape), str(context.weights_dir), context.seed)
 
     def build():
         metric = registry.create("metric", name, options)
-        metric.setup(context)
+        try:
+            metric.setup(context)
+        except UserError:
+            raise
+        except Exception as exc:
+            return FailedSetup(metric.level, exc)
         return metric
 
     return _cached(key, build)
@@ -212,42 +223,31 @@ def prepare_metrics(registry, names: list[str], options: dict, spec: str, split:
     a checkpoint or weights file that is missing. Returns the metrics and the checkpoint path of
     each metric that needs one (for the shards).
     """
-    from benchkit.errors import UserError
-    from benchkit.evaluation import FailedSetup, check_labels, metric_context
-
     metrics, checkpoints = {}, {}
     for name in names:
         own = dict(options.get(name.partition(":")[0], {}))
         metric = registry.create("metric", name, own)
         check_labels(name, metric, spec, split.labels, len(split.images))
-        context = metric_context(registry, metric, spec, split.dataset, split.images.shape[1:], device, models_dir,
-                                 weights, seed)
-        if context.checkpoint is not None:
-            checkpoints[name] = str(context.checkpoint)
-        try:
-            metrics[name] = prepared_metric(registry, name, own, context)
-        except UserError:  # missing weights, a checkpoint that does not fit ...: bad input, nothing written
-            raise
-        except Exception as exc:  # a bug in the metric: only its column fails
-            metrics[name] = FailedSetup(metric, exc)
+        checkpoint = metric_checkpoint(metric, spec, split.dataset, models_dir)
+        if checkpoint is not None:
+            checkpoints[name] = str(checkpoint)
+        context = metric_context(spec, device, split.images.shape[1:], checkpoint, weights, seed)
+        metrics[name] = prepared_metric(registry, name, own, context)
     return metrics, checkpoints
 
 
-def _metrics(task: ShardTask, registry, image_shape) -> tuple[dict, dict[str, str]]:
-    """The task's metrics, set up here, and the errors of those whose set-up failed here."""
-    from benchkit.evaluation import weights_dir
-
-    metrics, errors = {}, {}
+def _metrics(task: ShardTask, registry, image_shape) -> dict:
+    """The task's metrics, set up here (in-process: the plan's, from the cache). One whose files are
+    missing here, though the plan found them on the client, fails only its column."""
+    metrics = {}
     for name in task.metrics:
-        checkpoint = task.metric_checkpoints.get(name)
-        context = MetricContext(dataset=task.dataset, device=torch.device(task.device), image_shape=tuple(image_shape),
-                                checkpoint=Path(checkpoint) if checkpoint else None,
-                                weights_dir=weights_dir(task.weights_dir), seed=task.seed)
+        context = metric_context(task.dataset, task.device, image_shape, task.metric_checkpoints.get(name),
+                                 task.weights_dir, task.seed)
         try:
             metrics[name] = prepared_metric(registry, name, task.metric_options.get(name, {}), context)
-        except Exception as exc:  # it passed in the plan; here (another machine) it failed: its column fails
-            errors[name] = f"{type(exc).__name__}: {exc}"
-    return metrics, errors
+        except UserError as exc:
+            metrics[name] = FailedSetup("image", exc)
+    return metrics
 
 
 def _registry(task: ShardTask):
@@ -304,11 +304,11 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
         composite = torch.cat(outputs)
         rows = {"image_id": ids, "seconds": seconds,
                 "missing_fraction": (~known_all).flatten(1).float().mean(1).tolist()}
-        metrics, result.metric_errors = _metrics(task, registry, images.shape[1:])
         labels = split.labels[ids] if split.labels is not None else None
-        scores = score(metrics, composite, truth_all, known_all, labels, task.batch_size, device)
-        rows |= {name: scores.columns.get(name, [float("nan")] * n) for name in task.metrics}
-        result.metric_errors |= scores.errors
+        scores = score(_metrics(task, registry, images.shape[1:]), composite, truth_all, known_all, labels,
+                       task.batch_size, device)
+        rows |= scores.columns
+        result.metric_errors = scores.errors
         keep = [ids.index(i) for i in task.sample_ids]
         result.rows = rows
         outputs = _uint8(composite)  # every composite, kept so that metrics can be added later

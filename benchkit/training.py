@@ -99,7 +99,7 @@ class TrainingLoop:
                  networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], info: dict,
                  labels: torch.Tensor | None = None):
         out.mkdir(parents=True, exist_ok=True)
-        self.kind, self.images, self.config, self.out = kind, images, config, out
+        self.kind, self.config, self.out = kind, config, out
         self.networks, self.optimizers = networks, optimizers
         self.images, self.labels = (on_device(t, torch.device(config.device)) for t in (images, labels))
         self.stem = out / model_stem(kind, config.dataset)

@@ -12,6 +12,7 @@ Everything is computed in float64 on the CPU; features are ``N x D``.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
@@ -72,12 +73,34 @@ def kernel_distance(x: np.ndarray, y: np.ndarray, subsets: int = 100, subset_siz
                                           y[rng.choice(len(y), size, replace=False)]) for _ in range(subsets)]))
 
 
+FEATURE_CACHE_BYTES = 512 * 2**20
+_FEATURES: OrderedDict = OrderedDict()  # (network, batch digest, batch shape) -> features; least recent first
+
+
+def cached_features(source: tuple, images: torch.Tensor, compute) -> torch.Tensor:
+    """``compute(images)`` (no gradients), kept per process by the network that computes it
+    (``source``, e.g. its checkpoint and device) and the batch's content, least recently used
+    dropped beyond :data:`FEATURE_CACHE_BYTES`. So the metrics that share a network (class-acc,
+    fid-fmnist and kid-fmnist; fid and kid) compute each batch's features once, and a dataset's
+    ground truth once for all its masks and methods."""
+    key = (source, hashlib.sha1(images.detach().cpu().numpy().tobytes()).hexdigest(), tuple(images.shape))
+    if key in _FEATURES:
+        _FEATURES.move_to_end(key)
+        return _FEATURES[key]
+    with torch.no_grad():
+        features = _FEATURES[key] = compute(images)
+    while len(_FEATURES) > 1 and sum(f.numel() * f.element_size() for f in _FEATURES.values()) > FEATURE_CACHE_BYTES:
+        _FEATURES.popitem(last=False)
+    return features
+
+
 class FeatureDistance(SetMetric):
     """A distance (``distance``: "frechet" or "kernel") between the features of a cell's composites
     and of its ground-truth images; lower is better, 0 for identical sets (Fréchet). Subclasses
     implement :meth:`features` and usually :meth:`setup` (to load the feature network).
 
-    The ground truth's features are cached by content, so the masks of a dataset share them.
+    Features go through :func:`cached_features` under ``self.source`` (set by ``setup``: the network's
+    identity), so the ground truth's features are computed once for all the masks of a dataset.
     """
 
     distance: ClassVar[Literal["frechet", "kernel"]] = "frechet"
@@ -89,16 +112,10 @@ class FeatureDistance(SetMetric):
 
     def reset(self) -> None:
         self._fake, self._real = [], []
-        if not hasattr(self, "_truth_cache"):
-            self._truth_cache: dict[str, np.ndarray] = {}
 
     def update(self, prediction, target, known, **labels) -> None:
-        with torch.no_grad():
-            self._fake.append(self.features(prediction).double().cpu().numpy())
-            key = hashlib.sha1(target.detach().cpu().numpy().tobytes()).hexdigest()
-            if key not in self._truth_cache:
-                self._truth_cache[key] = self.features(target).double().cpu().numpy()
-            self._real.append(self._truth_cache[key])
+        for images, kept in ((prediction, self._fake), (target, self._real)):
+            kept.append(cached_features(self.source, images, self.features).double().cpu().numpy())
 
     def result(self) -> float:
         fake, real = np.concatenate(self._fake), np.concatenate(self._real)

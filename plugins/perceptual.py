@@ -37,7 +37,7 @@ class InceptionFeatures:
         net = FIDInception()
         load_into(net, load_state_dict("inception-fid", context.weights_dir), "inception-fid", ignore=("fc.",))
         self.net = net.to(context.device).eval().requires_grad_(False)
-        self.seed = context.seed
+        self.seed, self.source = context.seed, ("inception-fid", str(context.weights_dir), str(context.device))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(as_rgb(images))

@@ -12,8 +12,6 @@ which ships the one for Fashion-MNIST (it also serves the embedded ``fashion-mni
 """
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated
 
@@ -23,18 +21,15 @@ from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Metric, MetricContext, Trainer
 from benchkit.options import Range
-from benchkit_plugins.feature_stats import FeatureDistance, KernelDistance
+from benchkit_plugins.feature_stats import FeatureDistance, KernelDistance, cached_features
 
 SHIPPED = (Path(__file__).parent / "models",)
 
 
-_SHARED_FEATURES: OrderedDict = OrderedDict()  # (checkpoint, device, batch digest) -> features
-SHARED_BATCHES = 16  # the latest batches kept: the metrics of one cell score the same batches in turn
-
-
 class ClassifierUser:
     """Mixin: loads the dataset's classifier in ``setup``. Its features of a batch are shared by
-    every classifier metric of the run (class-acc, fid-fmnist and kid-fmnist compute them once)."""
+    every classifier metric of the run through :func:`cached_features` (class-acc, fid-fmnist and
+    kid-fmnist compute them once)."""
 
     needs_checkpoint = "classifier"
     checkpoint_dirs = SHIPPED
@@ -43,20 +38,14 @@ class ClassifierUser:
         from benchkit_plugins.nets.classifier import load_classifier
 
         self.net = load_classifier(context.checkpoint, context.device)
-        self.seed, self.source = context.seed, (str(context.checkpoint), str(context.device))
+        self.seed, self.source = context.seed, ("classifier", str(context.checkpoint), str(context.device))
         if next(self.net.parameters()).shape[1] != context.image_shape[0]:
             raise UserError(f"classifier {context.checkpoint} takes {next(self.net.parameters()).shape[1]}-channel "
                             f"images, '{context.dataset}' has {context.image_shape[0]}: train one for it with "
                             f"`benchkit train classifier --dataset {context.dataset}`")
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        key = self.source + (hashlib.sha1(images.detach().cpu().numpy().tobytes()).hexdigest(), images.shape)
-        if key not in _SHARED_FEATURES:
-            with torch.no_grad():
-                _SHARED_FEATURES[key] = self.net.features(images)
-            while len(_SHARED_FEATURES) > SHARED_BATCHES:
-                _SHARED_FEATURES.popitem(last=False)
-        return _SHARED_FEATURES[key]
+        return self.net.features(images)
 
 
 class ClassAccuracy(ClassifierUser, Metric):
@@ -67,7 +56,8 @@ class ClassAccuracy(ClassifierUser, Metric):
 
     def compute(self, prediction, target, known, labels=None):
         with torch.no_grad():
-            return (self.net.head(self.features(prediction)).argmax(1) == labels).double()
+            features = cached_features(self.source, prediction, self.features)
+            return (self.net.head(features).argmax(1) == labels).double()
 
 
 class ClassifierFrechet(ClassifierUser, FeatureDistance):

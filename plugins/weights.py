@@ -22,6 +22,7 @@ import torch
 
 from benchkit.datafiles import fetch
 from benchkit.errors import UserError
+from benchkit.evaluation import weights_dir as given_or_env_weights_dir
 from benchkit.hookspecs import hookimpl
 
 
@@ -56,7 +57,7 @@ WEIGHTS = {w.name: w for w in (
 
 def default_dir() -> Path:
     """Where ``benchkit weights download`` writes: ``$BENCHKIT_WEIGHTS``, else ``~/.cache/benchkit/weights``."""
-    return Path(os.environ.get("BENCHKIT_WEIGHTS") or Path.home() / ".cache" / "benchkit" / "weights")
+    return given_or_env_weights_dir(None) or Path.home() / ".cache" / "benchkit" / "weights"
 
 
 def search_dirs(weights_dir: Path | None) -> list[Path]:
