@@ -5,7 +5,9 @@ Plugins add subcommands through the ``register_commands`` hook.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -14,9 +16,13 @@ from pathlib import Path
 
 from benchkit.defaults import (DEFAULT_DATASET, DEFAULT_METRICS, DEFAULT_N_IMAGES, DEFAULT_OUT, METRIC_BATCH_SIZE,
                                PAPER_MASKS, batch_size, csv_list)
-from benchkit.errors import UserError
+from benchkit.errors import Terminated, UserError
 
 PAPER = ",".join(PAPER_MASKS)
+DESCRIPTION = ("benchkit: benchmark image inpainting methods on datasets x masks, score them and report. "
+               "`benchkit COMMAND --help` describes each command.")
+# errors of the system rather than of benchkit: a full disk, a quota, a read-only or forbidden place
+SYSTEM_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 BUILTIN_COMMANDS = ("run", "list", "info", "report", "score", "data", "train")
 
 
@@ -28,7 +34,7 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     """The argument parser; with a registry, plugins' subcommands are added too."""
     from benchkit import commands
 
-    parser = argparse.ArgumentParser(prog="benchkit", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="benchkit", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="inpaint test images: methods x datasets x masks, then print tables",
@@ -55,7 +61,7 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
                      help="images per method call (default auto: each method's preferred size for the device, "
                      "64 for every built-in method on a CPU)")
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    run.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"run folder (default {DEFAULT_OUT})")
+    run.add_argument("--out", type=out_folder, default=Path(DEFAULT_OUT), help=f"run folder (default {DEFAULT_OUT})")
     run.add_argument("--force", action="store_true",
                      help="redo cells that are already finished (also replaces a corrupt results folder)")
     run.add_argument("--data-dir", help="folder searched first for dataset files")
@@ -130,6 +136,19 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     return parser
 
 
+def out_folder(text: str) -> Path:
+    """``--out``: a folder name; an empty one would write into the current folder, so it is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty --out would write into the current folder: name a folder, "
+                                         "e.g. --out results/mine")
+    return Path(text)
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM (``kill``, a cluster's scheduler) stops a run as Ctrl-C does: finished work is kept."""
+    raise Terminated()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one line each, ``benchkit: warning: ...`` (no source line)."""
     print(f"benchkit: warning: {message}", file=sys.stderr)
@@ -138,11 +157,25 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     warnings.showwarning = _show_warning
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave SIGTERM as it is
+        pass
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str]) -> int:
     try:
         from benchkit.registry import Registry
 
-        # plugins' subcommands are looked up only for a command that is not benchkit's own
-        plugin_command = argv and argv[0] not in BUILTIN_COMMANDS and not argv[0].startswith("-")
+        # plugins' subcommands are looked up only for a command that is not benchkit's own (and
+        # for ``benchkit --help``, which lists them all)
+        plugin_command = not argv or argv[0] not in BUILTIN_COMMANDS
         registry = Registry() if plugin_command else None
         args = build_parser(registry).parse_args(argv)
         args.argv = argv
@@ -152,25 +185,38 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"benchkit: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("benchkit: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+        print(f"benchkit: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}; run the same command "
+              "again to resume", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except BrokenPipeError:  # `benchkit report ... | head`: the reader left; nothing is wrong
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush does not fail again
         return 0
+    except OSError as exc:
+        if exc.errno not in SYSTEM_ERRNOS:
+            return _internal_error(exc)
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"benchkit: error: cannot access{where} ({exc.strerror or exc}): check the space and permissions "
+              "there; finished work is kept, and the same command resumes", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug: one line for the user, the traceback in a file for the report
-        log = Path(tempfile.gettempdir()) / "benchkit-last-error.txt"
-        try:
-            log.write_text(traceback.format_exc())
-            where = f"traceback in {log}"
-        except OSError:
-            where = "rerun with BENCHKIT_DEBUG=1 for the traceback"
-        if os.environ.get("BENCHKIT_DEBUG"):
-            raise
-        print(f"benchkit: internal error: {type(exc).__name__}: {exc} ({where}; please report it)",
-              file=sys.stderr)
-        return 3
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    """A bug: one line for the user, the traceback in a file for the report (called while handling it)."""
+    log = Path(tempfile.gettempdir()) / "benchkit-last-error.txt"
+    try:
+        log.write_text(traceback.format_exc())
+        where = f"traceback in {log}"
+    except OSError:
+        where = "rerun with BENCHKIT_DEBUG=1 for the traceback"
+    if os.environ.get("BENCHKIT_DEBUG"):
+        raise
+    print(f"benchkit: internal error: {type(exc).__name__}: {exc} ({where}; please report it)",
+          file=sys.stderr)
+    return 3
 
 
 if __name__ == "__main__":

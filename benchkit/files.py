@@ -12,19 +12,28 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from benchkit.errors import WriteError
+
 
 @contextlib.contextmanager
 def replacing(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends without error it replaces
-    ``path`` atomically, and on error it is removed."""
+    ``path`` atomically, and on error it is removed. A write that fails for the system's reasons
+    (a full disk, a read-only folder) raises :class:`~benchkit.errors.WriteError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise WriteError(f"cannot write {path} ({exc.strerror or exc}): free some space or choose another "
+                         "folder; files already written are intact, and the same command resumes") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -275,6 +275,12 @@ class Dataset(Plugin, ABC):
         override it to skip the float copy."""
         return self.images(split, limit).mul(255).round_().to(torch.uint8)
 
+    def check_files(self, split: Split) -> None:
+        """Cheaply check every file of ``split`` that a run will read (a header check, not a full
+        decode), raising UserError naming the first bad one. Called before anything is written for
+        splits that are read later (the train split of methods that learn from it); a fault that
+        only a full decode finds fails its cell instead. Default: nothing to check."""
+
     def image_keys(self, split: Split, limit: int | None = None) -> list[str] | None:
         """Content identities (hex digests) of the images :meth:`images` returns, or None.
 

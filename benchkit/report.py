@@ -26,6 +26,7 @@ from benchkit.tables import Display, format_tables, metric_displays, ordered_mas
 STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;
 text-align:right;white-space:pre}th{background:#f3f3f3}td:first-child{text-align:left}
+td.wrap{white-space:pre-wrap;overflow-wrap:anywhere;text-align:left;max-width:60em}
 h2{border-bottom:2px solid #ddd;margin-top:2em}img{max-width:100%;image-rendering:pixelated}
 .sig{background:#e3f4e3}.plots{display:flex;flex-wrap:wrap;gap:1em}pre{background:#f7f7f7;
 padding:1em;overflow:auto}.note{color:#666}"""
@@ -37,16 +38,22 @@ def _section(title: str, body: str, note: str = "") -> str:
     return f'<section><h2 id="{escape(title.lower().replace(" ", "-"))}">{escape(title)}</h2>{note_html}{body}</section>'
 
 
-def _table(frame: pd.DataFrame, highlight: pd.Series | None = None) -> str:
+def _table(frame: pd.DataFrame, highlight: pd.Series | None = None, wrap: int = 80) -> str:
+    """An HTML table; a cell longer than ``wrap`` characters (a long command) wraps instead of
+    widening the table past the page."""
     rows = []
     for i, (_, row) in enumerate(frame.iterrows()):
         cls = ' class="sig"' if highlight is not None and bool(highlight.iloc[i]) else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>")
+        cells = (f'<td class="wrap">{escape(str(v))}</td>' if len(str(v)) > wrap else f"<td>{escape(str(v))}</td>"
+                 for v in row)
+        rows.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def manifest_section(manifest: dict) -> str:
+def manifest_section(manifest: dict, df: pd.DataFrame | None = None) -> str:
+    """The run's command, status, seed, versions and hardware; "images per dataset" counts the images
+    that have results in ``df`` (a folder may hold fewer than ``--n-images`` asked for)."""
     def part(key: str) -> dict:  # a hand-edited manifest may hold anything
         value = manifest.get(key)
         return value if isinstance(value, dict) else {}
@@ -54,12 +61,27 @@ def manifest_section(manifest: dict) -> str:
     keys = [("command", manifest.get("command")), ("status", manifest.get("status")),
             ("started", manifest.get("started")), ("finished", manifest.get("finished")),
             ("seed", part("settings").get("seed")),
-            ("images per dataset", part("settings").get("n_images")),
+            ("images per dataset", _images_per_dataset(df) if df is not None and not df.empty
+             else part("settings").get("n_images")),
             ("versions", ", ".join(f"{k} {v}" for k, v in part("versions").items())),
             ("hardware", ", ".join(f"{k} {v}" for k, v in part("hardware").items()))]
     table = _table(pd.DataFrame(keys, columns=["", "value"]))
     raw = escape(json.dumps(manifest, indent=2, default=str))
     return _section("Run", table + f"<details><summary>manifest.json</summary><pre>{raw}</pre></details>")
+
+
+def _images_per_dataset(df: pd.DataFrame) -> str:
+    counts = df.groupby("dataset", sort=False).image_id.nunique()
+    if len(counts) == 1:
+        return str(int(counts.iloc[0]))
+    return ", ".join(f"{dataset} {int(n)}" for dataset, n in counts.items())
+
+
+def primary_metric(df: pd.DataFrame) -> str | None:
+    """The per-image metric of box plots, bins and statistics: psnr when the run has it, else the
+    run's first per-image metric; None when it has none (only set metrics)."""
+    columns = metric_columns(df)
+    return "psnr" if "psnr" in columns else (columns[0] if columns else None)
 
 
 def grids_section(run_dir: Path, df: pd.DataFrame, errors: bool) -> str:
@@ -80,7 +102,7 @@ def grids_section(run_dir: Path, df: pd.DataFrame, errors: bool) -> str:
     return _section("Comparison grids", "".join(images) or "<p>No pictures were kept.</p>", note)
 
 
-def distributions_section(df: pd.DataFrame, metric: str = "psnr") -> str:
+def distributions_section(df: pd.DataFrame, metric: str = "psnr", note: str = "") -> str:
     plots = []
     unit = metric_displays().get(metric, Display()).unit
     label = f"{metric} ({unit})" if unit else metric
@@ -90,10 +112,10 @@ def distributions_section(df: pd.DataFrame, metric: str = "psnr") -> str:
             groups = {m: cell[cell.method == m][metric].to_numpy() for m in dict.fromkeys(cell.method)}
             plots.append(box_plot_svg(groups, f"{dataset} / {mask}", label))
     return _section(f"{metric.upper()} distributions", f'<div class="plots">{"".join(plots)}</div>',
-                    "Box: quartiles and median; whiskers: 1.5 IQR; dots: images beyond; red diamond: mean.")
+                    note + "Box: quartiles and median; whiskers: 1.5 IQR; dots: images beyond; red diamond: mean.")
 
 
-def missing_fraction_section(df: pd.DataFrame, metric: str = "psnr") -> str:
+def missing_fraction_section(df: pd.DataFrame, metric: str = "psnr", note: str = "") -> str:
     bodies = []
     for dataset, part in df.groupby("dataset", sort=False):
         bins = pd.cut(part.missing_fraction, BINS, include_lowest=True)
@@ -104,11 +126,11 @@ def missing_fraction_section(df: pd.DataFrame, metric: str = "psnr") -> str:
         wide.columns = [f"missing {labels[c]}" for c in wide.columns]
         bodies.append(f"<h4>{escape(dataset)}</h4>" + _table(wide.fillna("").reset_index()))
     return _section("By missing fraction", "".join(bodies),
-                    f"Mean {metric} of the images whose fraction of missing pixels falls in each bin, all masks together.")
+                    f"{note}Mean {metric} of the images whose fraction of missing pixels falls in each bin, all masks together.")
 
 
-def statistics_section(df: pd.DataFrame) -> str:
-    table = compare_all(df)
+def statistics_section(df: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "ssim")) -> str:
+    table = compare_all(df, metrics)
     if table.empty:
         return _section("Paired statistics", "<p>Only one method: nothing to compare.</p>")
     shown = pd.DataFrame({
@@ -119,7 +141,7 @@ def statistics_section(df: pd.DataFrame) -> str:
         "Wilcoxon p": table.p_wilcoxon.map(lambda p: f"{p:.2g}")})
     significant = (table.p_wilcoxon < 0.05) & ((table.ci_low > 0) | (table.ci_high < 0))
     return _section("Paired statistics", _table(shown, significant),
-                    "Per-image differences a − b (PSNR in dB), paired by image. Green: p < 0.05 and a CI "
+                    "Per-image differences a − b (in each metric's unit), paired by image. Green: p < 0.05 and a CI "
                     "that excludes 0. Also from Python: benchkit.compare(df, method_a, method_b).")
 
 
@@ -129,13 +151,18 @@ def build_html(run_dir: Path, errors: bool = False) -> str:
     df, sets = load_tables(run_dir)
     manifest = read_manifest(run_dir) or {}
     metrics = metric_columns(df) + metric_columns(sets)
-    parts = [manifest_section(manifest),
+    parts = [manifest_section(manifest, df),
              _section("Summary tables", format_tables(df, metrics, "html", sets=sets),
                       "Per-image metrics: mean ± 95% CI over images. Set metrics (FID, KID ...): one score over "
                       "each cell's images. Best of each column in bold.")]
     if not df.empty:
-        parts += [grids_section(run_dir, df, errors), distributions_section(df),
-                  missing_fraction_section(df), statistics_section(df)]
+        parts.append(grids_section(run_dir, df, errors))
+        primary = primary_metric(df)
+        if primary is not None:
+            note = "" if primary == "psnr" else f"This run has no psnr: {primary} is shown instead. "
+            per_image = tuple(m for m in ("psnr", "ssim") if m in df.columns) or (primary,)
+            parts += [distributions_section(df, primary, note), missing_fraction_section(df, primary, note),
+                      statistics_section(df, per_image)]
     failed = failures(run_dir)
     if not failed.empty:
         parts.append(_section("Failed cells", _table(failed)))

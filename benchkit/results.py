@@ -206,6 +206,9 @@ def _check_record(record) -> None:
     n = len(rows["image_id"])
     if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in rows["image_id"]):
         raise ValueError("its image_id column holds values that are not image positions")
+    if len(set(rows["image_id"])) != n:
+        duplicated = next(i for i in rows["image_id"] if rows["image_id"].count(i) > 1)
+        raise ValueError(f"its image_id column holds image {duplicated} more than once")
     for column, values in rows.items():
         if not isinstance(values, list) or len(values) != n:
             raise ValueError(f"column '{column}' has {len(values) if isinstance(values, list) else 'no'} "

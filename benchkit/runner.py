@@ -19,7 +19,7 @@ from benchkit import __version__
 from benchkit.checkpoints import find_checkpoint
 from benchkit.defaults import (DEFAULT_DATASET, DEFAULT_METRICS, DEFAULT_N_IMAGES, DEFAULT_OUT, METRIC_BATCH_SIZE,
                                PAPER_MASKS)
-from benchkit.errors import UserError
+from benchkit.errors import UserError, WriteError
 from benchkit.interfaces import MethodContext
 from benchkit.registry import Registry
 from benchkit.results import (CellRecord, assemble_cell, cell_path, read_cell, read_samples, shard_path, write_cell,
@@ -166,9 +166,13 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
     if not datasets:
         raise UserError("no dataset to run: " + "; ".join(missing) + "; or name others with --datasets")
     outcome.notes += missing
+    given = {k: v for k, v in config.executor_options.items() if v is not None}
+    for flag in given:
+        if not registry.accepts("executor", config.executor, flag):
+            raise UserError(f"--{flag} does not apply to --executor {config.executor}: leave it out, or choose an "
+                            "executor that takes it (`benchkit info dask`)")
     executor = registry.create("executor", config.executor,
-                               {k: v for k, v in config.executor_options.items()
-                                if v is not None and registry.accepts("executor", config.executor, k)}
+                               given
                                | _options_for(config, config.executor))  # -o dask.retries=5
     shard_size = config.shard_size or executor.default_shard_size
     for spec, (options, split) in datasets.items():
@@ -206,7 +210,14 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
                                     checkpoint=Path(checkpoint) if checkpoint else None, seed=config.seed)
             method.check(context)  # cheap checks (e.g. the checkpoint fits the images), before any write
             if method.needs_train_data:
-                check_images(dataset.images("train", limit=1), f"dataset '{spec}' (train split)")
+                try:
+                    dataset.check_files("train")  # every file a worker will read, cheaply (headers)
+                    check_images(dataset.images("train", limit=1), f"dataset '{spec}' (train split)")
+                except UserError as exc:
+                    if not lenient:
+                        raise
+                    outcome.notes.append(f"skipped method '{name}' on '{spec}': {exc}")
+                    continue
             method_version = _distribution_version(registry, name)
             batch = config.batch_size or method.preferred_batch_size(torch.device(config.device),
                                                                      (channels, height, width))
@@ -328,6 +339,7 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
     if isinstance(previous, dict):  # a resumed run keeps the record of earlier attempts
         history = previous.pop("history", [])
         manifest["history"] = (history if isinstance(history, list) else []) + [previous]
+    bar = None
     try:
         write_manifest(config.out, manifest)
         tasks = [task for cell in outcome.plans for task in cell.todo]
@@ -367,9 +379,16 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
         manifest["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        if bar is not None:
+            bar.close()  # so that what follows (an error, "interrupted") starts on a line of its own
         executor.close()
         manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        write_manifest(config.out, manifest)
-        if outcome.lock is not None:
-            outcome.lock.close()
+        try:
+            write_manifest(config.out, manifest)
+        except WriteError:  # a full disk: the error that stopped the run is the one to report
+            if manifest["status"] == "finished":
+                raise
+        finally:
+            if outcome.lock is not None:
+                outcome.lock.close()
     return outcome

@@ -51,7 +51,7 @@ def wilcoxon_p(differences: np.ndarray) -> float:
     return float(stats.wilcoxon(differences, zero_method="wilcox").pvalue)
 
 
-def compare(df: pd.DataFrame, method_a: str, method_b: str, metrics: tuple[str, ...] = ("psnr", "ssim"),
+def compare(df: pd.DataFrame, method_a: str, method_b: str, metrics: str | tuple[str, ...] = ("psnr", "ssim"),
             confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Paired difference ``method_a - method_b`` per (dataset, mask) and metric.
 
@@ -61,16 +61,28 @@ def compare(df: pd.DataFrame, method_a: str, method_b: str, metrics: tuple[str, 
         Per-image results, as from :func:`benchkit.load_results`.
     method_a, method_b : str
         The methods compared; images are paired by ``image_id`` within each (dataset, mask).
-    metrics : tuple of str
-        Metric columns to compare (those missing from ``df`` are left out).
+    metrics : str or sequence of str
+        Metric columns to compare: one name, or several. Names that ``df`` lacks are left out; when
+        it has none of them, a UserError lists the columns it has.
 
     Returns
     -------
     pandas.DataFrame
         One row per (dataset, mask, metric): ``n`` (paired images), ``mean_a``, ``mean_b``,
         ``diff`` (mean of a - b; dB for PSNR), ``ci_low``, ``ci_high`` (bootstrap CI of ``diff``)
-        and ``p_wilcoxon``.
+        and ``p_wilcoxon``. Images where either value is not finite (PSNR is +inf for a perfect
+        fill) are left out of ``n``; a (dataset, mask, metric) with no finite pair is left out, with
+        a warning.
     """
+    import warnings
+
+    from benchkit.results import metric_columns
+
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    present = [m for m in metrics if m in df.columns]
+    if not present:
+        raise UserError(f"none of the metrics {', '.join(metrics) or '(none)'} is in these results (they hold "
+                        f"{', '.join(metric_columns(df)) or 'no per-image metric'})")
     for method in (method_a, method_b):
         if method not in set(df.method):
             raise UserError(f"method '{method}' is not in these results (they hold "
@@ -82,19 +94,26 @@ def compare(df: pd.DataFrame, method_a: str, method_b: str, metrics: tuple[str, 
         shared = a.index.intersection(b.index)
         if shared.empty:
             continue
-        for metric in (m for m in metrics if m in df.columns):
+        for metric in present:
             x, y = a.loc[shared, metric].to_numpy(float), b.loc[shared, metric].to_numpy(float)
             finite = np.isfinite(x) & np.isfinite(y)
             d = x[finite] - y[finite]
+            if not d.size:
+                warnings.warn(f"no image of {dataset}/{mask} has finite {metric} values for both {method_a} and "
+                              f"{method_b}: left out of the comparison")
+                continue
             low, high = bootstrap_ci(d, confidence, seed=seed)
             rows.append({"dataset": dataset, "mask": mask, "metric": metric, "method_a": method_a,
                          "method_b": method_b, "n": int(d.size), "mean_a": float(x[finite].mean()),
-                         "mean_b": float(y[finite].mean()), "diff": float(d.mean()) if d.size else np.nan,
+                         "mean_b": float(y[finite].mean()), "diff": float(d.mean()),
                          "ci_low": low, "ci_high": high, "p_wilcoxon": wilcoxon_p(d)})
     return pd.DataFrame(rows)
 
 
 def compare_all(df: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "ssim")) -> pd.DataFrame:
-    """:func:`compare` for every pair of methods in ``df`` (each unordered pair once)."""
+    """:func:`compare` for every pair of methods in ``df`` (each unordered pair once); empty when
+    ``df`` has none of ``metrics``."""
+    if not any(m in df.columns for m in ((metrics,) if isinstance(metrics, str) else metrics)):
+        return pd.DataFrame()
     frames = [compare(df, a, b, metrics) for a, b in itertools.combinations(list(dict.fromkeys(df.method)), 2)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

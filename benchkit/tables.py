@@ -72,16 +72,25 @@ def set_summary(sets: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def _images_per_cell(part: pd.DataFrame) -> str:
+    """How many images each cell's means are over: one number, or the range when cells differ (a
+    cell whose shards failed in part has fewer)."""
+    counts = part.groupby(["method", "mask"], sort=False).image_id.nunique()
+    low, high = int(counts.min()), int(counts.max())
+    return str(high) if low == high else f"{low} to {high} (cells differ: some failed in part)"
+
+
 def _blocks(df: pd.DataFrame, sets: pd.DataFrame | None, metrics: list[str]):
     """(metric, dataset, table, how it was computed, n images) for each table to show."""
     for metric in metrics:
         if metric in df.columns:
             for dataset, table in summary(df, metric).items():
-                yield metric, dataset, table, "mean ± 95% CI", df[df.dataset == dataset].image_id.nunique()
+                yield metric, dataset, table, "mean ± 95% CI", _images_per_cell(df[df.dataset == dataset])
         elif sets is not None and metric in sets.columns:
             for dataset, table in set_summary(sets, metric).items():
-                n = int(sets.loc[sets.dataset == dataset, "n_images"].max())
-                yield metric, dataset, table, "one score per set", n
+                counts = sets.loc[sets.dataset == dataset, "n_images"]
+                low, high = int(counts.min()), int(counts.max())
+                yield metric, dataset, table, "one score per set", str(high) if low == high else f"{low} to {high}"
 
 
 def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",

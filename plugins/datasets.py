@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import re
 import warnings
 from pathlib import Path
 from typing import Annotated, Literal
@@ -186,7 +187,7 @@ class ImageFolder(Dataset):
         self._keys: dict[tuple[str, int | None], list[str]] = {}
 
     def split_folder(self, split: Split) -> Path:
-        if (self.path / "test").is_dir():
+        if _readable_dir(self.path / "test"):
             return self.path / split
         if split == "test":
             return self.path
@@ -196,13 +197,35 @@ class ImageFolder(Dataset):
     def files(self, split: Split, limit: int | None = None) -> list[Path]:
         """The image files of a split, in name order, hidden files left out."""
         folder = self.split_folder(split)
-        if not folder.is_dir():
+        if not _readable_dir(folder):
             raise UserError(f"image folder {folder} does not exist: check the path")
-        files = sorted(p for p in folder.iterdir()
-                       if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+        try:
+            entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+            files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        except OSError as exc:
+            raise UserError(f"cannot read image folder {folder} ({exc.strerror or exc}): check its permissions "
+                            "(the folder needs read and execute rights)") from exc
+        skipped = [p.name for p in entries if p not in files]
+        if skipped and (split, "skipped") not in self._keys:
+            self._keys[(split, "skipped")] = []  # warn once per split
+            warnings.warn(f"{folder}: skipped {len(skipped)} entries that are not {'/'.join(sorted(IMAGE_SUFFIXES))} "
+                          f"files ({', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}); folder: reads "
+                          "only those types")
         if not files:
             raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
         return files[:limit]
+
+    def check_files(self, split: Split) -> None:
+        """Open the header of every image of ``split`` (no decode): unreadable, truncated-at-the-header
+        or non-image files are found before a run writes anything."""
+        from PIL import Image, UnidentifiedImageError
+
+        for file in self.files(split):
+            try:
+                with Image.open(file) as image:
+                    image.size  # noqa: B018  (the header is parsed on open)
+            except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+                raise UserError(f"cannot read image {file} ({_reason(exc)}): remove or replace it") from exc
 
     def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
         arrays, keys = [], []
@@ -237,7 +260,7 @@ def read_image(data: bytes, file: Path, mode: str, size: int) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UserError(f"image {file} is too large to open safely ({exc}): downscale it or remove it") from exc
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise UserError(f"cannot read image {file} ({exc}): remove or replace it") from exc
+        raise UserError(f"cannot read image {file} ({_reason(exc)}): remove or replace it") from exc
     if image.mode.startswith("I") or image.mode == "F":
         gray = np.asarray(image, dtype=np.float32)
         scale = 1.0 if image.mode == "F" else 65535.0
@@ -250,6 +273,24 @@ def read_image(data: bytes, file: Path, mode: str, size: int) -> np.ndarray:
         warnings.warn(f"{file} is a 16-bit colour PNG: Pillow reads it at 8 bits per channel")
     array = np.asarray(center_crop_resize(image.convert(mode), size), dtype=np.float32) / np.float32(255)
     return array[..., None] if array.ndim == 2 else array
+
+
+def _reason(exc: Exception) -> str:
+    """Pillow's error without the in-memory buffer it names (``<_io.BytesIO object at 0x...>``)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image format Pillow can read"
+    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the file", str(exc)) or type(exc).__name__
+
+
+def _readable_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder; a folder that cannot be looked into says so in one line."""
+    try:
+        return path.is_dir()
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror or exc}): check the permissions of it and of the "
+                        "folders above it") from exc
 
 
 def center_crop_resize(image, size: int):

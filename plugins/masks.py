@@ -128,9 +128,13 @@ class FileMask(MaskGenerator):
         if not folder:
             raise UserError("mask 'file' needs a folder: use --masks file:FOLDER")
         path = Path(folder)
-        if not path.is_dir():
-            raise UserError(f"mask folder {path} does not exist: check the path")
-        self.files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
+        try:
+            if not path.is_dir():
+                raise UserError(f"mask folder {path} does not exist: check the path")
+            self.files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
+        except OSError as exc:
+            raise UserError(f"cannot read mask folder {path} ({exc.strerror or exc}): check its permissions (the "
+                            "folder needs read and execute rights)") from exc
         if not self.files:
             raise UserError(f"no .png masks in {path}: add some, white where pixels are missing")
         self.invert = invert

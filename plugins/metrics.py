@@ -30,14 +30,20 @@ def gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> torch.Tensor:
     return w / w.sum()
 
 
+SSIM_ELEMENTS = 2**22  # input elements per strip: bounds SSIM's memory whatever the image size
+
+
 def ssim(prediction: torch.Tensor, target: torch.Tensor, data_range: float = DATA_RANGE,
-         sigma: float = 1.5) -> torch.Tensor:
+         sigma: float = 1.5, max_elements: int = SSIM_ELEMENTS) -> torch.Tensor:
     """Mean structural similarity of each image (Wang et al. 2004), averaged over channels.
 
     Gaussian window with ``sigma`` = 1.5 (11x11), K1 = 0.01, K2 = 0.03, population (not sample)
     covariances, averaged over the pixels where the whole window fits inside the image. This matches
     ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, data_range=1, channel_axis=0)``.
+
+    The SSIM map is computed in horizontal strips of about ``max_elements`` input values (each strip
+    with the window's overlap), so memory stays bounded for large images; the result is the same.
     """
     x, y = prediction.double(), target.double()
     n, c, h, w = x.shape
@@ -51,13 +57,19 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor, data_range: float = DAT
     def blur(z: torch.Tensor) -> torch.Tensor:  # separable 'valid' Gaussian filter per channel
         return F.conv2d(F.conv2d(z, kernel_h, groups=c), kernel_w, groups=c)
 
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return ssim_map.mean(dim=(2, 3)).mean(dim=1)
+    rows_out = h - k + 1
+    step = max(1, max_elements // (n * c * w) - (k - 1))
+    total = torch.zeros(n, c, dtype=torch.float64, device=x.device)
+    for top in range(0, rows_out, step):
+        xs, ys = x[:, :, top:min(top + step, rows_out) + k - 1], y[:, :, top:min(top + step, rows_out) + k - 1]
+        mu_x, mu_y = blur(xs), blur(ys)
+        var_x = blur(xs * xs) - mu_x**2
+        var_y = blur(ys * ys) - mu_y**2
+        cov = blur(xs * ys) - mu_x * mu_y
+        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+        total += ssim_map.sum(dim=(2, 3))
+    return (total / (rows_out * (w - k + 1))).mean(dim=1)
 
 
 def hole_errors(prediction: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
