@@ -47,10 +47,12 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
                      help="a paper's setting (see `benchkit list`): yeh2017 = Table 1 (datasets celeba,svhn,cars; "
                      "the four masks; methods ce,gan); --datasets, --masks and --methods override its choices, "
                      "datasets not on disk are skipped with a note, and the paper's table is printed beside ours")
-    run.add_argument("--methods", type=csv_list, help="comma-separated methods (default: all available)")
-    run.add_argument("--masks", type=csv_list, help=f"default: {PAPER}")
-    run.add_argument("--datasets", type=csv_list, help=f"default: {DEFAULT_DATASET}")
-    run.add_argument("--metrics", type=csv_list, default=list(DEFAULT_METRICS),
+    run.add_argument("--methods", type=csv_list, action="extend", help="comma-separated methods (default: all available)")
+    run.add_argument("--masks", type=csv_list, action="extend", help=f"default: {PAPER}")
+    run.add_argument("--datasets", type=csv_list, action="extend",
+                     help=f"default: {DEFAULT_DATASET}; list flags may be repeated, and a comma inside a name "
+                     "(a path) is written \\, (folder:/data/photos\\, 2023)")
+    run.add_argument("--metrics", type=csv_list, action="extend",
                      help=f"default: {','.join(DEFAULT_METRICS)} (tables for psnr and ssim); metrics named here "
                      "all get tables; set metrics (fid-fmnist, kid-fmnist, fid, kid) give one score per cell")
     run.add_argument("--n-images", type=int, default=DEFAULT_N_IMAGES,

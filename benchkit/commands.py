@@ -36,7 +36,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     datasets = args.datasets if args.datasets is not None else (
         list(preset.datasets) if preset else [DEFAULT_DATASET])
     masks = args.masks if args.masks is not None else (list(preset.masks) if preset else list(PAPER_MASKS))
-    config = RunConfig(methods=methods, datasets=datasets, masks=masks, metrics=args.metrics,
+    metrics = args.metrics if args.metrics is not None else list(DEFAULT_METRICS)
+    config = RunConfig(methods=methods, datasets=datasets, masks=masks, metrics=metrics,
                        n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, device=args.device,
                        out=args.out, force=args.force, data_dir=args.data_dir,
                        models_dir=str(args.models_dir) if args.models_dir else None,
@@ -59,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       dtype=bool)]
     sets = sets[[key in wanted for key in zip(sets.dataset, sets["mask"], sets.method)]]
     # the default metrics print PSNR and SSIM (all are in the folder); metrics named with --metrics all print
-    shown = ["psnr", "ssim"] if args.metrics == list(DEFAULT_METRICS) else args.metrics
+    shown = ["psnr", "ssim"] if args.metrics is None else metrics
     print(format_tables(df, shown, args.format, sets=sets))
     for spec, metrics in outcome.metrics.items():
         split = outcome.splits[spec]

@@ -26,8 +26,14 @@ def batch_size(text: str) -> int | None:
 
 
 def csv_list(text: str) -> list[str]:
-    """``"a, b,,c"`` -> ``["a", "b", "c"]``; ``","`` gives an empty list (refused by the runner)."""
-    return [part.strip() for part in text.split(",") if part.strip()]
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``; ``","`` gives an empty list (refused by the runner).
+
+    A comma that belongs to a name (a path such as ``folder:/data/photos, 2023``) is written ``\\,``;
+    the flags that take lists can also be repeated (``--datasets A --datasets B``)."""
+    import re
+
+    parts = re.split(r"(?<!\\),", text)
+    return [part.strip().replace("\\,", ",") for part in parts if part.strip()]
 
 
 def parse_options(pairs: list[str], prefix_required: bool = True) -> dict[str, dict[str, str]]:

@@ -187,10 +187,53 @@ def read_cell(path: Path) -> CellRecord:
     return record
 
 
+NUMBER = (int, float)
+OPTIONS = (dict, type(None))
+# The declared types of the stored records' fields, checked whenever a file is read: dotted paths
+# into the JSON, and the types a field may hold. A field that is absent (an older benchkit) passes.
+CELL_SCHEMA = {
+    "settings": dict, "settings.seed": int, "settings.n_images": int, "settings.metrics": list,
+    "settings.method_options": OPTIONS, "settings.mask_options": OPTIONS, "settings.dataset_options": OPTIONS,
+    "settings.checkpoint": (str, type(None)), "settings.dataset_digest": (str, type(None)),
+    "settings.benchkit": (str, type(None)), "settings.method_version": (str, type(None)),
+    "metrics": list, "metric_errors": dict, "sample_ids": list, "seconds": NUMBER,
+    "error": (str, type(None)), "traceback": (str, type(None)), "version": int,
+}
+MANIFEST_SCHEMA = {"config": dict, "config.options": dict, "settings": dict, "settings.seed": int,
+                   "settings.n_images": int, "history": list, "dataset_digests": dict}
+TYPE_NAMES = {dict: "an object", list: "a list", int: "a whole number", float: "a number", str: "a string",
+              type(None): "null"}
+
+
+def check_schema(data: dict, schema: dict) -> None:
+    """Raise ValueError naming the first field of ``data`` whose type is not the declared one."""
+    for path, types in schema.items():
+        value, present = data, True
+        for part in path.split("."):
+            if not isinstance(value, dict) or part not in value:
+                present = False
+                break
+            value = value[part]
+        types = types if isinstance(types, tuple) else (types,)
+        if present and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
+            expected = " or ".join(dict.fromkeys(TYPE_NAMES.get(t, t.__name__) for t in types))
+            raise ValueError(f"field '{path}' holds {json.dumps(value, default=str)[:40]}, not {expected}")
+    for path in ("metric_errors", "config.options"):
+        value = data
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, dict):
+            inner = str if path == "metric_errors" else dict
+            bad = next((k for k, v in value.items() if not isinstance(v, inner)), None)
+            if bad is not None:
+                raise ValueError(f"field '{path}.{bad}' is not {TYPE_NAMES[inner]}")
+
+
 def _check_record(record) -> None:
     """Raise ValueError unless ``record`` has the shape :func:`write_cell` gives it."""
     if not isinstance(record, dict) or record.get("status") not in ("ok", "failed"):
         raise ValueError("not a benchkit cell record")
+    check_schema(record, CELL_SCHEMA)
     for key in ("dataset", "mask", "method"):
         if not isinstance(record.get(key), str):
             raise ValueError(f"its '{key}' is not a name")
@@ -226,6 +269,7 @@ def read_manifest(run_dir: Path) -> dict | None:
         manifest = json.loads(path.read_text())
         if not isinstance(manifest, dict):
             raise ValueError(f"it holds a JSON {type(manifest).__name__}, not an object")
+        check_schema(manifest, MANIFEST_SCHEMA)
     except (OSError, ValueError) as exc:
         raise UserError(f"{path} is corrupt ({exc}): rerun with --force or another --out") from exc
     return manifest

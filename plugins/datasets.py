@@ -262,8 +262,14 @@ def read_image(data: bytes, file: Path, mode: str, size: int) -> np.ndarray:
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         raise UserError(f"cannot read image {file} ({_reason(exc)}): remove or replace it") from exc
     if image.mode.startswith("I") or image.mode == "F":
-        gray = np.asarray(image, dtype=np.float32)
+        gray = np.asarray(image, dtype=np.float64)
         scale = 1.0 if image.mode == "F" else 65535.0
+        if image.mode != "F" and gray.size and gray.min() < 0:
+            raise UserError(f"image {file} holds negative integers: save it as an 8- or 16-bit image")
+        if image.mode != "F" and gray.size and gray.max() > 65535:  # beyond 16 bits: a 32-bit integer image
+            scale = 4294967295.0
+            warnings.warn(f"{file} is a 32-bit integer image: read with full scale 2**32 - 1 (save it as a 16-bit "
+                          "image to choose the scaling yourself)")
         if image.mode == "F" and (not np.isfinite(gray).all() or gray.min() < 0 or gray.max() > 1):
             raise UserError(f"image {file} holds floats outside [0, 1]: save it as an 8- or 16-bit image")
         square = center_crop_resize(Image.fromarray(np.clip(gray / scale, 0, 1).astype(np.float32)), size)

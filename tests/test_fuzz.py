@@ -66,8 +66,7 @@ OPTION_KEYS = st.sampled_from(["tv.max_iter", "tv.tol", "nn.chunk", "nn.blend", 
 def run_arguments(draw):
     args = ["run"]
     methods = draw(CHEAP_METHODS)
-    if "gan" in methods:  # keep gan cheap when the fuzzer names it
-        args += ["-o", "gan.iterations=1"]
+    args += ["-o", "gan.iterations=1"]  # keep gan cheap, whether named or one of the default methods
     if methods or draw(st.booleans()):
         args += ["--methods", ",".join(methods)]
     for flag in ("--masks", "--datasets", "--metrics"):
@@ -168,7 +167,9 @@ def finished_run(tmp_path_factory):
 @examples(60)
 @given(target=st.sampled_from(["manifest", "cell", "npz"]), mode=st.sampled_from(["json", "bytes", "field", "delete"]),
        value=JSON_VALUES, field=st.sampled_from(["status", "rows", "settings", "config", "hardware", "dataset",
-                                                 "psnr", "image_id", "history", "set_scores"]),
+                                                 "psnr", "image_id", "history", "set_scores", "settings.seed",
+                                                 "settings.n_images", "settings.dataset_options", "metric_errors",
+                                                 "config.options", "sample_ids", "duplicate image_id"]),
        raw=st.binary(max_size=40))
 def test_fuzz_corrupt_results_folder(finished_run, tmp_path_factory, target, mode, value, field, raw):
     tried("results folder", (target, mode, value, field, raw))
@@ -186,7 +187,15 @@ def test_fuzz_corrupt_results_folder(finished_run, tmp_path_factory, target, mod
     else:
         record = json.loads(path.read_text())
         rows = record.get("rows") if isinstance(record.get("rows"), dict) else {}
-        (rows if field in rows else record)[field] = value
+        if field == "duplicate image_id":  # every column consistent, one image twice
+            for column, values in rows.items():
+                values.append(values[0])
+        elif "." in field:  # a nested field of the wrong type
+            outer, inner = field.split(".")
+            if isinstance(record.get(outer), dict):
+                record[outer][inner] = value
+        else:
+            (rows if field in rows else record)[field] = value
         path.write_text(json.dumps(record))
     try:
         for args in (["report", "r"], ["report", "r", "--html"], ["score", "r", "--metrics", "ssim,kid-fmnist"],
@@ -204,7 +213,7 @@ def test_fuzz_corrupt_results_folder(finished_run, tmp_path_factory, target, mod
 # ----------------------------------------------------------------------------- validators
 
 
-@examples(150)
+@examples(200)
 @given(shape=st.lists(st.integers(0, 5), min_size=0, max_size=5),
        dtype=st.sampled_from([torch.float32, torch.float64, torch.float16, torch.uint8, torch.int64, torch.bool]),
        fill=st.sampled_from(["rand", "nan", "inf", "big", "negative", "zeros"]))
@@ -235,7 +244,7 @@ class ArrayMask(MaskGenerator):
         return self.array
 
 
-@examples(150)
+@examples(200)
 @given(shape=st.lists(st.integers(0, 6), min_size=0, max_size=3),
        dtype=st.sampled_from([bool, np.uint8, np.int32, np.float32, np.float64, object]),
        fill=st.sampled_from(["random", "ones", "zeros", "twos", "nan", "half"]))
@@ -319,3 +328,57 @@ def test_fuzz_image_files(tmp_path_factory, files, size, mode):
         shutil.rmtree(folder, ignore_errors=True)
     assert images.dtype == torch.float32 and images.shape == (len(files), 3 if mode == "RGB" else 1, size, size)
     check_images(images, "fuzzed folder")
+
+
+# ----------------------------------------------------------------------------- valid runs, every command
+
+VALID_METHODS = ["mean-fill", "tv", "flat-fill", "lowrank", "nn"]
+VALID_MASKS = ["center", "random", "half", "pattern"]
+VALID_METRICS = ["psnr", "ssim", "l1", "psnr_hole", "kid-fmnist", "fid-fmnist", "class-acc"]
+
+
+@st.composite
+def valid_runs(draw):
+    """A valid run of a random shape: any non-empty subsets of methods, masks and metrics (runs
+    without psnr or ssim, and runs with set metrics only, among them) on one or two datasets."""
+    methods = draw(st.lists(st.sampled_from(VALID_METHODS), min_size=1, max_size=3, unique=True))
+    masks = draw(st.lists(st.sampled_from(VALID_MASKS), min_size=1, max_size=2, unique=True))
+    metrics = draw(st.lists(st.sampled_from(VALID_METRICS), min_size=1, max_size=3, unique=True))
+    datasets = ["fashion-mnist-mini"]
+    if "nn" not in methods and not set(metrics) & {"kid-fmnist", "fid-fmnist", "class-acc"} and draw(st.booleans()):
+        datasets = draw(st.sampled_from([["folder:{photos}"], ["fashion-mnist-mini", "folder:{photos}"]]))
+    n = draw(st.integers(2, 4))
+    args = ["run", "--methods", ",".join(methods), "--masks", ",".join(masks), "--metrics", ",".join(metrics),
+            "--datasets", ",".join(datasets), "--n-images", str(n), "-o", "kid-fmnist.subset_size=2",
+            "-o", "folder.size=16", "--out", "r"]
+    extra = draw(st.sampled_from([m for m in VALID_METRICS if m not in metrics] or ["psnr"]))
+    return args, methods, extra
+
+
+@examples(24)
+@given(shape=valid_runs())
+def test_fuzz_every_command_on_a_valid_run(fuzz_files, tmp_path_factory, shape):
+    args, methods, extra = shape
+    args = [a.format(**fuzz_files) for a in args]
+    tried("valid run, every command", args)
+    work = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+    try:
+        code, out, err = run_cli(args, work)
+        assert code == 0, (args, err)
+        if "folder:" in " ".join(args) and extra in ("kid-fmnist", "fid-fmnist", "class-acc"):
+            extra = "psnr"  # labelled metrics need the labelled dataset
+        for command in (["report", "r"], ["report", "r", "--format", "latex"], ["report", "r", "--format", "csv"],
+                        ["report", "r", "--html"], ["report", "r", "--html", "--errors"],
+                        ["score", "r", "--metrics", extra], args):
+            code, out, err = run_cli(command, work)
+            assert code == 0 and "Traceback" not in err and "internal error" not in err, (args, command, err)
+        df = benchkit.load_results(work / "r")
+        sets = benchkit.load_results(work / "r", level="set")
+        assert len(df) and set(df.method) == set(methods)
+        assert len(sets) == 0 or set(sets.method) <= set(methods)
+        per_image = benchkit.results.metric_columns(df)
+        if len(methods) > 1 and per_image:
+            table = benchkit.compare(df, methods[0], methods[1], metrics=per_image[0])
+            assert set(table.metric) <= {per_image[0]}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -330,3 +330,51 @@ def test_ssim_in_strips_equals_the_whole_image():
     reference = [structural_similarity(x[i], y[i], gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                        data_range=1, channel_axis=0) for i in range(2)]
     np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-9)
+
+
+# new user 8: hand-edited results folders with fields of the wrong type
+@pytest.mark.parametrize("target,path,value", [
+    ("cell", "settings.seed", "zero"), ("cell", "settings.n_images", "lots"),
+    ("cell", "settings.dataset_options", [1, 2]), ("cell", "metric_errors", ["x"]),
+    ("cell", "metric_errors", {"psnr": 3}), ("manifest", "config.options", [1]),
+    ("manifest", "config.options", {"tv": 1})])
+def test_fields_of_the_wrong_type_are_named(l1_run, tmp_path, capsys, target, path, value):
+    import shutil
+
+    run_dir = tmp_path / "R"
+    shutil.copytree(l1_run, run_dir)
+    file = run_dir / "manifest.json" if target == "manifest" else next((run_dir / "cells").glob("*.json"))
+    data = json.loads(file.read_text())
+    parent, key = data, path.split(".")
+    for part in key[:-1]:
+        parent = parent[part]
+    parent[key[-1]] = value
+    file.write_text(json.dumps(data))
+    for args in (["score", str(run_dir), "--metrics", "psnr"], ["report", str(run_dir)],
+                 ["report", str(run_dir), "--html"]):
+        code, out, err = cli(capsys, *args)
+        assert code == 2 and str(file) in err and f"field '{path}" in err, (args, err)
+        assert len(err.strip().splitlines()) == 1
+
+
+# new user 12: a comma in a path, and repeated list flags
+def test_a_comma_in_a_path_and_repeated_flags(tmp_path, capsys):
+    folder = photos(tmp_path / "photos, 2023", n=2, size=(16, 16))
+    code, out, err = cli(capsys, "run", "--methods", "mean-fill", "--methods", "tv", "--masks", "center",
+                         "--datasets", str(f"folder:{folder}").replace(",", "\\,"), "--metrics", "l1",
+                         "--n-images", "0", "--out", str(tmp_path / "R"))
+    assert code == 0, err
+    df = benchkit.load_results(tmp_path / "R")
+    assert set(df.method) == {"mean-fill", "tv"} and set(df.dataset) == {f"folder:{folder}"}
+
+
+# new user 13: a 32-bit integer TIFF is read at its full scale, with a warning
+def test_a_32_bit_integer_image_is_scaled_with_a_warning(tmp_path):
+    from benchkit_plugins.datasets import read_image
+
+    values = np.array([[0, 2**31 - 1], [2**20, 2**30]], dtype=np.int32)
+    buffer = __import__("io").BytesIO()
+    Image.fromarray(values).save(buffer, format="TIFF")
+    with pytest.warns(UserWarning, match="32-bit integer image"):
+        gray = read_image(buffer.getvalue(), tmp_path / "deep.tif", "L", 2)
+    np.testing.assert_allclose(gray[..., 0], values / (2**32 - 1), rtol=1e-6)
