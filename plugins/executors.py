@@ -143,12 +143,18 @@ def _log_to_file() -> None:
     logger = logging.getLogger("distributed")
     if any(getattr(h, "benchkit", False) for h in logger.handlers):
         return
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
+    # distributed gives several of its loggers a terminal handler of their own: they all go to ours
+    names = [name for name in logging.root.manager.loggerDict if name.split(".")[0] == "distributed"]
+    for child in map(logging.getLogger, names):
+        for handler in list(child.handlers):
+            child.removeHandler(handler)
+        if child is not logger:
+            child.propagate = True
     to_file = logging.FileHandler(Path(tempfile.gettempdir()) / DASK_LOG, delay=True)
     to_file.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
     terminal = logging.StreamHandler()
     terminal.setLevel(logging.WARNING)
+    terminal.addFilter(lambda record: bool(record.getMessage().strip()))  # a bare traceback: the file has it
     terminal.setFormatter(_OneLine("benchkit: dask: %(message)s (details: $TMPDIR/" + DASK_LOG + ")"))
     for handler in (to_file, terminal):
         handler.benchkit = True

@@ -135,7 +135,7 @@ def test_processes_executor_matches_in_process(tmp_path):
 
 def test_two_runs_on_one_folder_do_not_interleave(tmp_path):
     args = BENCHKIT + ["run", "--methods", "flat-fill", "--masks", "center", "--n-images", "8", "--batch-size", "1",
-                       "-o", "flat-fill.delay=0.5", "--out", "r"]
+                       "-o", "flat-fill.delay=1.5", "--out", "r"]
     first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (tmp_path / "r" / "manifest.json").exists() and time.time() < deadline:

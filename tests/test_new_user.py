@@ -25,19 +25,7 @@ from benchkit.registry import Registry
 BENCHKIT = [sys.executable, "-m", "benchkit.cli"]
 
 
-def cli(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err and "internal error" not in err, err
-    return code, out, err
-
-
-def photos(folder, n=4, size=(20, 24), seed=0):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
-    return folder
+from test_reliability import cli, photos  # noqa: E402  (the helpers of issue 10's tests)
 
 
 @pytest.fixture(scope="module")
@@ -378,3 +366,46 @@ def test_a_32_bit_integer_image_is_scaled_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="32-bit integer image"):
         gray = read_image(buffer.getvalue(), tmp_path / "deep.tif", "L", 2)
     np.testing.assert_allclose(gray[..., 0], values / (2**32 - 1), rtol=1e-6)
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# new user 2: the Dask scheduler killed mid-run: one line naming it, finished shards kept, a rerun resumes
+def test_a_lost_dask_scheduler_is_one_line_and_keeps_finished_shards(tmp_path):
+    pytest.importorskip("distributed")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    dask = [sys.executable, "-m", "distributed.cli"]
+    scheduler = subprocess.Popen(dask[:2] + ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
+                                             address.rsplit(":", 1)[1], "--no-dashboard"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(dask[:2] + ["distributed.cli.dask_worker", address, "--nthreads", "1",
+                                          "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = BENCHKIT + ["run", "--methods", "flat-fill", "-o", "flat-fill.delay=0.3", "--masks", "center",
+                       "--n-images", "64", "--batch-size", "1", "--shard-size", "4", "--scheduler", address,
+                       "--out", "r"]
+    try:
+        client = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 90
+        while not list((tmp_path / "r" / "cells").glob("*.shards/*.json")) and time.time() < deadline:
+            time.sleep(0.1)
+        scheduler.kill()
+        _, err = client.communicate(timeout=120)
+    finally:
+        scheduler.kill()
+        worker.kill()
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("benchkit: error")]
+    assert client.returncode == 1 and "Traceback" not in err, err
+    assert len(lines) == 1 and f"lost the Dask scheduler at {address}" in lines[0] and "rerun" in lines[0]
+    kept = list((tmp_path / "r" / "cells").glob("*.shards/*.json"))
+    assert kept
+    done = subprocess.run(BENCHKIT + ["run", "--methods", "flat-fill", "--masks", "center", "--n-images", "64",
+                                      "--batch-size", "1", "--shard-size", "4", "--out", "r", "-o",
+                                      "flat-fill.delay=0.3", "--executor", "processes"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and f"{len(kept)} finished shards of unfinished cells reused" in done.stdout
