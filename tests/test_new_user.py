@@ -409,3 +409,22 @@ def test_a_lost_dask_scheduler_is_one_line_and_keeps_finished_shards(tmp_path):
                                       "flat-fill.delay=0.3", "--executor", "processes"],
                           cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0 and f"{len(kept)} finished shards of unfinished cells reused" in done.stdout
+
+
+# new user 3: Ctrl-C under --executor dask: the terminal sends SIGINT to the whole process group
+def test_ctrl_c_under_dask_prints_one_line(tmp_path):
+    pytest.importorskip("distributed")
+    args = BENCHKIT + ["run", "--methods", "flat-fill", "-o", "flat-fill.delay=0.5", "--masks", "center",
+                       "--n-images", "64", "--batch-size", "1", "--shard-size", "4", "--executor", "dask",
+                       "--workers", "2", "--out", "r"]
+    client = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 90
+    while not list((tmp_path / "r" / "cells").glob("*.shards/*.json")) and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(client.pid, signal.SIGINT)
+    _, err = client.communicate(timeout=60)
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "img" not in line]
+    assert client.returncode == 130 and "Traceback" not in err, err
+    assert lines == ["benchkit: interrupted; run the same command again to resume"], lines
