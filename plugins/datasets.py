@@ -185,6 +185,7 @@ class ImageFolder(Dataset):
             raise UserError("dataset 'folder' needs a path: use --datasets folder:PATH")
         self.path, self.size, self.mode = Path(path), size, mode
         self._keys: dict[tuple[str, int | None], list[str]] = {}
+        self._warned: set[str] = set()  # splits whose skipped files were named in a warning
 
     def split_folder(self, split: Split) -> Path:
         if _readable_dir(self.path / "test"):
@@ -206,8 +207,8 @@ class ImageFolder(Dataset):
             raise UserError(f"cannot read image folder {folder} ({exc.strerror or exc}): check its permissions "
                             "(the folder needs read and execute rights)") from exc
         skipped = [p.name for p in entries if p not in files]
-        if skipped and (split, "skipped") not in self._keys:
-            self._keys[(split, "skipped")] = []  # warn once per split
+        if skipped and split not in self._warned:
+            self._warned.add(split)
             warnings.warn(f"{folder}: skipped {len(skipped)} entries that are not {'/'.join(sorted(IMAGE_SUFFIXES))} "
                           f"files ({', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}); folder: reads "
                           "only those types")
