@@ -205,25 +205,26 @@ TYPE_NAMES = {dict: "an object", list: "a list", int: "a whole number", float: "
               type(None): "null"}
 
 
+def _field(data, path: str) -> tuple[bool, object]:
+    """(present, value) of a dotted ``path`` in nested JSON objects."""
+    for part in path.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return False, None
+        data = data[part]
+    return True, data
+
+
 def check_schema(data: dict, schema: dict) -> None:
     """Raise ValueError naming the first field of ``data`` whose type is not the declared one."""
     for path, types in schema.items():
-        value, present = data, True
-        for part in path.split("."):
-            if not isinstance(value, dict) or part not in value:
-                present = False
-                break
-            value = value[part]
+        present, value = _field(data, path)
         types = types if isinstance(types, tuple) else (types,)
         if present and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
             expected = " or ".join(dict.fromkeys(TYPE_NAMES.get(t, t.__name__) for t in types))
             raise ValueError(f"field '{path}' holds {json.dumps(value, default=str)[:40]}, not {expected}")
-    for path in ("metric_errors", "config.options"):
-        value = data
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
+    for path, inner in (("metric_errors", str), ("config.options", dict)):  # the values of these objects
+        _, value = _field(data, path)
         if isinstance(value, dict):
-            inner = str if path == "metric_errors" else dict
             bad = next((k for k, v in value.items() if not isinstance(v, inner)), None)
             if bad is not None:
                 raise ValueError(f"field '{path}.{bad}' is not {TYPE_NAMES[inner]}")

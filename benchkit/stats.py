@@ -51,6 +51,11 @@ def wilcoxon_p(differences: np.ndarray) -> float:
     return float(stats.wilcoxon(differences, zero_method="wilcox").pvalue)
 
 
+def _names(metrics: str | tuple[str, ...]) -> tuple[str, ...]:
+    """One metric name or several, as a tuple (a string is one name, not its letters)."""
+    return (metrics,) if isinstance(metrics, str) else tuple(metrics)
+
+
 def compare(df: pd.DataFrame, method_a: str, method_b: str, metrics: str | tuple[str, ...] = ("psnr", "ssim"),
             confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Paired difference ``method_a - method_b`` per (dataset, mask) and metric.
@@ -78,7 +83,7 @@ def compare(df: pd.DataFrame, method_a: str, method_b: str, metrics: str | tuple
 
     from benchkit.results import metric_columns
 
-    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    metrics = _names(metrics)
     present = [m for m in metrics if m in df.columns]
     if not present:
         raise UserError(f"none of the metrics {', '.join(metrics) or '(none)'} is in these results (they hold "
@@ -113,7 +118,7 @@ def compare(df: pd.DataFrame, method_a: str, method_b: str, metrics: str | tuple
 def compare_all(df: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "ssim")) -> pd.DataFrame:
     """:func:`compare` for every pair of methods in ``df`` (each unordered pair once); empty when
     ``df`` has none of ``metrics``."""
-    if not any(m in df.columns for m in ((metrics,) if isinstance(metrics, str) else metrics)):
+    if not any(m in df.columns for m in _names(metrics)):
         return pd.DataFrame()
     frames = [compare(df, a, b, metrics) for a, b in itertools.combinations(list(dict.fromkeys(df.method)), 2)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

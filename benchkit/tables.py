@@ -75,9 +75,14 @@ def set_summary(sets: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
 def _images_per_cell(part: pd.DataFrame) -> str:
     """How many images each cell's means are over: one number, or the range when cells differ (a
     cell whose shards failed in part has fewer)."""
-    counts = part.groupby(["method", "mask"], sort=False).image_id.nunique()
+    return _count_range(part.groupby(["method", "mask"], sort=False).image_id.nunique(),
+                        " (cells differ: some failed in part)")
+
+
+def _count_range(counts: pd.Series, why: str = "") -> str:
+    """``"N"`` when every count is N, else ``"LOW to HIGH"`` and ``why``."""
     low, high = int(counts.min()), int(counts.max())
-    return str(high) if low == high else f"{low} to {high} (cells differ: some failed in part)"
+    return str(high) if low == high else f"{low} to {high}{why}"
 
 
 def _blocks(df: pd.DataFrame, sets: pd.DataFrame | None, metrics: list[str]):
@@ -88,9 +93,8 @@ def _blocks(df: pd.DataFrame, sets: pd.DataFrame | None, metrics: list[str]):
                 yield metric, dataset, table, "mean ± 95% CI", _images_per_cell(df[df.dataset == dataset])
         elif sets is not None and metric in sets.columns:
             for dataset, table in set_summary(sets, metric).items():
-                counts = sets.loc[sets.dataset == dataset, "n_images"]
-                low, high = int(counts.min()), int(counts.max())
-                yield metric, dataset, table, "one score per set", str(high) if low == high else f"{low} to {high}"
+                yield metric, dataset, table, "one score per set", _count_range(sets.loc[sets.dataset == dataset,
+                                                                                         "n_images"])
 
 
 def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github",

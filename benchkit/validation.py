@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -84,3 +85,24 @@ def check_option_names(options: dict[str, dict], registry, in_run: set[str], not
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise UserError(f"-o {plugin}.{next(iter(keys))}: there is no plugin '{plugin}': {hint}"
                         "see `benchkit list`")
+
+
+def is_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder; one that cannot be looked into (permissions) is a UserError."""
+    try:
+        return path.is_dir()
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror or exc}): check the permissions of it and of the "
+                        "folders above it") from exc
+
+
+def folder_entries(path: Path, what: str) -> list[Path]:
+    """The entries of a folder the user named (``what``: "image folder", "mask folder"), sorted by
+    name, hidden ones (macOS ``._*`` sidecars) left out; a missing or unreadable folder is a UserError."""
+    if not is_folder(path):
+        raise UserError(f"{what} {path} does not exist: check the path")
+    try:
+        return sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path} ({exc.strerror or exc}): check its permissions (the "
+                        "folder needs read and execute rights)") from exc

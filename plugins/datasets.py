@@ -17,6 +17,7 @@ from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import Dataset, Split
 from benchkit.options import Range
+from benchkit.validation import folder_entries, is_folder
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 MINI_FILE = Path(__file__).parent / "data" / "fashion-mnist-mini.npz"
@@ -32,6 +33,7 @@ FASHION_MNIST_LABEL_FILES = {
 }
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                          "Bag", "Ankle boot")
+PIL_ERRORS = (OSError, ValueError, SyntaxError)  # and UnidentifiedImageError, an OSError: Pillow's decoding errors
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -188,7 +190,7 @@ class ImageFolder(Dataset):
         self._warned: set[str] = set()  # splits whose skipped files were named in a warning
 
     def split_folder(self, split: Split) -> Path:
-        if _readable_dir(self.path / "test"):
+        if is_folder(self.path / "test"):
             return self.path / split
         if split == "test":
             return self.path
@@ -198,10 +200,8 @@ class ImageFolder(Dataset):
     def files(self, split: Split, limit: int | None = None) -> list[Path]:
         """The image files of a split, in name order, hidden files left out."""
         folder = self.split_folder(split)
-        if not _readable_dir(folder):
-            raise UserError(f"image folder {folder} does not exist: check the path")
+        entries = folder_entries(folder, "image folder")
         try:
-            entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
             files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
         except OSError as exc:
             raise UserError(f"cannot read image folder {folder} ({exc.strerror or exc}): check its permissions "
@@ -219,13 +219,13 @@ class ImageFolder(Dataset):
     def check_files(self, split: Split) -> None:
         """Open the header of every image of ``split`` (no decode): unreadable, truncated-at-the-header
         or non-image files are found before a run writes anything."""
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
 
         for file in self.files(split):
             try:
                 with Image.open(file) as image:
                     image.size  # noqa: B018  (the header is parsed on open)
-            except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            except PIL_ERRORS as exc:
                 raise UserError(f"cannot read image {file} ({_reason(exc)}): remove or replace it") from exc
 
     def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
@@ -250,7 +250,7 @@ class ImageFolder(Dataset):
 def read_image(data: bytes, file: Path, mode: str, size: int) -> np.ndarray:
     """Decode one image file's bytes to ``size x size x C`` float32 in [0, 1] (C = 3 for RGB, 1 for L):
     EXIF orientation applied, centre-cropped, resized (bicubic), 16-bit gray read at full depth."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     try:
         with warnings.catch_warnings():
@@ -260,7 +260,7 @@ def read_image(data: bytes, file: Path, mode: str, size: int) -> np.ndarray:
                 image = ImageOps.exif_transpose(opened)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UserError(f"image {file} is too large to open safely ({exc}): downscale it or remove it") from exc
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except PIL_ERRORS as exc:
         raise UserError(f"cannot read image {file} ({_reason(exc)}): remove or replace it") from exc
     if image.mode.startswith("I") or image.mode == "F":
         gray = np.asarray(image, dtype=np.float64)
@@ -289,15 +289,6 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, UnidentifiedImageError):
         return "not an image format Pillow can read"
     return re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the file", str(exc)) or type(exc).__name__
-
-
-def _readable_dir(path: Path) -> bool:
-    """Whether ``path`` is a folder; a folder that cannot be looked into says so in one line."""
-    try:
-        return path.is_dir()
-    except OSError as exc:
-        raise UserError(f"cannot read {path} ({exc.strerror or exc}): check the permissions of it and of the "
-                        "folders above it") from exc
 
 
 def center_crop_resize(image, size: int):

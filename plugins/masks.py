@@ -16,6 +16,7 @@ from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
 from benchkit.interfaces import MaskGenerator
 from benchkit.options import Range
+from benchkit.validation import folder_entries
 
 
 class CenterMask(MaskGenerator):
@@ -128,13 +129,7 @@ class FileMask(MaskGenerator):
         if not folder:
             raise UserError("mask 'file' needs a folder: use --masks file:FOLDER")
         path = Path(folder)
-        try:
-            if not path.is_dir():
-                raise UserError(f"mask folder {path} does not exist: check the path")
-            self.files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
-        except OSError as exc:
-            raise UserError(f"cannot read mask folder {path} ({exc.strerror or exc}): check its permissions (the "
-                            "folder needs read and execute rights)") from exc
+        self.files = [p for p in folder_entries(path, "mask folder") if p.suffix.lower() == ".png"]
         if not self.files:
             raise UserError(f"no .png masks in {path}: add some, white where pixels are missing")
         self.invert = invert
