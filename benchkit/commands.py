@@ -15,6 +15,7 @@ import pandas as pd
 
 from benchkit.defaults import DEFAULT_DATASET, DEFAULT_METRICS, PAPER_MASKS, parse_options
 from benchkit.errors import UserError
+from benchkit.spec import Spec
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -55,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if outcome.reused_shards:
         print(f"{outcome.reused_shards} finished shards of unfinished cells reused from {args.out}")
     df, sets = load_tables(args.out)
-    wanted = set(outcome.cells)  # this command's cells, not others an earlier run left in the folder
+    wanted = set(outcome.keys)  # this command's cells, not others an earlier run left in the folder
     df = df[pd.Series([key in wanted for key in zip(df.dataset, df["mask"], df.method)], index=df.index,
                       dtype=bool)]
     sets = sets[[key in wanted for key in zip(sets.dataset, sets["mask"], sets.method)]]
@@ -71,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if preset:
         print("\n" + paper_table(df, preset, args.format))
     present = set(zip(df.dataset, df["mask"], df.method))
-    finished = [key for key in outcome.cells if key in present]  # this command's cells, in its order
+    finished = [key for key in outcome.keys if key in present]  # this command's cells, in its order
     grids = save_grids(args.out, cells=finished, errors=args.grid_errors)
     if grids:
         print(f"\ncomparison grids: {grids[0].parent}/ ({len(grids)} PNG files)")
@@ -189,7 +190,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from benchkit.registry import Registry
     from benchkit.validation import parse_device
-    from benchkit.tasks import dataset_options
     from benchkit.training import TrainConfig
 
     if args.epochs < 1 or args.batch_size < 1:
@@ -199,15 +199,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     parse_device(args.device)
     registry = Registry()
     options = parse_options(args.option, prefix_required=False)
-    dataset_name = args.dataset.partition(":")[0]
-    unknown = set(options) - {"", args.model, dataset_name, *(m.partition(":")[0] for m in args.masks)}
+    dataset_name = Spec.parse(args.dataset, "dataset").name
+    unknown = set(options) - {"", args.model, dataset_name, *(Spec.parse(m, "mask").name for m in args.masks)}
     if unknown:
         raise UserError(f"-o {sorted(unknown)[0]}.*: `benchkit train {args.model}` takes trainer options as "
                         f"-o KEY=VALUE, and -o {dataset_name}.KEY=VALUE for the dataset")
     trainer = registry.create("trainer", args.model, options.get("", {}) | options.get(args.model, {}))
-    dataset = registry.create("dataset", args.dataset,
-                              dataset_options(registry, args.dataset, options.get(dataset_name, {}), args.data_dir))
-    masks = ({name: registry.create("mask", name, options.get(name.partition(":")[0], {})) for name in args.masks}
+    dataset = registry.create("dataset", args.dataset, options.get(dataset_name, {}) | (
+        {"data_dir": args.data_dir} if args.data_dir and registry.accepts("dataset", args.dataset, "data_dir") else {}))
+    masks = ({name: registry.create("mask", name, options.get(Spec.parse(name, "mask").name, {})) for name in args.masks}
              if trainer.needs_masks else {})
     if trainer.needs_masks and not masks:
         raise UserError("--masks is empty: name the training masks, e.g. --masks center,random")

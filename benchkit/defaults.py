@@ -28,12 +28,12 @@ def batch_size(text: str) -> int | None:
 def csv_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]``; ``","`` gives an empty list (refused by the runner).
 
+    Commas inside inline options separate options, not entries (``gan[iterations=300,lr=0.01],tv``).
     A comma that belongs to a name (a path such as ``folder:/data/photos, 2023``) is written ``\\,``;
     the flags that take lists can also be repeated (``--datasets A --datasets B``)."""
-    import re
+    from benchkit.spec import split_list
 
-    parts = re.split(r"(?<!\\),", text)
-    return [part.strip().replace("\\,", ",") for part in parts if part.strip()]
+    return split_list(text)
 
 
 def parse_options(pairs: list[str], prefix_required: bool = True) -> dict[str, dict[str, str]]:

@@ -10,6 +10,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from benchkit.interfaces import Preset
+from benchkit.spec import Spec
 
 
 def _pair(left: float, right: float, digits: int) -> str:
@@ -26,6 +27,11 @@ def paper_table(df: pd.DataFrame, preset: Preset, fmt: str = "github") -> str:
     run (for example, no checkpoint for that dataset)."""
     left, right = preset.pair
     means = df.groupby(["dataset", "mask", "method"])[preset.metric].mean() if not df.empty else pd.Series()
+    # the pair names plugins: a run's row of that plugin may carry options (gan[iterations=300])
+    by_name = {}
+    for method in dict.fromkeys(df.method if not df.empty else []):
+        by_name.setdefault(Spec.parse(method, "method").name, method)
+    left_row, right_row = by_name.get(left, left), by_name.get(right, right)
     ours = list(dict.fromkeys(df.dataset)) if not df.empty else []
     columns: list[tuple[str, str]] = []
     for dataset in ours:
@@ -40,7 +46,7 @@ def paper_table(df: pd.DataFrame, preset: Preset, fmt: str = "github") -> str:
             if source.startswith("paper:"):
                 row.append(_pair(*preset.paper[source[6:]][mask], digits=1))
             else:
-                values = [means.get((source, mask, m), math.nan) for m in (left, right)]
+                values = [means.get((source, mask, m), math.nan) for m in (left_row, right_row)]
                 row.append(_pair(*values, digits=2))
         rows.append(row)
     title = (f"{preset.description}\n{preset.metric} of {left} / {right}; "

@@ -24,6 +24,7 @@ from benchkit import hookspecs
 from benchkit.errors import UserError
 from benchkit.interfaces import Dataset, Executor, MaskGenerator, Method, Metric, Preset, Trainer
 from benchkit.options import option_specs
+from benchkit.spec import Spec
 
 ENTRY_POINT_GROUP = "benchkit"
 BLOCK_ENV = "BENCHKIT_BLOCK_EXTERNAL_PLUGINS"
@@ -172,42 +173,28 @@ class Registry:
             raise UserError(f"unknown {kind} '{name}': {hint}known {kind}s are {', '.join(known)} "
                             "(see `benchkit list`)") from None
 
-    def create(self, kind: str, spec: str, options: dict[str, str] | None = None) -> Any:
-        """Instantiate a plugin from ``NAME`` or ``NAME:ARG`` with string options.
+    def create(self, kind: str, spec: "str | Spec", options: dict[str, str] | None = None) -> Any:
+        """Instantiate a plugin from a :class:`~benchkit.spec.Spec` or its text (``NAME``,
+        ``NAME:ARG``, ``NAME[KEY=VALUE,...]``); ``options`` fill the options the spec leaves unset.
 
         ``ARG`` fills the class's ``spec_option`` (for example the folder of the ``folder``
         dataset). Option strings are converted and range-checked by :mod:`benchkit.options`.
         """
-        name, _, arg = spec.partition(":")
-        info = self.get(kind, name)
         if kind == "preset":
-            return info.cls
-        options = dict(options or {})
-        if arg:
-            key = getattr(info.cls, "spec_option", None)
-            if key is None:
-                raise UserError(f"{kind} '{name}' takes no ':' argument (got '{spec}')")
-            options[key] = arg
-        specs = option_specs(info.cls)
-        kwargs = {}
-        for key, value in options.items():
-            if key not in specs:
-                valid = ", ".join(specs) or "none"
-                close = difflib.get_close_matches(key, list(specs), n=1)
-                hint = f"did you mean '{close[0]}'? " if close else ""
-                raise UserError(f"{kind} '{name}' has no option '{key}': {hint}its options are {valid} "
-                                f"(see `benchkit info {name}`)")
-            kwargs[key] = specs[key].convert(value, f"{name}.{key}")
+            return self.get(kind, str(spec)).cls
+        parsed = spec if isinstance(spec, Spec) else Spec.parse(spec, kind)
+        resolved = parsed.resolve(self, options)
+        kwargs = resolved.kwargs(self)
         try:
-            return info.cls(**kwargs)
+            return self.get(kind, parsed.name).cls(**kwargs)
         except UserError:
             raise
         except (TypeError, ValueError, ArithmeticError) as exc:
-            raise UserError(f"{kind} '{name}' rejected its options {options}: {exc}") from exc
+            raise UserError(f"{kind} '{resolved.canonical}' rejected its options: {exc}") from exc
 
     def accepts(self, kind: str, spec: str, option: str) -> bool:
         """Whether the plugin named by ``spec`` takes the keyword option ``option``."""
-        return option in option_specs(self.get(kind, spec.partition(":")[0]).cls)
+        return option in option_specs(self.get(kind, Spec.parse(spec, kind).name).cls)
 
 
 def _unknown_hooks(plugin: Any, pm: pluggy.PluginManager) -> str:

@@ -138,33 +138,36 @@ def read_samples(cell_json: Path, outputs: bool = False) -> dict[str, np.ndarray
     return arrays if shapes_agree and arrays["samples"].shape == arrays["truth"].shape else None
 
 
-def shard_path(cell_file: Path, start: int, end: int) -> Path:
-    """File of the shard of images ``[start, end)`` of a cell: ``CELL.shards/START-END.json``."""
-    return cell_file.with_suffix(".shards") / f"{start:07d}-{end:07d}.json"
+def shard_path(cell_file: Path, task) -> Path:
+    """File of a shard (a :class:`~benchkit.tasks.ShardTask`) of a cell: ``CELL.shards/START-END-KEY.json``,
+    named by its images and its reuse key."""
+    start, end = task.image_ids[0], task.image_ids[-1] + 1
+    return cell_file.with_suffix(".shards") / f"{start:07d}-{end:07d}-{task.key[:20]}.json"
 
 
-def assemble_cell(cell_file: Path, record: CellRecord, ranges: list[tuple[int, int]],
+def assemble_cell(cell_file: Path, record: CellRecord, paths: list[Path],
                   before_write: Callable[[CellRecord, dict], None] | None = None) -> CellRecord:
-    """Join a cell's shard files (in image order) into its cell file, atomically.
+    """Join a cell's shard files (``paths``, in image order) into its cell file, atomically.
 
     The cell is ``ok`` when every shard is; otherwise ``failed``, with the error of the first failed
     shard, and the rows of the shards that succeeded. A finished cell's shard folder is removed.
     ``before_write(record, arrays)`` is called for an ``ok`` cell with its joined arrays (every kept
     composite among them) just before the cell is written: the runner scores set metrics there.
     """
-    shards = [read_cell(shard_path(cell_file, start, end)) for start, end in ranges]
-    failed = [(r, s) for r, s in zip(ranges, shards) if not s.ok]
+    shards = [read_cell(path) for path in paths]
+    failed = [(p, s) for p, s in zip(paths, shards) if not s.ok]
     good = [s for s in shards if s.ok and s.rows]
     record.rows = {k: [v for s in good for v in s.rows[k]] for k in good[0].rows} if good else None
     record.seconds = sum(s.seconds for s in shards)
     record.metric_errors = {k: v for s in shards for k, v in (s.metric_errors or {}).items()}
     record.status = "failed" if failed else "ok"
     if failed:
-        (start, end), first = failed[0]
+        path, first = failed[0]
+        start, end = (int(part) for part in path.stem.split("-")[:2])
         record.error = first.error if len(shards) == 1 else (
             f"{len(failed)} of {len(shards)} shards failed; images {start}-{end - 1}: {first.error}")
         record.traceback = first.traceback
-    arrays = [read_samples(shard_path(cell_file, *r), outputs=True) for r, s in zip(ranges, shards) if s.ok]
+    arrays = [read_samples(p, outputs=True) for p, s in zip(paths, shards) if s.ok]
     arrays = [a for a in arrays if a is not None]
     keys = SAMPLE_ARRAYS + (OUTPUT_ARRAYS if arrays and all("outputs" in a for a in arrays) else ())
     samples = {k: np.concatenate([a[k] for a in arrays]) for k in keys} if arrays else None
@@ -196,6 +199,7 @@ CELL_SCHEMA = {
     "settings.method_options": OPTIONS, "settings.mask_options": OPTIONS, "settings.dataset_options": OPTIONS,
     "settings.checkpoint": (str, type(None)), "settings.dataset_digest": (str, type(None)),
     "settings.benchkit": (str, type(None)), "settings.method_version": (str, type(None)),
+    "settings.task_key": (str, type(None)),
     "metrics": list, "metric_errors": dict, "sample_ids": list, "seconds": NUMBER,
     "error": (str, type(None)), "traceback": (str, type(None)), "version": int,
 }

@@ -1,4 +1,7 @@
-"""What an earlier run left in a results folder that a rerun can keep: finished cells, finished shards."""
+"""What an earlier run left in a results folder that a rerun can keep: finished cells, finished shards.
+
+Both are found by their reuse key (:mod:`benchkit.taskkey`): a cell stores it in its settings, a
+shard's file is named by it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,16 +19,11 @@ def reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> st
     if not record.ok:
         return None
     old = record.settings
-    if old.get("dataset_digest") != settings.get("dataset_digest"):
-        notes.append(f"dataset '{key[0]}' changed since cell {'/'.join(key)} was run "
-                     f"(digest {str(old.get('dataset_digest'))[:12]} -> {str(settings.get('dataset_digest'))[:12]}): "
-                     "redoing it")
-        return None
-
-    def without_metrics(values: dict) -> dict:
-        return {k: v for k, v in values.items() if k != "metrics"}
-
-    if without_metrics(old) != without_metrics(settings):
+    if old.get("task_key") != settings["task_key"]:  # options, seed, images, checkpoint or versions changed
+        if old.get("dataset_digest") != settings.get("dataset_digest"):
+            notes.append(f"dataset '{key[0]}' changed since cell {'/'.join(key)} was run (digest "
+                         f"{str(old.get('dataset_digest'))[:12]} -> {str(settings.get('dataset_digest'))[:12]}): "
+                         "redoing it")
         return None
     scored = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
     complete = set(settings["metrics"]) <= scored  # `benchkit score` may have added columns: more is fine
@@ -39,13 +37,14 @@ def reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> st
     return "rescore" if "outputs" in arrays else None
 
 
-def shard_done(cell_file: Path, task: ShardTask, settings: dict) -> bool:
-    """Whether a shard's file from an earlier, interrupted run can be kept."""
-    path = shard_path(cell_file, task.image_ids[0], task.image_ids[-1] + 1)
+def shard_done(cell_file: Path, task: ShardTask) -> bool:
+    """Whether a shard's file from an earlier, interrupted run can be kept: its file is named by the
+    shard's key, so one lookup answers (a file that cannot be read is redone)."""
+    path = shard_path(cell_file, task)
     if not path.is_file():
         return False
     try:
         record = read_cell(path)
     except UserError:
         return False
-    return record.ok and record.settings == settings and read_samples(path, outputs=True) is not None
+    return record.ok and read_samples(path, outputs=True) is not None

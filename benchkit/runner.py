@@ -8,7 +8,7 @@ its result arrives, then assembles the cell when its last shard is in.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,8 +27,10 @@ from benchkit.results import (CellRecord, assemble_cell, cell_path, read_cell, r
 from benchkit.reuse import reusable, shard_done
 from benchkit.runfolder import build_manifest, prepare_out
 from benchkit.scoring import score_cell
-from benchkit.tasks import (LoadedSplit, ShardTask, clear_cache, dataset_options, load_test_split, prepare_metrics,
-                            run_shard, sample_positions, split_masks)
+from benchkit.spec import Spec, unique
+from benchkit.taskkey import content_key, file_digest
+from benchkit.tasks import (LoadedSplit, ShardTask, clear_cache, load_test_split, prepare_metrics, run_shard,
+                            sample_positions, split_masks)
 from benchkit.validation import check_images, check_option_names, parse_device
 
 
@@ -65,32 +67,44 @@ class RunConfig:
 
 @dataclass
 class CellPlan:
-    """One cell of the run: its file, the settings it depends on, its shards and which are still to run."""
+    """One cell of the run: its file, its reuse key, its shards and which are still to run."""
 
-    key: tuple[str, str, str]
+    key: tuple[str, str, str]  # canonical specs of (dataset, mask, method)
     out_file: Path
-    record: CellRecord  # dataset, mask, method, settings, metrics (rows filled when assembled)
-    ranges: list[tuple[int, int]]
+    record: CellRecord  # dataset, mask, method, settings (with the task key), metrics; rows filled when assembled
+    shards: list[ShardTask] = field(default_factory=list)  # every shard of the cell, in image order
     todo: list[ShardTask] = field(default_factory=list)
 
 
 @dataclass
-class RunOutcome:
+class RunPlan:
+    """What :func:`plan` found: every cell and shard still to run, as plain data, and the checked
+    inputs (the splits, masks and set-up metrics, which the per-process cache keeps for the shards)."""
+
     out: Path
-    ran: list[CellRecord] = field(default_factory=list)
+    cells: list[CellPlan] = field(default_factory=list)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
-    cells: list[tuple[str, str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    previous_manifest: dict | None = None
     digests: dict[str, str] = field(default_factory=dict)  # content digest of each folder-like dataset
-    plans: list[CellPlan] = field(default_factory=list)
     reused_shards: int = 0  # finished shards of unfinished cells, kept from an interrupted run
-    executor: object = None
-    lock: object = None
-    metrics: dict = field(default_factory=dict)  # dataset -> {metric name: metric set up for it}
-    splits: dict = field(default_factory=dict)  # dataset -> its LoadedSplit
     rescore: list = field(default_factory=list)  # finished cells that only lack metrics: scored from their outputs
+    executor: Spec | None = None  # resolved; created and started by :func:`run`
+    metrics: dict = field(default_factory=dict)  # dataset -> {metric spec: metric set up for it}
+    splits: dict = field(default_factory=dict)  # dataset -> its LoadedSplit
     known: dict = field(default_factory=dict)  # (dataset, mask) -> the masks of the dataset's test images
+
+
+    @property
+    def keys(self) -> list[tuple[str, str, str]]:
+        """(dataset, mask, method) of every cell of the run, in order."""
+        return [cell.key for cell in self.cells]
+
+
+@dataclass
+class RunOutcome(RunPlan):
+    """What :func:`run` did: its plan, and the cells that ran."""
+
+    ran: list[CellRecord] = field(default_factory=list)
 
     @property
     def failed(self) -> list[CellRecord]:
@@ -119,44 +133,59 @@ def _check_config(config: RunConfig) -> None:
     parse_device(config.device)
 
 
-def _options_for(config: RunConfig, spec: str) -> dict[str, str]:
-    return dict(config.options.get(spec.partition(":")[0], {}))
+def resolve_specs(texts: list[str], kind: str, flag: str, config: RunConfig, registry: Registry,
+                  notes: list[str]) -> list[Spec]:
+    """Parse and resolve the entries of one list flag; ``-o NAME.KEY=V`` fills what they leave unset,
+    and entries that are the same spec after defaults are kept once (with a note)."""
+    specs = [Spec.parse(text, kind) for text in texts]
+    return unique([spec.resolve(registry, config.options.get(spec.name)) for spec in specs], flag, notes)
 
 
-def _load_dataset(config: RunConfig, registry: Registry, spec: str) -> tuple[dict, LoadedSplit]:
-    """The options and the checked test split of one ``--datasets`` entry (cached for the run's shards)."""
-    options = dataset_options(registry, spec, _options_for(config, spec), config.data_dir)
-    split = load_test_split(registry, spec, options, config.n_images)
+def _load_dataset(config: RunConfig, registry: Registry, spec: str) -> LoadedSplit:
+    """The checked test split of one dataset spec (cached for the run's shards)."""
+    split = load_test_split(registry, spec, config.data_dir, config.n_images)
     check_images(split.images, f"dataset '{spec}'")
     if split.keys is not None and len(split.keys) != len(split.images):
         raise UserError(f"dataset '{spec}' gave {len(split.keys)} image keys for {len(split.images)} images: "
                         "fix the plugin")
-    return options, split
+    return split
 
 
-def plan(config: RunConfig, registry: Registry) -> RunOutcome:
-    """Check the whole configuration, take the results folder, and plan the shards still to run."""
+def plan(config: RunConfig, registry: Registry) -> RunPlan:
+    """Check the whole configuration and plan the shards still to run; writes nothing, starts nothing."""
     _check_config(config)
     clear_cache()  # datasets and setups of an earlier run in this process may be stale
-    outcome = RunOutcome(out=config.out)
-    method_names = config.methods if config.methods is not None else registry.names("method")
+    result = RunPlan(out=config.out)
+    notes = result.notes
     lenient = config.methods is None or config.optional_methods
-    for name in list(method_names):
-        problem = registry.get("method", name).cls.missing_requirement()
+    method_specs = resolve_specs(config.methods if config.methods is not None else registry.names("method"),
+                                 "method", "--methods", config, registry, notes)
+    for spec in list(method_specs):
+        problem = registry.get("method", spec.name).cls.missing_requirement()
         if problem and not lenient:
             raise UserError(problem)
         if problem:
-            outcome.notes.append(f"skipped: {problem}")
-            method_names = [m for m in method_names if m != name]
-    in_run = {s.partition(":")[0] for s in [*method_names, *config.masks, *config.metrics, *config.datasets,
-                                            config.executor]}
-    check_option_names(config.options, registry, in_run, outcome.notes)
-    methods = {name: registry.create("method", name, _options_for(config, name)) for name in method_names}
-    masks = {spec: registry.create("mask", spec, _options_for(config, spec)) for spec in config.masks}
-    metrics = {name: registry.create("metric", name, _options_for(config, name)) for name in config.metrics}
+            notes.append(f"skipped: {problem}")
+            method_specs.remove(spec)
+    mask_specs = resolve_specs(config.masks, "mask", "--masks", config, registry, notes)
+    metric_specs = resolve_specs(config.metrics, "metric", "--metrics", config, registry, notes)
+    dataset_specs = resolve_specs(config.datasets, "dataset", "--datasets", config, registry, notes)
+    executor_spec = Spec.parse(config.executor, "executor")
+    given = {k: v for k, v in config.executor_options.items() if v is not None}
+    for flag in given:
+        if not registry.accepts("executor", executor_spec.name, flag):
+            raise UserError(f"--{flag} does not apply to --executor {config.executor}: leave it out, or choose an "
+                            "executor that takes it (`benchkit info dask`)")
+    result.executor = executor_spec.resolve(registry, config.options.get(executor_spec.name, {}) | given)
+    in_run = {s.name for s in [*method_specs, *mask_specs, *metric_specs, *dataset_specs, executor_spec]}
+    check_option_names(config.options, registry, in_run, notes)
+    methods = {s.canonical: registry.create("method", s) for s in method_specs}
+    masks = {s.canonical: registry.create("mask", s) for s in mask_specs}
+    metric_names = [s.canonical for s in metric_specs]
+    metrics = {name: registry.create("metric", name) for name in metric_names}
     datasets = {}
     missing = []  # why each skipped dataset is not on disk
-    for spec in config.datasets:
+    for spec in (s.canonical for s in dataset_specs):
         try:
             datasets[spec] = _load_dataset(config, registry, spec)
         except UserError as exc:
@@ -165,17 +194,10 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
             missing.append(f"skipped dataset '{spec}': {exc}")
     if not datasets:
         raise UserError("no dataset to run: " + "; ".join(missing) + "; or name others with --datasets")
-    outcome.notes += missing
-    given = {k: v for k, v in config.executor_options.items() if v is not None}
-    for flag in given:
-        if not registry.accepts("executor", config.executor, flag):
-            raise UserError(f"--{flag} does not apply to --executor {config.executor}: leave it out, or choose an "
-                            "executor that takes it (`benchkit info dask`)")
-    executor = registry.create("executor", config.executor,
-                               given
-                               | _options_for(config, config.executor))  # -o dask.retries=5
-    shard_size = config.shard_size or executor.default_shard_size
-    for spec, (options, split) in datasets.items():
+    notes += missing
+    shard_size = config.shard_size or registry.get("executor", executor_spec.name).cls.default_shard_size
+    threads = registry.create("executor", result.executor).threads
+    for spec, split in datasets.items():
         dataset, digest = split.dataset, split.digest
         n, channels, height, width = split.images.shape
         for metric_name, metric in metrics.items():
@@ -184,14 +206,14 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
                 raise UserError(f"metric '{metric_name}' needs images of at least {side}x{side} pixels, but "
                                 f"'{spec}' has {height}x{width}: use larger images (e.g. -o folder.size=64) "
                                 f"or leave {metric_name} out of --metrics")
-        outcome.metrics[spec], metric_checkpoints = prepare_metrics(
-            registry, config.metrics, config.options, spec, split, config.device, config.models_dir,
+        result.metrics[spec], metric_checkpoints = prepare_metrics(
+            registry, metric_names, spec, split, config.device, config.models_dir,
             config.weights_dir, config.seed)  # labels, checkpoints, weights: checked before any write
-        outcome.splits[spec] = split
-        per_image = tuple(name for name in config.metrics if outcome.metrics[spec][name].level == "image")
+        result.splits[spec] = split
+        per_image = tuple(name for name in metric_names if result.metrics[spec][name].level == "image")
         for mask_spec, generator in masks.items():  # every mask is made and checked here, before any write
-            outcome.known[(spec, mask_spec)] = split_masks(generator, spec, mask_spec, _options_for(config, mask_spec),
-                                                           config.seed, split, config.n_images)
+            result.known[(spec, mask_spec)] = split_masks(generator, spec, mask_spec, config.seed, split,
+                                                          config.n_images)
         kept = sample_positions(n, config.seed, digest or spec)
         ranges = [(start, min(start + (shard_size or n), n)) for start in range(0, n, shard_size or n)]
         for name, method in methods.items():
@@ -203,7 +225,7 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
                 except UserError as exc:
                     if not lenient:
                         raise
-                    outcome.notes.append(f"skipped method '{name}' on '{spec}': {exc}")
+                    notes.append(f"skipped method '{name}' on '{spec}': {exc}")
                     continue
             context = MethodContext(dataset=spec, device=torch.device(config.device),
                                     image_shape=(channels, height, width),
@@ -216,62 +238,58 @@ def plan(config: RunConfig, registry: Registry) -> RunOutcome:
                 except UserError as exc:
                     if not lenient:
                         raise
-                    outcome.notes.append(f"skipped method '{name}' on '{spec}': {exc}")
+                    notes.append(f"skipped method '{name}' on '{spec}': {exc}")
                     continue
-            method_version = _distribution_version(registry, name)
             batch = config.batch_size or method.preferred_batch_size(torch.device(config.device),
                                                                      (channels, height, width))
             for mask_spec in masks:
-                settings = {"n_images": n, "seed": config.seed, "metrics": sorted(config.metrics),
-                            "method_options": _options_for(config, name),
-                            "mask_options": _options_for(config, mask_spec),
-                            "dataset_options": _options_for(config, spec), "checkpoint": checkpoint,
-                            "dataset_digest": digest, "benchkit": __version__,
-                            "method_version": method_version}
-                record = CellRecord(spec, mask_spec, name, "ok", settings=settings, metrics=list(config.metrics))
-                cell = CellPlan((spec, mask_spec, name), cell_path(config.out, spec, mask_spec, name), record, ranges)
-                cell.todo = [ShardTask(dataset=spec, mask=mask_spec, method=name, image_ids=tuple(range(a, b)),
-                                       n_images=config.n_images, metrics=per_image, seed=config.seed,
-                                       method_options=_options_for(config, name),
-                                       mask_options=_options_for(config, mask_spec), dataset_options=options,
-                                       checkpoint=checkpoint, batch_size=batch, device=config.device,
-                                       sample_ids=tuple(i for i in kept if a <= i < b), digest=digest,
-                                       block_external=registry.block_external, threads=executor.threads,
-                                       metric_options={m: _options_for(config, m) for m in per_image},
-                                       metric_checkpoints=metric_checkpoints, weights_dir=config.weights_dir)
-                             for a, b in ranges]
-                outcome.plans.append(cell)
-    executor.start()  # an unreachable scheduler fails here, before anything is written
-    outcome.executor = executor
-    try:
-        outcome.previous_manifest, outcome.lock = prepare_out(config)
-    except BaseException:
-        executor.close()
-        raise
-    outcome.digests = {spec: split.digest for spec, (_, split) in datasets.items() if split.digest is not None}
-    outcome.cells = [cell.key for cell in outcome.plans]
-    for cell in outcome.plans:
+                identity = {"dataset": spec, "mask": mask_spec, "method": name, "seed": config.seed, "n_images": n,
+                            "dataset_digest": digest, "checkpoint_sha256": file_digest(checkpoint),
+                            "benchkit": __version__,
+                            "versions": {kind: _distribution_version(registry, kind, s) for kind, s in
+                                         (("dataset", spec), ("mask", mask_spec), ("method", name))}}
+                settings = {"n_images": n, "seed": config.seed, "metrics": sorted(metric_names),
+                            "checkpoint": checkpoint, "dataset_digest": digest, "benchkit": __version__,
+                            "method_version": identity["versions"]["method"], "task_key": content_key(identity)}
+                record = CellRecord(spec, mask_spec, name, "ok", settings=settings, metrics=list(metric_names))
+                cell = CellPlan((spec, mask_spec, name), cell_path(config.out, spec, mask_spec, name), record)
+                cell.shards = [ShardTask(dataset=spec, mask=mask_spec, method=name, image_ids=tuple(range(a, b)),
+                                         n_images=config.n_images, metrics=per_image, seed=config.seed,
+                                         key=content_key(identity | {"image_ids": [a, b], "metrics": per_image}),
+                                         data_dir=config.data_dir, checkpoint=checkpoint, batch_size=batch,
+                                         device=config.device, sample_ids=tuple(i for i in kept if a <= i < b),
+                                         digest=digest, block_external=registry.block_external, threads=threads,
+                                         metric_checkpoints=metric_checkpoints, weights_dir=config.weights_dir)
+                               for a, b in ranges]
+                cell.todo = list(cell.shards)
+                result.cells.append(cell)
+    result.digests = {spec: split.digest for spec, split in datasets.items() if split.digest is not None}
+    return result
+
+
+def _mark_done(result: RunPlan, config: RunConfig) -> None:
+    """Look up each cell's and shard's reuse key in the results folder (held under its lock)."""
+    for cell in result.cells:
         reuse = (not config.force and cell.out_file.exists()
-                 and reusable(cell.out_file, cell.record.settings, cell.key, outcome.notes))
+                 and reusable(cell.out_file, cell.record.settings, cell.key, result.notes))
         if reuse:
-            outcome.skipped.append(cell.key)
+            result.skipped.append(cell.key)
             cell.todo = []
             if reuse == "rescore":
-                outcome.rescore.append(cell)
+                result.rescore.append(cell)
         elif config.force:
             _remove(cell.out_file)
         else:
-            remaining = [t for t in cell.todo if not shard_done(cell.out_file, t, cell.record.settings)]
-            outcome.reused_shards += len(cell.todo) - len(remaining)
+            remaining = [t for t in cell.todo if not shard_done(cell.out_file, t)]
+            result.reused_shards += len(cell.todo) - len(remaining)
             cell.todo = remaining
-    return outcome
 
 
-def _distribution_version(registry: Registry, method: str) -> str | None:
-    """Version of the distribution a method comes from (its results change with it)."""
+def _distribution_version(registry: Registry, kind: str, spec: str) -> str | None:
+    """Version of the distribution a plugin comes from (its results change with it)."""
     import importlib.metadata
 
-    dist = registry.get("method", method).distribution
+    dist = registry.get(kind, Spec.parse(spec, kind).name).distribution
     if dist == "benchkit":
         return __version__
     try:
@@ -286,23 +304,19 @@ def _remove(cell_file: Path) -> None:
     shutil.rmtree(cell_file.with_suffix(".shards"), ignore_errors=True)
 
 
-def _task_key(task: ShardTask) -> tuple:
-    return task.dataset, task.mask, task.method, task.image_ids[0]
-
-
 def _write_shard(cell: CellPlan, result) -> None:
     task = result.task
     record = CellRecord(cell.record.dataset, cell.record.mask, cell.record.method,
                         "ok" if result.ok else "failed", settings=cell.record.settings, metrics=cell.record.metrics,
                         rows=result.rows, error=result.error, traceback=result.traceback, seconds=result.seconds,
                         sample_ids=list(task.sample_ids), metric_errors=dict(result.metric_errors))
-    write_cell(shard_path(cell.out_file, task.image_ids[0], task.image_ids[-1] + 1), record, result.samples)
+    write_cell(shard_path(cell.out_file, task), record, result.samples)
 
 
 def _finish(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> CellRecord:
     """Assemble a cell whose shards are all in, scoring its set metrics from its kept outputs before
     the cell is written."""
-    return assemble_cell(cell.out_file, cell.record, cell.ranges,
+    return assemble_cell(cell.out_file, cell.record, [shard_path(cell.out_file, t) for t in cell.shards],
                          before_write=lambda record, arrays: _score_kept(outcome, cell, record, arrays, config))
 
 
@@ -329,24 +343,35 @@ def _score_kept(outcome: RunOutcome, cell: CellPlan, record: CellRecord, arrays:
 
 
 def run(config: RunConfig, registry: Registry | None = None, show_progress: bool = True) -> RunOutcome:
-    """Plan, then run every unfinished shard; returns what ran, what was skipped, and notes."""
+    """Plan, take the results folder, start the executor, then run every unfinished shard; returns
+    what ran, what was skipped, and notes."""
     registry = registry or Registry()
-    outcome = plan(config, registry)
-    executor = outcome.executor
+    planned = plan(config, registry)
+    outcome = RunOutcome(**{f.name: getattr(planned, f.name) for f in fields(RunPlan)})
+    executor = registry.create("executor", outcome.executor)
+    executor.start()  # an unreachable scheduler fails here, before anything is written
+    lock = None
+    try:
+        previous, lock = prepare_out(config)
+        _mark_done(outcome, config)  # a corrupt cell file is found here, before the first write
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        executor.close()
+        raise
     manifest = build_manifest(config, registry)
     manifest["dataset_digests"] = outcome.digests
-    previous = outcome.previous_manifest
     if isinstance(previous, dict):  # a resumed run keeps the record of earlier attempts
         history = previous.pop("history", [])
         manifest["history"] = (history if isinstance(history, list) else []) + [previous]
     bar = None
     try:
         write_manifest(config.out, manifest)
-        tasks = [task for cell in outcome.plans for task in cell.todo]
+        tasks = [task for cell in outcome.cells for task in cell.todo]
         total = sum(len(t.image_ids) for t in tasks)
         bar = tqdm(total=total, unit="img", disable=not show_progress or total == 0, dynamic_ncols=True)
-        by_task = {_task_key(task): cell for cell in outcome.plans for task in cell.todo}
-        remaining = {cell.key: len(cell.todo) for cell in outcome.plans}
+        by_key = {task.key: cell for cell in outcome.cells for task in cell.todo}
+        remaining = {cell.key: len(cell.todo) for cell in outcome.cells}
         if executor.local:  # in this process: the caller's registry, progress per batch, the shard's name
             def fn(task: ShardTask):
                 bar.set_description(task.label)
@@ -357,11 +382,11 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
             record = read_cell(cell.out_file)
             _score_kept(outcome, cell, record, read_samples(cell.out_file, outputs=True), config, rescored=True)
             write_cell(cell.out_file, record)
-        for cell in outcome.plans:  # shards all done by an interrupted run: only the cell is missing
+        for cell in outcome.cells:  # shards all done by an interrupted run: only the cell is missing
             if cell.key not in outcome.skipped and not cell.todo:
                 outcome.ran.append(_finish(outcome, cell, config))
         for result in executor.map(fn, tasks):
-            cell = by_task[_task_key(result.task)]
+            cell = by_key[result.task.key]
             _write_shard(cell, result)  # this process is the only writer
             if not executor.local:
                 bar.update(len(result.task.image_ids))
@@ -389,6 +414,6 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
             if manifest["status"] == "finished":
                 raise
         finally:
-            if outcome.lock is not None:
-                outcome.lock.close()
+            if lock is not None:
+                lock.close()
     return outcome

@@ -20,7 +20,8 @@ from benchkit.masking import make_masks
 from benchkit.registry import Registry
 from benchkit.results import CellRecord, cell_records, cell_path, read_manifest, read_samples, write_cell
 from benchkit.runfolder import lock_out
-from benchkit.tasks import dataset_options, load_test_split, prepare_metrics
+from benchkit.spec import Spec, unique
+from benchkit.tasks import load_test_split, prepare_metrics
 
 
 def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, device: str = "cpu",
@@ -39,10 +40,10 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
     config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
     if not metrics:
         raise UserError("--metrics is empty: name at least one metric to add")
-    options = config.get("options") or {}
-    for name in metrics:
-        registry.get("metric", name)  # an unknown name: one line with "did you mean"
-    notes, jobs, inputs, splits, prepared, failed = [], [], {}, {}, {}, 0
+    notes: list[str] = []
+    metrics = [s.canonical for s in unique([Spec.parse(m, "metric").resolve(registry) for m in metrics],
+                                           "--metrics", notes)]  # an unknown name: one line with "did you mean"
+    jobs, inputs, splits, prepared, failed = [], {}, {}, {}, 0
     for record in records:
         if not record.rows:
             notes.append(f"cell {'/'.join(record.key)} has no results (it failed): left out")
@@ -62,8 +63,8 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
                             "corrupt; rerun it with `benchkit run ... --force`")
         metrics_key = (record.dataset, key[2], record.settings.get("seed", 0))  # all the masks of a dataset
         if metrics_key not in prepared:
-            prepared[metrics_key], _ = prepare_metrics(registry, metrics, options, record.dataset, split, device, models_dir,
-                                               weights_dir, int(record.settings.get("seed", 0)))
+            prepared[metrics_key], _ = prepare_metrics(registry, metrics, record.dataset, split, device, models_dir,
+                                                       weights_dir, int(record.settings.get("seed", 0)))
         jobs.append((record, arrays, key, prepared[metrics_key]))
     lock = lock_out(run_dir)
     try:
@@ -111,20 +112,26 @@ def _inputs_key(record: CellRecord) -> tuple:
     return record.dataset, record.mask, str(record.settings.get("dataset_options"))
 
 
+def _spec(registry: Registry, kind: str, text: str, options: dict | None) -> str:
+    """The canonical spec of a cell's dataset or mask. Cells written before specs carried their
+    options keep them in their settings (``dataset_options``, ``mask_options``)."""
+    options = {k: v for k, v in (options or {}).items() if k != "data_dir"}
+    return Spec.parse(text, kind).resolve(registry, options).canonical
+
+
 def _cell_inputs(record: CellRecord, config: dict, registry: Registry, splits: dict):
     """The test split (images, labels) and the masks of a cell, rebuilt as the run made them (masks
     are seeded by image identity). ``splits`` keeps each split read (once per ``score``, from disk)."""
-    options = dataset_options(registry, record.dataset, record.settings.get("dataset_options") or {},
-                              config.get("data_dir"))
+    dataset = _spec(registry, "dataset", record.dataset, record.settings.get("dataset_options"))
     n_images = int(record.settings.get("n_images") or 0)
-    key = (record.dataset, str(options), n_images)
+    key = (dataset, n_images)
     if key not in splits:
-        splits[key] = load_test_split(registry, record.dataset, options, n_images, fresh=True)
+        splits[key] = load_test_split(registry, dataset, config.get("data_dir"), n_images, fresh=True)
     split = splits[key]
     if split.digest != record.settings.get("dataset_digest"):
         raise UserError(f"dataset '{record.dataset}' changed since the run (content digest {str(split.digest)[:12]}, "
                         f"the run's {str(record.settings.get('dataset_digest'))[:12]}): rerun the methods instead")
-    generator = registry.create("mask", record.mask, record.settings.get("mask_options") or {})
+    generator = registry.create("mask", _spec(registry, "mask", record.mask, record.settings.get("mask_options")))
     _, _, height, width = split.images.shape
     known = make_masks(generator, record.dataset, record.mask, list(range(len(split.images))), height, width,
                        int(record.settings.get("seed", 0)), split.keys)

@@ -27,6 +27,7 @@ from benchkit.evaluation import FailedSetup, check_labels, metric_checkpoint, me
 from benchkit.imaging import to_uint8
 from benchkit.interfaces import MethodContext
 from benchkit.masking import make_masks
+from benchkit.taskkey import content_key
 
 N_SAMPLES = 16  # images per cell kept for pictures, chosen by the run's seed
 _CACHE: dict = {}  # per process: registry, datasets, masks and set-up methods (see _cached)
@@ -42,11 +43,14 @@ def sample_positions(n: int, seed: int, dataset: str, k: int = N_SAMPLES) -> lis
 
 @dataclass(frozen=True)
 class ShardTask:
-    """What to compute for some images of a cell: names, options and numbers only (picklable).
+    """What to compute for some images of a cell: canonical specs and numbers only (picklable).
 
-    ``image_ids`` are positions in the dataset's test split, whose first ``n_images`` images the
-    run uses; ``sample_ids`` are those of them kept for pictures. ``digest`` is the content digest
-    of a folder-like dataset (None for named ones): a worker whose cached copy differs reloads it.
+    ``dataset``, ``mask``, ``method`` and ``metrics`` are canonical spec strings
+    (:class:`benchkit.spec.Spec`), which carry every non-default option. ``image_ids`` are positions
+    in the dataset's test split, whose first ``n_images`` images the run uses; ``sample_ids`` are
+    those of them kept for pictures. ``digest`` is the content digest of a folder-like dataset (None
+    for named ones): a worker whose cached copy differs reloads it. ``key`` is the shard's reuse key
+    (:mod:`benchkit.taskkey`), which also names its file.
     """
 
     dataset: str
@@ -55,10 +59,9 @@ class ShardTask:
     image_ids: tuple[int, ...]
     n_images: int
     metrics: tuple[str, ...]
+    key: str = ""
     seed: int = 0
-    method_options: dict = field(default_factory=dict)
-    mask_options: dict = field(default_factory=dict)
-    dataset_options: dict = field(default_factory=dict)
+    data_dir: str | None = None  # where the dataset's files are looked for first: not part of its identity
     checkpoint: str | None = None
     batch_size: int = 64
     device: str = "cpu"
@@ -66,8 +69,7 @@ class ShardTask:
     digest: str | None = None
     block_external: bool | None = None
     threads: int | None = None  # torch threads in the worker (None: leave as is)
-    metric_options: dict = field(default_factory=dict)  # metric name -> its options
-    metric_checkpoints: dict = field(default_factory=dict)  # metric name -> its checkpoint, for those that need one
+    metric_checkpoints: dict = field(default_factory=dict)  # metric spec -> its checkpoint, for those that need one
     weights_dir: str | None = None
 
     @property
@@ -103,8 +105,9 @@ def _cached(key, build):
     return _CACHE[key]
 
 
-def _frozen(options: dict) -> tuple:
-    return tuple(sorted((k, str(v)) for k, v in options.items()))
+def _key(*parts) -> tuple:
+    """A per-process cache key: the kind of object and the content key of what it depends on."""
+    return parts[0], content_key(parts[1:])
 
 
 @dataclass(frozen=True)
@@ -124,22 +127,21 @@ def content_digest(keys: list[str] | None) -> str | None:
     return hashlib.sha256("".join(keys).encode()).hexdigest() if keys is not None else None
 
 
-def dataset_options(registry, spec: str, options: dict, data_dir: str | None) -> dict:
-    """``options`` plus ``data_dir`` for the datasets that take one (a third party's need not)."""
-    options = dict(options)
-    if data_dir and registry.accepts("dataset", spec, "data_dir"):
-        options["data_dir"] = data_dir
-    return options
+def create_dataset(registry, spec: str, data_dir: str | None):
+    """The dataset of a canonical spec, looking in ``data_dir`` first where the dataset takes one
+    (a third party's need not). ``data_dir`` says where files are, not which: it is no option."""
+    extra = {"data_dir": data_dir} if data_dir and registry.accepts("dataset", spec, "data_dir") else {}
+    return registry.create("dataset", spec, extra)
 
 
-def load_test_split(registry, spec: str, options: dict, n_images: int, fresh: bool = False) -> LoadedSplit:
+def load_test_split(registry, spec: str, data_dir: str | None, n_images: int, fresh: bool = False) -> LoadedSplit:
     """Load (once per process, unless ``fresh``) the test images a run of ``spec`` uses.
 
     The runner loads every dataset here while it plans, so an in-process run reads each one once.
     """
-    key = ("dataset", spec, _frozen(options), n_images)
+    key = _key("dataset", spec, data_dir, n_images)
     if fresh or key not in _CACHE:
-        dataset = registry.create("dataset", spec, options)
+        dataset = create_dataset(registry, spec, data_dir)
         images = dataset.images("test", limit=n_images or None)
         keys = dataset.image_keys("test", limit=n_images or None)
         labels = dataset.labels("test", limit=n_images or None)
@@ -147,27 +149,27 @@ def load_test_split(registry, spec: str, options: dict, n_images: int, fresh: bo
     return _CACHE[key]
 
 
-def split_masks(generator, dataset: str, mask: str, mask_options: dict, seed: int, split: LoadedSplit,
+def split_masks(generator, dataset: str, mask: str, seed: int, split: LoadedSplit,
                 n_images: int, ids: list[int] | None = None) -> torch.Tensor:
     """The masks of images ``ids`` of a loaded split (all if None), made once per process.
 
     The runner makes (and checks) every mask while it plans, so an in-process run's shards take
     theirs from that; a worker elsewhere makes only its shards' masks, once for all methods.
     """
-    key = ("masks", dataset, mask, _frozen(mask_options), seed, split.digest, n_images)
+    key = _key("masks", dataset, mask, seed, split.digest, n_images)
     if ids is not None and key in _CACHE:
         return _CACHE[key][ids]
     ids = list(range(len(split.images))) if ids is None else ids
     keys = [split.keys[i] for i in ids] if split.keys is not None else None
     _, _, height, width = split.images.shape
-    return _cached(key if len(ids) == len(split.images) else key + (tuple(ids),),
+    return _cached(key if len(ids) == len(split.images) else _key("masks", key, ids),
                    lambda: make_masks(generator, dataset, mask, ids, height, width, seed, keys))
 
 
 def _dataset_images(task: ShardTask, registry) -> LoadedSplit:
-    split = load_test_split(registry, task.dataset, task.dataset_options, task.n_images)
+    split = load_test_split(registry, task.dataset, task.data_dir, task.n_images)
     if split.digest != task.digest:  # a long-lived worker whose folder changed: read it again
-        split = load_test_split(registry, task.dataset, task.dataset_options, task.n_images, fresh=True)
+        split = load_test_split(registry, task.dataset, task.data_dir, task.n_images, fresh=True)
     if split.digest != task.digest:
         raise RuntimeError(f"dataset '{task.dataset}' here differs from the client's (content digest "
                            f"{str(split.digest)[:12]}, expected {str(task.digest)[:12]}): give every worker the "
@@ -176,11 +178,11 @@ def _dataset_images(task: ShardTask, registry) -> LoadedSplit:
 
 
 def _method(task: ShardTask, registry, image_shape) -> object:
-    key = ("method", task.method, _frozen(task.method_options), task.dataset, _frozen(task.dataset_options),
-           task.checkpoint, task.device, tuple(image_shape), task.seed, task.digest)
+    key = _key("method", task.method, task.dataset, task.data_dir, task.checkpoint, task.device, tuple(image_shape),
+               task.seed, task.digest)
 
     def build():
-        method = registry.create("method", task.method, task.method_options)
+        method = registry.create("method", task.method)
         context = MethodContext(dataset=task.dataset, device=torch.device(task.device),
                                 image_shape=tuple(image_shape),
                                 checkpoint=Path(task.checkpoint) if task.checkpoint else None, seed=task.seed)
@@ -192,18 +194,18 @@ def _method(task: ShardTask, registry, image_shape) -> object:
     return _cached(key, build)
 
 
-def prepared_metric(registry, name: str, options: dict, context) -> object:
-    """A metric created with ``options`` and set up for ``context``, once per process.
+def prepared_metric(registry, name: str, context) -> object:
+    """The metric of canonical spec ``name``, set up for ``context``, once per process.
 
     A ``setup`` that raises a UserError (missing weights, a checkpoint that does not fit) raises it:
     bad input. Any other exception is a bug in the metric: a :class:`FailedSetup` stands in for it
     (and is cached), so only its column fails.
     """
-    key = ("metric", name, _frozen(options), context.dataset, str(context.checkpoint), str(context.device),
-           tuple(context.image_shape), str(context.weights_dir), context.seed)
+    key = _key("metric", name, context.dataset, str(context.checkpoint), str(context.device),
+               tuple(context.image_shape), str(context.weights_dir), context.seed)
 
     def build():
-        metric = registry.create("metric", name, options)
+        metric = registry.create("metric", name)
         try:
             metric.setup(context)
         except UserError:
@@ -215,9 +217,9 @@ def prepared_metric(registry, name: str, options: dict, context) -> object:
     return _cached(key, build)
 
 
-def prepare_metrics(registry, names: list[str], options: dict, spec: str, split: LoadedSplit, device: str,
+def prepare_metrics(registry, names: list[str], spec: str, split: LoadedSplit, device: str,
                     models_dir: str | None, weights: str | None, seed: int) -> tuple[dict, dict[str, str]]:
-    """Create, check and set up each metric of ``names`` for one dataset, once per process.
+    """Create, check and set up each metric of ``names`` (canonical specs) for one dataset, once per process.
 
     Raises UserError (before anything is written) when a metric needs labels the dataset lacks, or
     a checkpoint or weights file that is missing. Returns the metrics and the checkpoint path of
@@ -225,14 +227,13 @@ def prepare_metrics(registry, names: list[str], options: dict, spec: str, split:
     """
     metrics, checkpoints = {}, {}
     for name in names:
-        own = dict(options.get(name.partition(":")[0], {}))
-        metric = registry.create("metric", name, own)
+        metric = registry.create("metric", name)
         check_labels(name, metric, spec, split.labels, len(split.images))
         checkpoint = metric_checkpoint(metric, spec, split.dataset, models_dir)
         if checkpoint is not None:
             checkpoints[name] = str(checkpoint)
         context = metric_context(spec, device, split.images.shape[1:], checkpoint, weights, seed)
-        metrics[name] = prepared_metric(registry, name, own, context)
+        metrics[name] = prepared_metric(registry, name, context)
     return metrics, checkpoints
 
 
@@ -244,7 +245,7 @@ def _metrics(task: ShardTask, registry, image_shape) -> dict:
         context = metric_context(task.dataset, task.device, image_shape, task.metric_checkpoints.get(name),
                                  task.weights_dir, task.seed)
         try:
-            metrics[name] = prepared_metric(registry, name, task.metric_options.get(name, {}), context)
+            metrics[name] = prepared_metric(registry, name, context)
         except UserError as exc:
             metrics[name] = FailedSetup("image", exc)
     return metrics
@@ -274,10 +275,8 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
         ids = list(task.image_ids)
         truth_all = images[ids]
         n = len(ids)
-        generator = _cached(("mask", task.mask, _frozen(task.mask_options)),
-                            lambda: registry.create("mask", task.mask, task.mask_options))
-        known_all = split_masks(generator, task.dataset, task.mask, task.mask_options, task.seed, split,
-                                task.n_images, ids)
+        generator = _cached(_key("mask", task.mask), lambda: registry.create("mask", task.mask))
+        known_all = split_masks(generator, task.dataset, task.mask, task.seed, split, task.n_images, ids)
         method = _method(task, registry, images.shape[1:])
         setup_seconds = time.perf_counter() - started
         device = torch.device(task.device)

@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--metrics", default="psnr,ssim,class-acc,fid-fmnist,kid-fmnist,lpips-alex,lpips-vgg,fid,kid")
     args = parser.parse_args()
     registry = Registry()
-    split = load_test_split(registry, "fashion-mnist-mini", {}, args.n)
+    split = load_test_split(registry, "fashion-mnist-mini", None, args.n)
     truth = split.images
     composite = (truth + 0.1 * torch.randn_like(truth)).clamp(0, 1)
     known = torch.zeros(len(truth), 1, *truth.shape[2:], dtype=torch.bool)
@@ -53,7 +53,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         write_random_weights(Path(folder))
         for name in args.metrics.split(","):
-            metrics, _ = prepare_metrics(registry, [name], {}, "fashion-mnist-mini", split, args.device, None,
+            metrics, _ = prepare_metrics(registry, [name], "fashion-mnist-mini", split, args.device, None,
                                          folder, 0)
             _FEATURES.clear()  # each metric alone: no features left by the one before
             started = time.perf_counter()
@@ -63,7 +63,7 @@ def main() -> None:
                 raise SystemExit(f"{name} failed: {result.errors[name]}")
             print(f"| {name} | {metrics[name].level} | {seconds:.2f} | {1000 * seconds / args.n:.2f} |")
         names = args.metrics.split(",")
-        metrics, _ = prepare_metrics(registry, names, {}, "fashion-mnist-mini", split, args.device, None, folder, 0)
+        metrics, _ = prepare_metrics(registry, names, "fashion-mnist-mini", split, args.device, None, folder, 0)
         _FEATURES.clear()
         started = time.perf_counter()
         score(metrics, composite, truth, known, split.labels, 256, args.device)

@@ -89,5 +89,5 @@ def test_shipped_model_serves_the_embedded_default(tmp_path, monkeypatch):
     config = RunConfig(methods=["gan", "mean-fill"], masks=["center"], n_images=4, out=tmp_path / "run",
                        options={"gan": {"iterations": "5"}})
     outcome = run(config, Registry(block_external=True), show_progress=False)
-    assert not outcome.failed and {r.method for r in outcome.ran} == {"gan", "mean-fill"}
+    assert not outcome.failed and {r.method for r in outcome.ran} == {"gan[iterations=5]", "mean-fill"}
     assert outcome.ran[0].settings["checkpoint"].endswith("gan-fashion-mnist.safetensors")

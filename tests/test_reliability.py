@@ -129,11 +129,11 @@ def test_folder_masks_follow_content_and_changes_redo_cells(tmp_path, capsys, mo
     before = benchkit.load_results("r1").sort_values(["mask", "image_id"]).psnr.to_numpy()
     photos(tmp_path / "a", seed=1)  # same names and sizes, new pixels
     code, out, _ = cli(capsys, "run", "--datasets", "folder:a", "--out", "r1", *args)
-    assert code == 0 and out.count("note: dataset 'folder:a' changed since cell") == 2
+    assert code == 0 and out.count("note: dataset 'folder:a[size=16]' changed since cell") == 2
     after = benchkit.load_results("r1").sort_values(["mask", "image_id"]).psnr.to_numpy()
     assert not np.allclose(before, after)
     manifest = json.loads((tmp_path / "r1" / "manifest.json").read_text())
-    assert len(manifest["dataset_digests"]["folder:a"]) == 64
+    assert len(manifest["dataset_digests"]["folder:a[size=16]"]) == 64
 
 
 # 6. corrupt manifests: --force replaces them; non-object manifests and ragged cells are one-line errors

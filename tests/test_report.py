@@ -31,8 +31,8 @@ def test_grid_columns_match_an_independent_reconstruction(run_dir):
 
     truth_all = FashionMNISTMini().images("test", limit=24)
     tiles, labels = comparison_grid(run_dir, "fashion-mnist-mini", "center", rows=5, errors=True)
-    assert labels == ["input", "mean-fill", "err x2: mean-fill", "tv", "err x2: tv", "truth"]
-    ids = read_samples(cell_path(run_dir, "fashion-mnist-mini", "center", "tv"))["ids"][:5]
+    assert labels == ["input", "mean-fill", "err x2: mean-fill", "tv[max_iter=50]", "err x2: tv[max_iter=50]", "truth"]
+    ids = read_samples(cell_path(run_dir, "fashion-mnist-mini", "center", "tv[max_iter=50]"))["ids"][:5]
     assert tiles.shape == (5, 6, 32, 32, 3)
     truth = (truth_all[ids, 0] * 255).round().numpy().astype(np.uint8)
     np.testing.assert_array_equal(tiles[:, -1, ..., 0], truth)  # the ground truth of those images
@@ -46,7 +46,7 @@ def test_grid_columns_match_an_independent_reconstruction(run_dir):
 
 def test_pictured_images_chosen_by_seed_shared_by_methods_and_masks(run_dir):
     ids = [read_samples(cell_path(run_dir, "fashion-mnist-mini", mask, method))["ids"].tolist()
-           for mask in ("center", "random") for method in ("mean-fill", "tv")]
+           for mask in ("center", "random") for method in ("mean-fill", "tv[max_iter=50]")]
     assert all(i == ids[0] for i in ids) and len(ids[0]) == 16 and ids[0] != list(range(16))
 
 

@@ -37,9 +37,9 @@ def test_cell_paths_are_safe_and_distinct(tmp_path):
 
 
 def test_tasks_are_small_picklable_data(registry, config):
-    outcome = plan(config, registry)
-    outcome.lock.close()
-    task = outcome.plans[0].todo[0]
+    planned = plan(config, registry)
+    assert not config.out.exists()  # planning writes nothing and takes no lock
+    task = planned.cells[0].todo[0]
     data = pickle.dumps(task)
     assert pickle.loads(data) == task and len(data) < 2000  # names, options and ids: no tensors
     assert not any(isinstance(v, (np.ndarray, torch.Tensor)) for v in vars(task).values())

@@ -61,7 +61,7 @@ def test_changed_options_redo_only_affected_cells(registry, config):
     run(config, registry, show_progress=False)
     config.options = {"random": {"missing": "0.5"}}
     outcome = run(config, registry, show_progress=False)
-    assert [r.mask for r in outcome.ran] == ["random"]
+    assert [r.mask for r in outcome.ran] == ["random[missing=0.5]"]  # its own cell: the old one stays
 
 
 def test_changed_seed_needs_force(registry, config):

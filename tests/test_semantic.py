@@ -14,7 +14,7 @@ from benchkit.checkpoints import save_model
 from benchkit.cli import main
 from benchkit.interfaces import SetMetric
 from benchkit.registry import Registry
-from benchkit.results import failures, read_samples
+from benchkit.results import cell_path, failures, read_samples
 from benchkit.runner import RunConfig, run
 from benchkit.tables import format_tables
 from benchkit.training import TrainConfig
@@ -98,7 +98,7 @@ def test_metrics_added_later_need_no_method_run(tmp_path, models, capsys):
     base = ["run", "--methods", "mean-fill,tv", "--masks", "center", "--n-images", "24", "--out", str(out),
             "--models-dir", str(models), "-o", "tv.max_iter=20"]
     assert main(base + ["--metrics", "psnr"]) == 0
-    cell = out / "cells" / "fashion-mnist-mini__center__tv.json"
+    cell = cell_path(out, "fashion-mnist-mini", "center", "tv[max_iter=20]")
     before = json.loads(cell.read_text())
     npz_mtime = cell.with_suffix(".npz").stat().st_mtime_ns
     assert main(["score", str(out), "--metrics", "fid-fmnist", "--models-dir", str(models)]) == 0
@@ -109,7 +109,7 @@ def test_metrics_added_later_need_no_method_run(tmp_path, models, capsys):
     # the same run with more metrics scores the missing ones from the kept outputs: no method runs
     assert main(base + ["--metrics", "psnr,fid-fmnist,class-acc"]) == 0
     printed = capsys.readouterr().out
-    assert "class-acc scored from its kept 8-bit outputs (tv was not run again)" in printed
+    assert "class-acc scored from its kept 8-bit outputs (tv[max_iter=20] was not run again)" in printed
     again = json.loads(cell.read_text())
     assert again["seconds"] == before["seconds"] and len(again["rows"]["class-acc"]) == 24
     assert cell.with_suffix(".npz").stat().st_mtime_ns == npz_mtime
