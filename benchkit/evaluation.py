@@ -1,9 +1,10 @@
 """Scoring composites with metrics: one code path for the shards, the runner and ``benchkit score``.
 
-Per-image metrics (:class:`benchkit.interfaces.Metric`) are computed batch by batch where a shard
-runs; set metrics (:class:`benchkit.interfaces.SetMetric`) by the writing process, from a finished
-cell's kept 8-bit composites. A metric that raises fails only its own column: its values become NaN
-and the error is returned beside the others' results.
+Every metric follows one lifecycle (:mod:`benchkit.metric`): :func:`update` runs where the images
+are (a shard's worker, or the process of ``benchkit score``) and gives per-image columns and the
+states of set metrics; the writing process merges a cell's shard states (:func:`merge`) and
+computes the set scores (:func:`compute_sets`). A metric that raises fails only its own column: its
+values become NaN and the error is returned beside the others' results.
 """
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchkit.errors import UserError
-from benchkit.interfaces import Metric, MetricContext
+from benchkit.metric import Batch, FeatureBank, Metric, MetricContext, MetricState, SetMetric
 
 WEIGHTS_ENV = "BENCHKIT_WEIGHTS"
 
@@ -55,85 +57,143 @@ def check_labels(metric_name: str, metric: Metric, dataset_spec: str, labels, n:
         raise UserError(f"dataset '{dataset_spec}' gave {len(labels)} labels for {n} images: fix the plugin")
 
 
-class FailedSetup(Metric):
+class FailedSetup(SetMetric):
     """Stands in for a metric whose ``setup`` failed where it should have worked (a bug in the
-    metric, or a worker without its files): scoring it raises that error, so its column fails and
-    the rest of the run stands."""
+    metric, or a worker without its files): updating it raises that error, so its column fails and
+    the rest of the run stands. ``level`` is the failed metric's."""
 
     def __init__(self, level: str, error: Exception) -> None:
-        self.level, self.needs_labels = level, False
+        self.level, self.needs_labels = level, False  # type: ignore[misc]
         self.error = f"setup failed: {type(error).__name__}: {error}"
 
-    def compute(self, *batch, **labels):
+    def update(self, batch: Batch) -> None:
         raise RuntimeError(self.error)
 
-    reset = update = result = compute
+    compute = update  # type: ignore[assignment]
+
+
+ALL = "all"  # the subset of every image of a cell
 
 
 @dataclass
 class Scores:
-    """What scoring a set of composites gives: per-image columns, set scores and failed metrics."""
+    """What scoring images gives: per-image columns, the states of set metrics per subset, set
+    scores once computed, and the metrics that failed (metric -> one-line error)."""
 
     columns: dict[str, list[float]] = field(default_factory=dict)
+    states: dict[str, dict[str, MetricState]] = field(default_factory=dict)
     sets: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def score(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor,
-          labels: torch.Tensor | None, batch_size: int, device: str | torch.device) -> Scores:
-    """Score ``composite`` against ``truth`` with every metric, in batches of ``batch_size`` on ``device``.
+def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor,
+           labels: torch.Tensor | None, batch_size: int, device: str | torch.device,
+           image_ids: list[int] | None = None, bank: FeatureBank | None = None,
+           subsets: dict[str, torch.Tensor] | None = None) -> Scores:
+    """Update every metric with ``composite`` against ``truth``, in batches of ``batch_size`` on ``device``.
 
-    Images are ``N x C x H x W`` float32 in [0, 1] (on any device); ``labels`` ``N`` int64 or None.
-    Per-image metrics give a column of ``N`` values, set metrics one value. Each batch is moved to
+    Images are ``N x C x H x W`` float32 in [0, 1] (on any device); ``labels`` ``N`` int64 or None;
+    ``image_ids`` the images' positions in their test split (the bank keeps the ground truth's
+    features by them). Per-image metrics give a column of ``N`` values; set metrics a state per
+    subset of ``subsets`` (name -> ``N`` bool; default: every image, :data:`ALL`), to be merged with
+    other shards' by :func:`merge` and computed by :func:`compute_sets`. Each batch is moved to
     ``device`` once and given to every metric that has not failed.
     """
     device = torch.device(device)
     n = len(composite)
-    values = {name: [] for name, metric in metrics.items() if metric.level == "image"}
-    errors: dict[str, str] = {}
+    ids = list(range(n)) if image_ids is None else list(image_ids)
+    bank = bank or FeatureBank()
+    subsets = subsets if subsets is not None else {ALL: torch.ones(n, dtype=torch.bool)}
+    out = Scores(columns={name: [] for name, m in metrics.items() if m.level == "image"},
+                 states={name: {s: MetricState(m.states) for s in subsets} for name, m in metrics.items()
+                         if m.level == "set"})
+    errors = out.errors
 
-    def attempt(name: str, call):
+    def attempt(name: str, call) -> None:
         if name in errors:
-            return None
+            return
         try:
-            return call()
+            call()
         except Exception as exc:  # a failing metric fails only its own column
             errors[name] = f"{type(exc).__name__}: {exc}"
-            return None
 
     for name, metric in metrics.items():
         if metric.needs_labels and labels is None:
             errors[name] = "ValueError: the metric needs labels and the dataset has none"
-        elif metric.level == "set":
-            attempt(name, metric.reset)
     for start in range(0, n, batch_size):
         part = slice(start, start + batch_size)
-        args = (composite[part].to(device), truth[part].to(device), known[part].to(device))
-        extra = {"labels": labels[part].to(device)} if labels is not None else {}
+        batch = Batch(composite[part].to(device), truth[part].to(device), known[part].to(device),
+                      labels[part].to(device) if labels is not None else None, tuple(ids[part]), bank)
         for name, metric in metrics.items():
-            given = extra if metric.needs_labels else {}
-            if metric.level == "set":
-                attempt(name, lambda: metric.update(*args, **given))
+            if metric.level == "image":
+                attempt(name, lambda: _score_images(metric, batch, out.columns[name]))
                 continue
-            batch = attempt(name, lambda: _checked(metric.compute(*args, **given), len(args[0])))
-            if batch is not None:
-                values[name] += batch
-    out = Scores()
-    for name, metric in metrics.items():
-        if metric.level == "set":
-            result = attempt(name, lambda: float(metric.result()))
-            out.sets[name] = float("nan") if result is None else result
-        else:
-            out.columns[name] = [float("nan")] * n if name in errors else values[name]
+            for subset, rows in subsets.items():
+                chosen = rows[part]
+                if chosen.any():
+                    attempt(name, lambda: _update_state(metric, out.states[name][subset],
+                                                        batch if chosen.all() else batch.subset(chosen)))
+    for name in metrics:
+        if name in errors:
+            out.columns.pop(name, None)
+            out.states.pop(name, None)
+            if metrics[name].level == "image":
+                out.columns[name] = [float("nan")] * n
     out.errors = {name: errors[name] for name in metrics if name in errors}  # in the metrics' order
     return out
 
 
-def _checked(batch, n: int) -> list[float]:
-    """A per-image metric's result for a batch of ``n`` images as floats; ValueError when it is not ``n`` values."""
-    if not isinstance(batch, torch.Tensor) or batch.shape != (n,):
-        raise ValueError(f"metric returned {getattr(batch, 'shape', type(batch))}, expected ({n},)")
-    return [float(v) for v in batch.double().cpu().tolist()]
+def _score_images(metric: Metric, batch: Batch, column: list[float]) -> None:
+    metric.reset()
+    metric.update(batch)
+    column += [float(v) for v in np.asarray(metric.compute(), dtype=np.float64).tolist()]
+
+
+def _update_state(metric: Metric, state: MetricState, batch: Batch) -> None:
+    metric.state = state
+    metric.update(batch)
+
+
+def merge(parts: list[dict[str, dict[str, MetricState]]]) -> dict[str, dict[str, MetricState]]:
+    """The states of a cell from its shards' (``metric -> subset -> state`` each), merged in order."""
+    merged: dict[str, dict[str, MetricState]] = {}
+    for states in parts:
+        for name, subsets in states.items():
+            for subset, state in subsets.items():
+                target = merged.setdefault(name, {}).setdefault(subset, MetricState(state.reductions))
+                target.merge(state)
+    return merged
+
+
+def compute_sets(metrics: dict[str, Metric], states: dict[str, dict[str, MetricState]],
+                 errors: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Each set metric's score per subset from its (merged) states; a metric that raises on the
+    whole set fails its column (into ``errors``), a subset too small for it is NaN."""
+    scores: dict[str, dict[str, float]] = {}
+    for name, subsets in states.items():
+        metric = metrics[name]
+        for subset, state in subsets.items():
+            metric.state = state
+            try:
+                value = float(metric.compute())
+            except Exception as exc:
+                if subset == ALL:
+                    errors[name] = f"{type(exc).__name__}: {exc}"
+                value = float("nan")
+            scores.setdefault(name, {})[subset] = value
+    return scores
+
+
+def score(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor,
+          labels: torch.Tensor | None, batch_size: int, device: str | torch.device,
+          image_ids: list[int] | None = None, bank: FeatureBank | None = None) -> Scores:
+    """Score a whole set at once (:func:`update`, then :func:`compute_sets` on its own states):
+    per-image columns and one value per set metric in ``sets``."""
+    out = update(metrics, composite, truth, known, labels, batch_size, device, image_ids, bank)
+    values = compute_sets(metrics, out.states, out.errors)
+    out.sets = {name: (float("nan") if name in out.errors else by_subset[ALL]) for name, by_subset in values.items()}
+    out.sets |= {name: float("nan") for name in out.errors if metrics[name].level == "set"}
+    return out
 
 
 def ceilings(metrics: dict[str, Metric], images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,

@@ -1,4 +1,4 @@
-"""The plugin interfaces: Method, MaskGenerator, Metric (and SetMetric), Dataset, Trainer, Preset and Executor.
+"""The plugin interfaces: Method, MaskGenerator, Metric (:mod:`benchkit.metric`), Dataset, Trainer, Preset and Executor.
 
 Conventions shared by every plugin
 ----------------------------------
@@ -20,6 +20,8 @@ from typing import ClassVar, Iterator, Literal
 
 import numpy as np
 import torch
+
+from benchkit.metric import Batch, ImageMetric, Metric, MetricContext, SetMetric  # noqa: F401  (the contract)
 
 Split = Literal["train", "test"]
 
@@ -144,109 +146,6 @@ class MaskGenerator(Plugin, ABC):
         ``index`` is the image's position in the test split; ``rng`` is seeded by the runner from
         (run seed, dataset identity, mask name, image identity), so drawing from it is reproducible.
         """
-
-
-@dataclass
-class MetricContext:
-    """What a metric's :meth:`Metric.setup` sees before it scores the cells of a dataset.
-
-    Attributes
-    ----------
-    dataset : str
-        The dataset whose inpainted images the metric is about to score.
-    device : torch.device
-        Where the tensors given to the metric live, and where it should compute.
-    image_shape : tuple of int
-        ``(C, H, W)`` of the images.
-    checkpoint : pathlib.Path or None
-        The ``.safetensors`` model trained for this dataset, given to metrics whose
-        ``needs_checkpoint`` names a model kind (found as a method's checkpoint is).
-    weights_dir : pathlib.Path or None
-        Folder searched first for pretrained weights files (``--weights-dir``, else ``$BENCHKIT_WEIGHTS``).
-    seed : int
-        Seed of the run, for metrics that draw random numbers (KID's subsets).
-    """
-
-    dataset: str
-    device: torch.device
-    image_shape: tuple[int, int, int]
-    checkpoint: Path | None = None
-    weights_dir: Path | None = None
-    seed: int = 0
-
-
-class Metric(Plugin, ABC):
-    """A score of composited predictions against the ground truth: per image (this class) or per set
-    of images (:class:`SetMetric`).
-
-    Lifecycle: the runner creates the metric with its options, calls :meth:`setup` once per dataset
-    (load networks and weights there; raise ``benchkit.errors.UserError`` when something is missing,
-    which stops the run before anything is written), then scores batches on ``context.device``.
-
-    ``min_size`` is the smallest image side (pixels) the metric can score. ``higher_is_better``,
-    ``unit`` (shown in table titles, e.g. "dB") and ``digits`` (decimals shown) drive every table,
-    bold cell and report: presentation never looks at a metric's name. ``needs_labels``: the
-    metric receives ``labels=`` (``N`` int64 class indices of the images), and runs only on datasets
-    that have labels. ``needs_checkpoint``/``checkpoint_dirs``: as for :class:`Method`. A metric
-    that raises fails only its own column; the method's results stand.
-    """
-
-    level: ClassVar[Literal["image", "set"]] = "image"
-    higher_is_better: ClassVar[bool] = True
-    min_size: ClassVar[int] = 1
-    unit: ClassVar[str] = ""
-    digits: ClassVar[int] = 4
-    needs_labels: ClassVar[bool] = False
-    needs_checkpoint: ClassVar[str | None] = None
-    checkpoint_dirs: ClassVar[tuple[Path, ...]] = ()
-
-    def setup(self, context: MetricContext) -> None:
-        """Prepare for scoring a dataset's images (networks, weights, device). Default: nothing."""
-
-    @abstractmethod
-    def compute(self, prediction: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        """Score each image of a batch.
-
-        Parameters
-        ----------
-        prediction, target : torch.Tensor
-            ``N x C x H x W`` float32 in [0, 1] (data range 1).
-        known : torch.Tensor
-            ``N x 1 x H x W`` bool mask, True where observed.
-        labels : torch.Tensor, keyword, only when ``needs_labels``
-            ``N`` int64 class indices.
-
-        Returns
-        -------
-        torch.Tensor
-            ``N`` float64 scores.
-        """
-
-
-class SetMetric(Metric):
-    """A score of a whole set of images (a cell), such as FID: :meth:`reset`, then :meth:`update`
-    with every batch of the cell, then :meth:`result`.
-
-    Set metrics are computed by the one process that writes the results, from the cell's kept 8-bit
-    composites (as a score computed from saved PNG files would be), once the cell is finished.
-    """
-
-    level = "set"
-
-    def compute(self, prediction, target, known, **labels):
-        raise TypeError(f"metric '{self.name}' scores whole sets: use reset/update/result")
-
-    @abstractmethod
-    def reset(self) -> None:
-        """Forget the batches seen so far."""
-
-    @abstractmethod
-    def update(self, prediction: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> None:
-        """Take one batch (arguments as :meth:`Metric.compute`'s, ``labels=`` included)."""
-
-    @abstractmethod
-    def result(self) -> float:
-        """The score of every image given to :meth:`update` since :meth:`reset`."""
 
 
 class Dataset(Plugin, ABC):

@@ -26,6 +26,7 @@ from scipy import stats
 
 from benchkit.files import atomic_write_bytes, atomic_write_text
 from benchkit.errors import UserError
+from benchkit.metric import MetricState
 
 MANIFEST = "manifest.json"
 CELLS = "cells"
@@ -77,6 +78,7 @@ class CellRecord:
     sample_ids: list = field(default_factory=list)
     metric_errors: dict = field(default_factory=dict)  # metric -> error: that column is NaN, the rest stands
     set_scores: dict = field(default_factory=dict)  # set metric (FID ...) -> its value over the cell's images
+    states: dict = field(default_factory=dict)  # shard files: index of the metric states kept in the .npz
     version: int = CELL_VERSION
 
     @property
@@ -113,6 +115,38 @@ def write_cell(path: Path, record: CellRecord, samples: dict[str, np.ndarray] | 
 
 SAMPLE_ARRAYS = ("ids", "samples", "truth", "known")
 OUTPUT_ARRAYS = ("output_ids", "outputs")
+STATE_ARRAY = "state_{}"  # metric states in a shard's .npz, indexed by the record's ``states``
+
+
+def state_arrays(states: dict[str, dict[str, MetricState]]) -> tuple[dict, dict[str, np.ndarray]]:
+    """A shard's metric states (``metric -> subset -> MetricState``) as an index for its record
+    (``metric -> subset -> {"reductions", "arrays": {state name: array key}}``) and the arrays."""
+    index: dict = {}
+    arrays: dict[str, np.ndarray] = {}
+    for metric, subsets in states.items():
+        for subset, state in subsets.items():
+            keys = {}
+            for name, value in state.arrays().items():
+                keys[name] = STATE_ARRAY.format(len(arrays))
+                arrays[keys[name]] = value
+            index.setdefault(metric, {})[subset] = {"reductions": state.reductions, "arrays": keys}
+    return index, arrays
+
+
+def read_states(cell_json: Path, record: CellRecord) -> dict[str, dict[str, MetricState]]:
+    """The metric states a shard file keeps (see :func:`state_arrays`); UserError if they are unreadable."""
+    if not record.states:
+        return {}
+    path = Path(cell_json).with_suffix(".npz")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {metric: {subset: MetricState.from_arrays(entry["reductions"],
+                                                             {name: archive[key] for name, key in entry["arrays"].items()})
+                             for subset, entry in subsets.items()}
+                    for metric, subsets in record.states.items()}
+    except Exception as exc:  # a missing, truncated or hand-edited file: the shard is redone
+        raise UserError(f"shard file {path} is corrupt ({type(exc).__name__}: {exc}): delete it and rerun the same "
+                        "command to redo that shard") from exc
 
 
 def read_samples(cell_json: Path, outputs: bool = False) -> dict[str, np.ndarray] | None:
@@ -146,13 +180,14 @@ def shard_path(cell_file: Path, task) -> Path:
 
 
 def assemble_cell(cell_file: Path, record: CellRecord, paths: list[Path],
-                  before_write: Callable[[CellRecord, dict], None] | None = None) -> CellRecord:
+                  before_write: Callable[[CellRecord, dict, dict], None] | None = None) -> CellRecord:
     """Join a cell's shard files (``paths``, in image order) into its cell file, atomically.
 
     The cell is ``ok`` when every shard is; otherwise ``failed``, with the error of the first failed
     shard, and the rows of the shards that succeeded. A finished cell's shard folder is removed.
-    ``before_write(record, arrays)`` is called for an ``ok`` cell with its joined arrays (every kept
-    composite among them) just before the cell is written: the runner scores set metrics there.
+    ``before_write(record, arrays, states)`` is called for an ``ok`` cell with its joined arrays
+    (every kept composite among them) and its shards' metric states merged (``metric -> subset ->
+    MetricState``) just before the cell is written: the runner computes set metrics there.
     """
     shards = [read_cell(path) for path in paths]
     failed = [(p, s) for p, s in zip(paths, shards) if not s.ok]
@@ -172,8 +207,13 @@ def assemble_cell(cell_file: Path, record: CellRecord, paths: list[Path],
     keys = SAMPLE_ARRAYS + (OUTPUT_ARRAYS if arrays and all("outputs" in a for a in arrays) else ())
     samples = {k: np.concatenate([a[k] for a in arrays]) for k in keys} if arrays else None
     record.sample_ids = samples["ids"].tolist() if samples else []
+    states: dict[str, dict[str, MetricState]] = {}
+    for path, shard in zip(paths, shards):
+        for metric, subsets in read_states(path, shard).items():
+            for subset, state in subsets.items():
+                states.setdefault(metric, {}).setdefault(subset, MetricState(state.reductions)).merge(state)
     if before_write is not None and record.ok and samples is not None:
-        before_write(record, samples)
+        before_write(record, samples, states)
     write_cell(cell_file, record, samples)
     if not failed:
         shutil.rmtree(cell_file.with_suffix(".shards"), ignore_errors=True)
@@ -200,7 +240,7 @@ CELL_SCHEMA = {
     "settings.checkpoint": (str, type(None)), "settings.dataset_digest": (str, type(None)),
     "settings.benchkit": (str, type(None)), "settings.method_version": (str, type(None)),
     "settings.task_key": (str, type(None)),
-    "metrics": list, "metric_errors": dict, "sample_ids": list, "seconds": NUMBER,
+    "metrics": list, "metric_errors": dict, "states": dict, "sample_ids": list, "seconds": NUMBER,
     "error": (str, type(None)), "traceback": (str, type(None)), "version": int,
 }
 MANIFEST_SCHEMA = {"config": dict, "config.options": dict, "settings": dict, "settings.seed": int,

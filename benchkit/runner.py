@@ -8,6 +8,7 @@ its result arrives, then assembles the cell when its last shard is in.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,8 +23,9 @@ from benchkit.defaults import (DEFAULT_DATASET, DEFAULT_METRICS, DEFAULT_N_IMAGE
 from benchkit.errors import UserError, WriteError
 from benchkit.interfaces import MethodContext
 from benchkit.registry import Registry
-from benchkit.results import (CellRecord, assemble_cell, cell_path, read_cell, read_samples, shard_path, write_cell,
-                              write_manifest)
+from benchkit.evaluation import ALL, compute_sets
+from benchkit.results import (CellRecord, assemble_cell, cell_path, read_cell, read_samples, shard_path, state_arrays,
+                              write_cell, write_manifest)
 from benchkit.reuse import reusable, shard_done
 from benchkit.runfolder import build_manifest, prepare_out
 from benchkit.scoring import score_cell
@@ -210,7 +212,6 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
             registry, metric_names, spec, split, config.device, config.models_dir,
             config.weights_dir, config.seed)  # labels, checkpoints, weights: checked before any write
         result.splits[spec] = split
-        per_image = tuple(name for name in metric_names if result.metrics[spec][name].level == "image")
         for mask_spec, generator in masks.items():  # every mask is made and checked here, before any write
             result.known[(spec, mask_spec)] = split_masks(generator, spec, mask_spec, config.seed, split,
                                                           config.n_images)
@@ -254,8 +255,8 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
                 record = CellRecord(spec, mask_spec, name, "ok", settings=settings, metrics=list(metric_names))
                 cell = CellPlan((spec, mask_spec, name), cell_path(config.out, spec, mask_spec, name), record)
                 cell.shards = [ShardTask(dataset=spec, mask=mask_spec, method=name, image_ids=tuple(range(a, b)),
-                                         n_images=config.n_images, metrics=per_image, seed=config.seed,
-                                         key=content_key(identity | {"image_ids": [a, b], "metrics": per_image}),
+                                         n_images=config.n_images, metrics=tuple(metric_names), seed=config.seed,
+                                         key=content_key(identity | {"image_ids": [a, b], "metrics": metric_names}),
                                          data_dir=config.data_dir, checkpoint=checkpoint, batch_size=batch,
                                          device=config.device, sample_ids=tuple(i for i in kept if a <= i < b),
                                          digest=digest, block_external=registry.block_external, threads=threads,
@@ -306,40 +307,48 @@ def _remove(cell_file: Path) -> None:
 
 def _write_shard(cell: CellPlan, result) -> None:
     task = result.task
+    states, arrays = state_arrays(result.states)
     record = CellRecord(cell.record.dataset, cell.record.mask, cell.record.method,
                         "ok" if result.ok else "failed", settings=cell.record.settings, metrics=cell.record.metrics,
                         rows=result.rows, error=result.error, traceback=result.traceback, seconds=result.seconds,
-                        sample_ids=list(task.sample_ids), metric_errors=dict(result.metric_errors))
-    write_cell(shard_path(cell.out_file, task), record, result.samples)
+                        sample_ids=list(task.sample_ids), metric_errors=dict(result.metric_errors), states=states)
+    write_cell(shard_path(cell.out_file, task), record, None if result.samples is None else result.samples | arrays)
 
 
 def _finish(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> CellRecord:
-    """Assemble a cell whose shards are all in, scoring its set metrics from its kept outputs before
-    the cell is written."""
+    """Assemble a cell whose shards are all in: its set metrics are computed from the merged states
+    of its shards before the cell is written."""
+    def set_scores(record: CellRecord, arrays: dict, states: dict) -> None:
+        metrics = {name: m for name, m in outcome.metrics[cell.key[0]].items() if m.level == "set"}
+        errors: dict[str, str] = {}
+        values = compute_sets(metrics, {name: states[name] for name in metrics
+                                        if name in states and name not in record.metric_errors}, errors)
+        record.set_scores |= {name: values[name][ALL] if name in values and name not in errors else math.nan
+                              for name in metrics}
+        merged = record.metric_errors | errors
+        record.metric_errors = {name: merged[name] for name in record.metrics if name in merged}  # the run's order
+        outcome.notes.extend(f"metric '{name}' failed on {'/'.join(cell.key)}: {error}" for name, error in errors.items())
+
     return assemble_cell(cell.out_file, cell.record, [shard_path(cell.out_file, t) for t in cell.shards],
-                         before_write=lambda record, arrays: _score_kept(outcome, cell, record, arrays, config))
+                         before_write=set_scores)
 
 
-def _score_kept(outcome: RunOutcome, cell: CellPlan, record: CellRecord, arrays: dict, config: RunConfig,
-                rescored: bool = False) -> None:
-    """Score a finished cell's kept 8-bit outputs (``arrays``) with its set metrics, or (``rescored``)
-    with every metric of the run it lacks, into ``record``."""
+def _rescore(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> None:
+    """Score a finished cell that lacks some of the run's metrics from its kept 8-bit outputs."""
     spec, mask, method = cell.key
+    record = read_cell(cell.out_file)
     done = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
-    metrics = {name: m for name, m in outcome.metrics[spec].items()
-               if (name not in done if rescored else m.level == "set")}
-    if not metrics:
-        return
+    metrics = {name: m for name, m in outcome.metrics[spec].items() if name not in done}
     split = outcome.splits[spec]
-    notes = score_cell(record, arrays, split.images, outcome.known[(spec, mask)], split.labels, metrics,
-                       metric_batch_size(config), config.device)
+    notes = score_cell(record, read_samples(cell.out_file, outputs=True), split.images, outcome.known[(spec, mask)],
+                       split.labels, metrics, metric_batch_size(config), config.device)
     record.settings = cell.record.settings  # now scored with the run's metrics
+    write_cell(cell.out_file, record)
     outcome.notes += notes
-    if rescored:
-        outcome.notes.append(f"cell {'/'.join(cell.key)}: {', '.join(metrics)} scored from its kept 8-bit outputs "
-                             f"({method} was not run again)")
-        if notes:
-            outcome.ran.append(record)
+    outcome.notes.append(f"cell {'/'.join(cell.key)}: {', '.join(metrics)} scored from its kept 8-bit outputs "
+                         f"({method} was not run again)")
+    if notes:
+        outcome.ran.append(record)
 
 
 def run(config: RunConfig, registry: Registry | None = None, show_progress: bool = True) -> RunOutcome:
@@ -379,9 +388,7 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
         else:
             fn = run_shard
         for cell in outcome.rescore:  # finished cells that lack only some metrics: no method runs again
-            record = read_cell(cell.out_file)
-            _score_kept(outcome, cell, record, read_samples(cell.out_file, outputs=True), config, rescored=True)
-            write_cell(cell.out_file, record)
+            _rescore(outcome, cell, config)
         for cell in outcome.cells:  # shards all done by an interrupted run: only the cell is missing
             if cell.key not in outcome.skipped and not cell.todo:
                 outcome.ran.append(_finish(outcome, cell, config))

@@ -17,6 +17,7 @@ from benchkit.defaults import METRIC_BATCH_SIZE
 from benchkit.errors import UserError
 from benchkit.evaluation import score as evaluate
 from benchkit.masking import make_masks
+from benchkit.metric import FeatureBank
 from benchkit.registry import Registry
 from benchkit.results import CellRecord, cell_records, cell_path, read_manifest, read_samples, write_cell
 from benchkit.runfolder import lock_out
@@ -67,6 +68,7 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
                                                        weights_dir, int(record.settings.get("seed", 0)))
         jobs.append((record, arrays, key, prepared[metrics_key]))
     lock = lock_out(run_dir)
+    banks: dict[str, FeatureBank] = {}
     try:
         for record, arrays, key, all_metrics in jobs:
             split, known = inputs[key]
@@ -75,7 +77,9 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
                 metrics = {name: m for name, m in metrics.items() if m.level == "image"}
                 if len(metrics) < len(all_metrics):
                     notes.append(f"cell {'/'.join(record.key)} failed in part: set metrics left out")
-            cell_notes = score_cell(record, arrays, split.images, known, split.labels, metrics, batch_size, device)
+            bank = banks.setdefault(key[0], FeatureBank())  # ground-truth features shared by a dataset's cells
+            cell_notes = score_cell(record, arrays, split.images, known, split.labels, metrics, batch_size, device,
+                                    bank)
             failed += len(cell_notes)
             notes += cell_notes
             write_cell(cell_path(run_dir, *record.key), record)
@@ -86,7 +90,8 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
 
 
 def score_cell(record: CellRecord, arrays: dict, truth: torch.Tensor, known: torch.Tensor,
-               labels: torch.Tensor | None, metrics: dict, batch_size: int, device: str) -> list[str]:
+               labels: torch.Tensor | None, metrics: dict, batch_size: int, device: str,
+               bank: FeatureBank | None = None) -> list[str]:
     """Score a finished cell's kept 8-bit composites (``arrays["outputs"]``) with set-up ``metrics``
     and store the results in ``record`` (columns, set scores, errors). Returns a note per failed metric.
 
@@ -97,7 +102,7 @@ def score_cell(record: CellRecord, arrays: dict, truth: torch.Tensor, known: tor
     order = [ids.index(i) for i in rows]
     outputs = torch.from_numpy(arrays["outputs"][order]).float().div_(255)
     scores = evaluate(metrics, outputs, truth[rows], known[rows], labels[rows] if labels is not None else None,
-                      batch_size, device)
+                      batch_size, device, rows, bank)
     record.rows |= scores.columns
     record.set_scores |= scores.sets
     for name in metrics:

@@ -3,8 +3,9 @@
 A :class:`ShardTask` names what to compute (dataset, mask, method, their options, the image
 positions, the seed) and carries no tensors, so it can be pickled, logged and sent to another
 process or machine. :func:`run_shard` (module level, so executors can ship it by reference) rebuilds
-the images and masks where it runs (masks are deterministic), runs the method, scores it and returns
-a :class:`ShardResult`; it writes nothing. Datasets, masks and method setups are cached per process,
+the images and masks where it runs (masks are deterministic), runs the method, updates every metric
+with its composites (per-image columns, and the states of set metrics, which the writer merges per
+cell) and returns a :class:`ShardResult`; it writes nothing. Datasets, masks and method setups are cached per process,
 keyed by what they depend on, so a worker that gets many shards loads, masks and sets up once; the
 runner fills the same cache while it plans, so an in-process run reads each dataset and makes each
 mask once.
@@ -23,10 +24,12 @@ import numpy as np
 import torch
 
 from benchkit.errors import UserError
-from benchkit.evaluation import FailedSetup, check_labels, metric_checkpoint, metric_context, score
+from benchkit.evaluation import FailedSetup, check_labels, metric_checkpoint, metric_context, update
 from benchkit.imaging import to_uint8
 from benchkit.interfaces import MethodContext
 from benchkit.masking import make_masks
+from benchkit.metric import FeatureBank
+from benchkit.spec import Spec
 from benchkit.taskkey import content_key
 
 N_SAMPLES = 16  # images per cell kept for pictures, chosen by the run's seed
@@ -88,6 +91,7 @@ class ShardResult:
     seconds: float = 0.0
     samples: dict[str, np.ndarray] | None = None  # ids, samples, truth (uint8 NCHW), known (bool)
     metric_errors: dict[str, str] = field(default_factory=dict)  # metric -> error; its column is NaN
+    states: dict = field(default_factory=dict)  # set metric -> subset -> MetricState, merged by the writer
 
     @property
     def ok(self) -> bool:
@@ -247,7 +251,7 @@ def _metrics(task: ShardTask, registry, image_shape) -> dict:
         try:
             metrics[name] = prepared_metric(registry, name, context)
         except UserError as exc:
-            metrics[name] = FailedSetup("image", exc)
+            metrics[name] = FailedSetup(registry.get("metric", Spec.parse(name, "metric").name).cls.level, exc)
     return metrics
 
 
@@ -304,10 +308,11 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
         rows = {"image_id": ids, "seconds": seconds,
                 "missing_fraction": (~known_all).flatten(1).float().mean(1).tolist()}
         labels = split.labels[ids] if split.labels is not None else None
-        scores = score(_metrics(task, registry, images.shape[1:]), composite, truth_all, known_all, labels,
-                       task.batch_size, device)
+        bank = _cached(_key("features", task.dataset, task.digest, task.device), FeatureBank)
+        scores = update(_metrics(task, registry, images.shape[1:]), composite, truth_all, known_all, labels,
+                        task.batch_size, device, ids, bank)
         rows |= scores.columns
-        result.metric_errors = scores.errors
+        result.metric_errors, result.states = scores.errors, scores.states
         keep = [ids.index(i) for i in task.sample_ids]
         result.rows = rows
         outputs = _uint8(composite)  # every composite, kept so that metrics can be added later

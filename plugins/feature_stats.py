@@ -6,13 +6,12 @@
   ``k(x, y) = (x . y / d + 1) ** 3``, averaged over random subsets (KID; Binkowski et al., ICLR 2018).
 * :class:`FeatureDistance`: a :class:`benchkit.interfaces.SetMetric` comparing the features of a
   cell's inpainted composites with those of its ground-truth images; subclasses give the features.
+  Its state merges across shards: sums for the Fréchet distance, the features for the kernel one.
 
 Everything is computed in float64 on the CPU; features are ``N x D``.
 """
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
@@ -73,55 +72,53 @@ def kernel_distance(x: np.ndarray, y: np.ndarray, subsets: int = 100, subset_siz
                                           y[rng.choice(len(y), size, replace=False)]) for _ in range(subsets)]))
 
 
-FEATURE_CACHE_BYTES = 512 * 2**20
-_FEATURES: OrderedDict = OrderedDict()  # (network, batch digest, batch shape) -> features; least recent first
-
-
-def cached_features(source: tuple, images: torch.Tensor, compute) -> torch.Tensor:
-    """``compute(images)`` (no gradients), kept per process by the network that computes it
-    (``source``, e.g. its checkpoint and device) and the batch's content, least recently used
-    dropped beyond :data:`FEATURE_CACHE_BYTES`. So the metrics that share a network (class-acc,
-    fid-fmnist and kid-fmnist; fid and kid) compute each batch's features once, and a dataset's
-    ground truth once for all its masks and methods."""
-    key = (source, hashlib.sha1(images.detach().cpu().numpy().tobytes()).hexdigest(), tuple(images.shape))
-    if key in _FEATURES:
-        _FEATURES.move_to_end(key)
-        return _FEATURES[key]
-    with torch.no_grad():
-        features = _FEATURES[key] = compute(images)
-    while len(_FEATURES) > 1 and sum(f.numel() * f.element_size() for f in _FEATURES.values()) > FEATURE_CACHE_BYTES:
-        _FEATURES.popitem(last=False)
-    return features
+def stats_from_sums(count: float, total: np.ndarray, outer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and unbiased covariance of a feature set from its count, sum (``D``) and sum of outer
+    products (``D x D``): ``(outer - count * mean mean^T) / (count - 1)``, the same as
+    :func:`gaussian_stats` of the features themselves."""
+    count = float(count)
+    if count < 2:
+        raise ValueError(f"a Fréchet distance needs at least 2 images per set, got {int(count)}")
+    mean = total / count
+    return mean, (outer - count * np.outer(mean, mean)) / (count - 1)
 
 
 class FeatureDistance(SetMetric):
     """A distance (``distance``: "frechet" or "kernel") between the features of a cell's composites
     and of its ground-truth images; lower is better, 0 for identical sets (Fréchet). Subclasses
-    implement :meth:`features` and usually :meth:`setup` (to load the feature network).
+    implement :meth:`features` and :meth:`setup` (which loads the feature network and sets
+    ``self.source``, the network's identity, under which a batch's features are shared).
 
-    Features go through :func:`cached_features` under ``self.source`` (set by ``setup``: the network's
-    identity), so the ground truth's features are computed once for all the masks of a dataset.
+    The Fréchet state is, for the composites and the ground truth each, the count, the sum of the
+    features and the sum of their outer products (float64): shards merge by adding them.
     """
 
     distance: ClassVar[Literal["frechet", "kernel"]] = "frechet"
     higher_is_better = False
+    states = {f"{side}_{part}": "sum" for side in ("fake", "real") for part in ("count", "sum", "outer")}
+    source: tuple = ()
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """``N x D`` features of images in [0, 1] (``N x C x H x W``)."""
         raise NotImplementedError
 
-    def reset(self) -> None:
-        self._fake, self._real = [], []
+    def pairs(self, batch):
+        """The batch's (side, float64 ``N x D`` features) for the composites and the ground truth."""
+        for side, which in (("fake", "prediction"), ("real", "target")):
+            yield side, batch.features(self.source, which, self.features).double()
 
-    def update(self, prediction, target, known, **labels) -> None:
-        for images, kept in ((prediction, self._fake), (target, self._real)):
-            kept.append(cached_features(self.source, images, self.features).double().cpu().numpy())
+    def update(self, batch) -> None:
+        for side, features in self.pairs(batch):
+            self.add(f"{side}_count", np.float64(len(features)))
+            self.add(f"{side}_sum", features.sum(0))
+            self.add(f"{side}_outer", features.T @ features)
 
-    def result(self) -> float:
-        fake, real = np.concatenate(self._fake), np.concatenate(self._real)
-        if self.distance == "kernel":
-            return kernel_distance(fake, real, self.subsets, self.subset_size, seed=getattr(self, "seed", 0))
-        return frechet_distance(*gaussian_stats(fake), *gaussian_stats(real))
+    def compute(self) -> float:
+        get = self.state.get
+        if get("fake_count") is None:
+            raise ValueError("a Fréchet distance needs at least 2 images per set, got 0")
+        return frechet_distance(*stats_from_sums(get("fake_count"), get("fake_sum"), get("fake_outer")),
+                                *stats_from_sums(get("real_count"), get("real_sum"), get("real_outer")))
 
 
 class KernelDistance(FeatureDistance):
@@ -136,7 +133,19 @@ class KernelDistance(FeatureDistance):
     """
 
     distance = "kernel"
+    states = {"fake": "cat", "real": "cat"}  # the features themselves: the subsets are drawn from whole sets
+    seed = 0
 
     def __init__(self, subsets: Annotated[int, Range(1)] = 100,
                  subset_size: Annotated[int, Range(2)] = 1000) -> None:
         self.subsets, self.subset_size = subsets, subset_size
+
+    def update(self, batch) -> None:
+        for side, features in self.pairs(batch):
+            self.add(side, features)
+
+    def compute(self) -> float:
+        fake, real = self.state.get("fake"), self.state.get("real")
+        if fake is None or real is None:
+            raise ValueError("a kernel distance needs at least 2 images per set, got 0")
+        return kernel_distance(fake, real, self.subsets, self.subset_size, seed=self.seed)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from benchkit.hookspecs import hookimpl
-from benchkit.interfaces import Metric
+from benchkit.interfaces import ImageMetric
 
 DATA_RANGE = 1.0
 
@@ -79,39 +79,39 @@ def hole_errors(prediction: torch.Tensor, target: torch.Tensor, known: torch.Ten
     return torch.where(missing, diff, torch.nan).flatten(1)
 
 
-class PSNR(Metric):
+class PSNR(ImageMetric):
     name = "psnr"
     description = "PSNR (dB) of the whole composited image, data range 1"
     unit, digits = "dB", 2
 
-    def compute(self, prediction, target, known):
+    def score(self, prediction, target, known):
         return psnr(prediction, target)
 
 
-class SSIM(Metric):
+class SSIM(ImageMetric):
     name = "ssim"
     description = "SSIM of the whole image: Gaussian window sigma 1.5, population covariance"
     min_size = gaussian_window().numel()  # 11: the window must fit in the image
 
-    def compute(self, prediction, target, known):
+    def score(self, prediction, target, known):
         return ssim(prediction, target)
 
 
-class HoleL1(Metric):
+class HoleL1(ImageMetric):
     name = "l1"
     description = "mean absolute error on the missing pixels only (intensity in [0, 1])"
     higher_is_better = False
 
-    def compute(self, prediction, target, known):
+    def score(self, prediction, target, known):
         return hole_errors(prediction, target, known).abs().nanmean(1)
 
 
-class HolePSNR(Metric):
+class HolePSNR(ImageMetric):
     name = "psnr_hole"
     description = "PSNR (dB) on the missing pixels only, data range 1"
     unit, digits = "dB", 2
 
-    def compute(self, prediction, target, known):
+    def score(self, prediction, target, known):
         mse = hole_errors(prediction, target, known).pow(2).nanmean(1)
         return 10 * torch.log10(DATA_RANGE**2 / mse)
 

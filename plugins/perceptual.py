@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from benchkit.hookspecs import hookimpl
-from benchkit.interfaces import Metric, MetricContext
+from benchkit.interfaces import ImageMetric, MetricContext
 from benchkit_plugins.feature_stats import FeatureDistance, KernelDistance
 from benchkit_plugins.weights import load_into, load_state_dict
 
@@ -55,7 +55,7 @@ class KID(InceptionFeatures, KernelDistance):
     digits = 4
 
 
-class LPIPSAlex(Metric):
+class LPIPSAlex(ImageMetric):
     name = "lpips-alex"
     description = "LPIPS v0.1 distance with AlexNet features (per image, lower is better)"
     higher_is_better = False
@@ -76,7 +76,7 @@ class LPIPSAlex(Metric):
                                                  if k.startswith(f"lin{i}.")}, f"lpips-{self.backbone}")
         self.net = net.to(context.device).eval().requires_grad_(False)
 
-    def compute(self, prediction, target, known):
+    def score(self, prediction, target, known):
         with torch.no_grad():
             return self.net(as_rgb(prediction), as_rgb(target)).double()
 

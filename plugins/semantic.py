@@ -19,17 +19,17 @@ import torch
 
 from benchkit.errors import UserError
 from benchkit.hookspecs import hookimpl
-from benchkit.interfaces import Metric, MetricContext, Trainer
+from benchkit.interfaces import ImageMetric, MetricContext, Trainer
 from benchkit.options import Range
-from benchkit_plugins.feature_stats import FeatureDistance, KernelDistance, cached_features
+from benchkit_plugins.feature_stats import FeatureDistance, KernelDistance
 
 SHIPPED = (Path(__file__).parent / "models",)
 
 
 class ClassifierUser:
     """Mixin: loads the dataset's classifier in ``setup``. Its features of a batch are shared by
-    every classifier metric of the run through :func:`cached_features` (class-acc, fid-fmnist and
-    kid-fmnist compute them once)."""
+    every classifier metric of the run through :meth:`benchkit.metric.Batch.features` (class-acc,
+    fid-fmnist and kid-fmnist compute them once)."""
 
     needs_checkpoint = "classifier"
     checkpoint_dirs = SHIPPED
@@ -48,16 +48,20 @@ class ClassifierUser:
         return self.net.features(images)
 
 
-class ClassAccuracy(ClassifierUser, Metric):
+class ClassAccuracy(ClassifierUser, ImageMetric):
     name = "class-acc"
     description = "1 if the inpainted image is classified as its true label (mean = accuracy); needs labels"
     needs_labels = True
     digits = 3
 
-    def compute(self, prediction, target, known, labels=None):
+    def score(self, prediction, target, known, labels=None):
         with torch.no_grad():
-            features = cached_features(self.source, prediction, self.features)
-            return (self.net.head(features).argmax(1) == labels).double()
+            return (self.net(prediction).argmax(1) == labels).double()
+
+    def update(self, batch) -> None:  # the classifier's features of the batch, shared with fid-fmnist/kid-fmnist
+        with torch.no_grad():
+            features = batch.features(self.source, "prediction", self.features)
+            self.add("scores", (self.net.head(features).argmax(1) == batch.labels).double())
 
 
 class ClassifierFrechet(ClassifierUser, FeatureDistance):

@@ -1,7 +1,7 @@
 """Issue 13 (part): a failing metric fails only its column; presentation reads metric attributes."""
 import pandas as pd
 import benchkit
-from benchkit.interfaces import Metric
+from benchkit.interfaces import ImageMetric
 from benchkit.registry import Registry
 from benchkit.results import failures, load_results
 from benchkit.runner import RunConfig, run
@@ -10,21 +10,21 @@ from benchkit.tables import format_tables
 from conftest import TestPlugins
 
 
-class Exploding(Metric):
+class Exploding(ImageMetric):
     name = "exploding"
 
-    def compute(self, prediction, target, known):
+    def score(self, prediction, target, known):
         raise RuntimeError("no weights")
 
 
-class Darkness(Metric):
+class Darkness(ImageMetric):
     """Mean darkness of the hole: lower is better here, and it has its own unit."""
 
     name = "darkness"
     higher_is_better = False
     unit, digits = "%", 1
 
-    def compute(self, prediction, target, known):
+    def score(self, prediction, target, known):
         return 100 * (1 - prediction.double()).mean((1, 2, 3))
 
 

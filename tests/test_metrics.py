@@ -39,5 +39,5 @@ def test_hole_metrics_by_hand():
     pred = torch.tensor([[[[0.5, 0.1], [0.2, 0.0]]]])
     known = torch.tensor([[[[False, True], [False, True]]]])
     # missing pixels: errors 0.5 and 0.2 -> L1 0.35, MSE (0.25 + 0.04) / 2 = 0.145
-    assert HoleL1().compute(pred, target, known).item() == pytest.approx(0.35)
-    assert HolePSNR().compute(pred, target, known).item() == pytest.approx(10 * np.log10(1 / 0.145))
+    assert HoleL1().score(pred, target, known).item() == pytest.approx(0.35)
+    assert HolePSNR().score(pred, target, known).item() == pytest.approx(10 * np.log10(1 / 0.145))

@@ -141,11 +141,11 @@ def test_lpips_matches_the_reference_with_the_same_random_weights(backbone, tmp_
     metric = Registry().create("metric", f"lpips-{backbone}")
     metric.setup(MetricContext("x", torch.device("cpu"), (3, 64, 64), weights_dir=tmp_path))
     known = torch.zeros(4, 1, 64, 64, dtype=torch.bool)
-    assert torch.allclose(metric.compute(a, b, known).float(), expected, rtol=1e-5, atol=1e-7)
+    assert torch.allclose(metric.score(a, b, known).float(), expected, rtol=1e-5, atol=1e-7)
     gray_a, gray_b = a[:, :1], b[:, :1]
     with torch.no_grad():
         gray_expected = theirs(gray_a.expand(-1, 3, -1, -1) * 2 - 1, gray_b.expand(-1, 3, -1, -1) * 2 - 1).flatten()
-    assert torch.allclose(metric.compute(gray_a, gray_b, known).float(), gray_expected, rtol=1e-5, atol=1e-7)
+    assert torch.allclose(metric.score(gray_a, gray_b, known).float(), gray_expected, rtol=1e-5, atol=1e-7)
 
 
 def test_missing_weights_name_the_download_command(tmp_path, monkeypatch):

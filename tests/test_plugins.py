@@ -68,11 +68,11 @@ def test_shadowing_a_builtin_name_names_both_distributions(site, capsys):
 def test_an_entry_point_named_like_a_builtin_module_shadows_nothing(site):
     install(site, "more-metrics", "throwaway_metrics", """
         import benchkit
-        from benchkit.interfaces import Metric
+        from benchkit.interfaces import ImageMetric
 
-        class Zero(Metric):
+        class Zero(ImageMetric):
             name = "zero"
-            def compute(self, prediction, target, known):
+            def score(self, prediction, target, known):
                 return (prediction - target).flatten(1).sum(1) * 0
 
         @benchkit.hookimpl

@@ -13,6 +13,7 @@ import benchkit
 from benchkit.checkpoints import save_model
 from benchkit.cli import main
 from benchkit.interfaces import SetMetric
+from benchkit.masking import make_masks
 from benchkit.registry import Registry
 from benchkit.results import cell_path, failures, read_samples
 from benchkit.runner import RunConfig, run
@@ -54,8 +55,10 @@ def test_set_and_semantic_metrics_match_independent_formulas(tmp_path, models):
     with torch.no_grad():
         real = net.features(truth).double().numpy()
     for mask in ("center", "random"):
-        arrays = read_samples(out / "cells" / f"fashion-mnist-mini__{mask}__mean-fill.json", outputs=True)
-        composite = torch.from_numpy(arrays["outputs"]).float() / 255
+        # set metrics are updated in the worker on the float composites: mean-fill's, written out here
+        known = make_masks(Registry().create("mask", mask), "fashion-mnist-mini", mask, list(range(40)), 32, 32, 0)
+        hole_mean = (truth * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True)
+        composite = torch.where(known, truth, hole_mean.expand_as(truth))
         with torch.no_grad():
             fake = net.features(composite).double().numpy()
             predicted = net(composite).argmax(1)
@@ -68,10 +71,8 @@ def test_set_and_semantic_metrics_match_independent_formulas(tmp_path, models):
         off = ~np.eye(n, dtype=bool)
         kid = k(fake, fake)[off].mean() + k(real, real)[off].mean() - 2 * k(fake, real).mean()
         assert row["kid-fmnist"] == pytest.approx(kid, rel=1e-6)
-        # class-acc is per image, on the float composites: the 8-bit ones may flip at most a borderline image
         accuracy = images[images["mask"] == mask]["class-acc"].to_numpy()
-        assert set(np.unique(accuracy)) <= {0.0, 1.0}
-        assert np.abs(accuracy - (predicted == labels).double().numpy()).sum() <= 1
+        np.testing.assert_array_equal(accuracy, (predicted == labels).double().numpy())
     text = format_tables(images, ["fid-fmnist", "class-acc"], "latex", sets=sets)
     assert "% fid-fmnist on fashion-mnist-mini (one score per set, n = 40 images, lower is better)" in text
     assert "% class-acc on fashion-mnist-mini (mean" in text
@@ -146,13 +147,10 @@ def test_labelled_metrics_refuse_unlabelled_data_before_writing(tmp_path, capsys
 class ExplodingSet(SetMetric):
     name = "exploding-set"
 
-    def reset(self):
+    def update(self, batch):
         pass
 
-    def update(self, prediction, target, known):
-        pass
-
-    def result(self):
+    def compute(self):
         raise RuntimeError("no score today")
 
 
@@ -162,7 +160,7 @@ class BrokenSetup(SetMetric):
     def setup(self, context):
         raise ZeroDivisionError("bug in setup")
 
-    reset = update = result = ExplodingSet.result
+    update = compute = ExplodingSet.compute
 
 
 class Extra:
@@ -220,5 +218,7 @@ def test_set_scores_do_not_depend_on_the_executor_or_the_shards(tmp_path, models
     run(RunConfig(out=tmp_path / "b", executor="processes", executor_options={"workers": 2}, shard_size=5, **common),
         show_progress=False)
     a, b = (benchkit.load_results(tmp_path / x, level="set") for x in "ab")
-    assert a[["fid-fmnist", "kid-fmnist"]].equals(b[["fid-fmnist", "kid-fmnist"]])
+    # merged from 5 shard states (sums for FID, features for KID) against one whole-cell state: equal
+    # up to the rounding of the features of batches of other sizes and of the float64 sums
+    np.testing.assert_allclose(a[["fid-fmnist", "kid-fmnist"]], b[["fid-fmnist", "kid-fmnist"]], rtol=1e-6)
     assert benchkit.load_results(tmp_path / "a")["class-acc"].equals(benchkit.load_results(tmp_path / "b")["class-acc"])

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 import benchkit
-from benchkit.interfaces import MaskGenerator, Method, Metric, Preset
+from benchkit.interfaces import ImageMetric, MaskGenerator, Method, Preset
 from benchkit.options import Range
 
 
@@ -53,14 +53,14 @@ class StripesMask(MaskGenerator):
         return np.repeat(rows[:, None], width, axis=1)
 
 
-class MaxHoleError(Metric):
+class MaxHoleError(ImageMetric):
     """The largest absolute error over the missing pixels of each image (intensity in [0, 1])."""
 
     name = "max-hole-error"
     description = "largest absolute error in the hole (example third-party plugin)"
     higher_is_better = False
 
-    def compute(self, prediction, target, known):
+    def score(self, prediction, target, known):
         error = (prediction.double() - target.double()).abs() * (~known)
         return error.flatten(1).max(1).values
 
