@@ -34,6 +34,6 @@ def save_png(image: torch.Tensor, path: Path, scale: int = 1) -> None:
     array = to_uint8(image[None])[0]
     pil = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
     if scale > 1:
-        pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+        pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)
     pil.save(path)

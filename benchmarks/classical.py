@@ -11,10 +11,10 @@ import time
 
 import torch
 
-from benchkit.interfaces import MethodContext
-from benchkit.masking import make_masks
-from benchkit.registry import Registry
-from benchkit_plugins.metrics import psnr
+from benchkit.builtins.metrics import psnr
+from benchkit.plugin.interfaces import MethodContext
+from benchkit.plugin.registry import Registry
+from benchkit.run.masking import make_masks
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--n", type=int, default=512)

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
-from benchkit.checkpoints import find_checkpoint
-from benchkit.training import TrainConfig
-from benchkit_plugins.datasets import FashionMNISTMini
-from benchkit_plugins.gan import MODELS, latent_search, load_gan
-from benchkit_plugins.nets.dcgan import Discriminator, Generator
+from benchkit.builtins.datasets import FashionMNISTMini
+from benchkit.builtins.gan import MODELS, latent_search, load_gan
+from benchkit.builtins.nets.dcgan import Discriminator, Generator
+from benchkit.builtins.training import TrainConfig
+from benchkit.store.checkpoints import find_checkpoint
 
 
 def sync(device: torch.device) -> None:
@@ -36,7 +36,7 @@ def sync(device: torch.device) -> None:
 
 def training_rate(kind: str, images: torch.Tensor, device: str, epochs: int) -> float:
     """Images per second of the last of ``epochs`` epochs of ``benchkit train KIND`` (32 px, batch 64)."""
-    from benchkit.registry import Registry
+    from benchkit.plugin.registry import Registry
 
     registry = Registry()
     masks = {name: registry.create("mask", name) for name in ("center", "random")} if kind == "ce" else {}
@@ -67,7 +67,7 @@ def search_rate(gen, disc, batch: int, size: int, channels: int, device: torch.d
 
 def blend_seconds(n: int, device: torch.device) -> float:
     """Seconds to Poisson-blend ``n`` 32 x 32 gray images (centre holes) on ``device``, after one warm-up."""
-    from benchkit.blending import poisson_blend
+    from benchkit.builtins.blending import poisson_blend
 
     guide, target = torch.rand(n, 1, 32, 32, device=device), torch.rand(n, 1, 32, 32, device=device)
     known = torch.ones(n, 1, 32, 32, dtype=torch.bool, device=device)

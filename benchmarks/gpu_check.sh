@@ -10,7 +10,7 @@ DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-python3 -c "import benchkit, benchkit_plugins" 2>/dev/null \
+python3 -c "import benchkit, benchkit.builtins" 2>/dev/null \
     || python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
 if [ "$DEVICE" = cuda ]; then nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; fi
 python3 benchmarks/gpu_check.py --device "$DEVICE" ${QUICK:+--quick} 2>"$OUT/gpu_check.log" | tee "$OUT/gpu_check.md"

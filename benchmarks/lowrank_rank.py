@@ -10,10 +10,10 @@ import itertools
 
 import torch
 
-from benchkit.masking import make_masks
-from benchkit.registry import Registry
-from benchkit_plugins.lowrank import tnnr_complete
-from benchkit_plugins.metrics import psnr
+from benchkit.builtins.lowrank import tnnr_complete
+from benchkit.builtins.metrics import psnr
+from benchkit.plugin.registry import Registry
+from benchkit.run.masking import make_masks
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--n", type=int, default=128)
@@ -25,7 +25,7 @@ masks = {name: make_masks(registry.create("mask", name), "validation", name, lis
 scores = {}
 for rank, beta in itertools.product((1, 2, 3, 4, 6, 8), (0.05, 0.2, 1.0)):
     row = []
-    for name, known in masks.items():
+    for known in masks.values():
         out = tnnr_complete(images * known, known.expand_as(images), rank=rank, beta=beta).clamp(0, 1)
         row.append(psnr(torch.where(known, images, out.float()), images).mean().item())
     scores[(rank, beta)] = row

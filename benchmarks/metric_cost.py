@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
-from benchkit.evaluation import score
-from benchkit.registry import Registry
-from benchkit.tasks import load_test_split, prepare_metrics
-from benchkit_plugins.nets.inception import FIDInception
-from benchkit_plugins.nets.lpips import LPIPS
-from benchkit_plugins.weights import WEIGHTS
+from benchkit.builtins.nets.inception import FIDInception
+from benchkit.builtins.nets.lpips import LPIPS
+from benchkit.builtins.weights import WEIGHTS
+from benchkit.plugin.registry import Registry
+from benchkit.run.evaluation import score
+from benchkit.run.tasks import load_test_split, prepare_metrics
 
 
 def write_random_weights(folder: Path) -> None:

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchkit.checkpoints import model_stem, save_model
-from benchkit.registry import Registry
-from benchkit.results import load_results
-from benchkit.runner import RunConfig, run
+from benchkit.plugin.registry import Registry
+from benchkit.run.runner import RunConfig, run
+from benchkit.store.checkpoints import model_stem, save_model
+from benchkit.store.results import load_results
 
 MASKS = ["center", "pattern", "random", "half"]
 TABLE1_IMAGES = 3 * 2000  # CelebA (about 2,000 held out), SVHN and Cars, 2,000 each in the paper's protocol
@@ -41,8 +41,8 @@ def write_images(folder: Path, n: int) -> None:
 
 
 def write_models(models: Path, dataset: str) -> None:
-    from benchkit_plugins.nets.context_encoder import ContextEncoder
-    from benchkit_plugins.nets.dcgan import Discriminator, Generator
+    from benchkit.builtins.nets.context_encoder import ContextEncoder
+    from benchkit.builtins.nets.dcgan import Discriminator, Generator
 
     common = {"size": 64, "channels": 3, "width": 64, "nz": 100, "dataset": "timing", "untrained": True}
     gen, disc = Generator(64, 3, 100, 64), Discriminator(64, 3, 64)
@@ -50,7 +50,8 @@ def write_models(models: Path, dataset: str) -> None:
     tensors |= {f"discriminator.{k}": v for k, v in disc.state_dict().items()}
     save_model(models / f"{model_stem('gan', dataset)}.safetensors", tensors, common)
     net = ContextEncoder(64, 3, 64, None)
-    save_model(models / f"{model_stem('ce', dataset)}.safetensors", {f"encoder.{k}": v for k, v in net.state_dict().items()},
+    encoder = {f"encoder.{k}": v for k, v in net.state_dict().items()}
+    save_model(models / f"{model_stem('ce', dataset)}.safetensors", encoder,
                common | {"bottleneck": net.bottleneck, "fill": [0.5, 0.5, 0.5]})
 
 
@@ -87,7 +88,8 @@ def main() -> None:
     for method, row in per_image.iterrows():
         grid = float(row.mean()) * TABLE1_IMAGES * len(MASKS)
         total += grid
-        print(f"| {method} | " + " | ".join(f"{v:.3f}" for v in row) + f" | {grid / 3600:.1f} h | {grid / 32 / 3600:.2f} h |")
+        print(f"| {method} | " + " | ".join(f"{v:.3f}" for v in row)
+              + f" | {grid / 3600:.1f} h | {grid / 32 / 3600:.2f} h |")
     print(f"| all | | | | | {total / 3600:.1f} h | {total / 32 / 3600:.2f} h |")
 
 

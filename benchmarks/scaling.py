@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from benchkit.registry import Registry
-from benchkit.results import load_results
-from benchkit.runner import RunConfig, run
+from benchkit.plugin.registry import Registry
+from benchkit.run.runner import RunConfig, run
+from benchkit.store.results import load_results
 
 
 def timed(config: RunConfig) -> float:
@@ -72,7 +72,8 @@ def main() -> None:
     print("| executor | wall (s) | images/s | speed-up vs 1 thread | vs default in-process |")
     print("|---|---|---|---|---|")
     for name, seconds in rows:
-        print(f"| {name} | {seconds:.1f} | {images / seconds:.0f} | {base / seconds:.2f}x | {rows[1][1] / seconds:.2f}x |")
+        print(f"| {name} | {seconds:.1f} | {images / seconds:.0f} | {base / seconds:.2f}x "
+              f"| {rows[1][1] / seconds:.2f}x |")
     print(f"\nDask per-shard overhead: 256 one-image shards of mean-fill took {sharded:.1f} s against {whole:.2f} s "
           f"in one in-process shard: {(sharded - whole) / 256 * 1000:.1f} ms per shard (with {args.workers} workers; "
           f"LocalCluster start-up included); starting and closing a {args.workers}-worker LocalCluster alone "

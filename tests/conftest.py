@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import benchkit
-from benchkit.interfaces import Dataset, MaskGenerator, Method
-from benchkit.registry import Registry
-from benchkit.runner import RunConfig
+from benchkit.plugin.interfaces import Dataset, MaskGenerator, Method
+from benchkit.plugin.registry import Registry
+from benchkit.run.runner import RunConfig
 
 
 class SpyMethod(Method):

@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch
 
 import benchkit
+from benchkit.builtins.gan import GANInpainting
 from benchkit.cli import main
-from benchkit.registry import Registry
-from benchkit.runner import RunConfig, run
-from benchkit_plugins.gan import GANInpainting
+from benchkit.plugin.registry import Registry
+from benchkit.run.runner import RunConfig, run
 from tests.conftest import SpyMethod
 
 

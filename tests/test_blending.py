@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 
-from benchkit.blending import laplacian, poisson_blend
-from benchkit.masking import make_masks
-from benchkit_plugins.masks import CenterMask, PatternMask, RandomMask
+from benchkit.builtins.blending import laplacian, poisson_blend
+from benchkit.builtins.masks import CenterMask, PatternMask, RandomMask
+from benchkit.run.masking import make_masks
 
 
 def _setup(seed=0):

@@ -1,9 +1,9 @@
 import torch
 
-from benchkit.masking import make_masks
-from benchkit_plugins.nets.context_encoder import ContextEncoder, default_bottleneck, hole_weights, prefill, train_ce
-from benchkit.training import TrainConfig
-from benchkit_plugins.masks import CenterMask, RandomMask
+from benchkit.builtins.masks import CenterMask, RandomMask
+from benchkit.builtins.nets.context_encoder import ContextEncoder, default_bottleneck, hole_weights, prefill, train_ce
+from benchkit.builtins.training import TrainConfig
+from benchkit.run.masking import make_masks
 
 
 def test_prefill_never_carries_hole_pixels():
@@ -40,7 +40,7 @@ def test_tiny_context_encoder_loss_falls(tmp_path):
     masks = {"center": CenterMask(), "random": RandomMask()}
     config = TrainConfig(dataset="toy", epochs=12, batch_size=32, width=8, lr=2e-3)
     path = train_ce(images, masks, config, tmp_path, "test", bottleneck=32)
-    from benchkit.checkpoints import load_model
+    from benchkit.store.checkpoints import load_model
 
     tensors, info = load_model(path)
     net = ContextEncoder(32, 1, 8, 32)
@@ -50,7 +50,8 @@ def test_tiny_context_encoder_loss_falls(tmp_path):
     test = images[:64]
     with torch.no_grad():
         trained = (net(prefill(test, known, torch.tensor(info["fill"])) * 2 - 1) + 1) / 2
-        untrained = (ContextEncoder(32, 1, 8, 32).eval()(prefill(test, known, torch.tensor(info["fill"])) * 2 - 1) + 1) / 2
+        untrained_net = ContextEncoder(32, 1, 8, 32).eval()
+        untrained = (untrained_net(prefill(test, known, torch.tensor(info["fill"])) * 2 - 1) + 1) / 2
     hole = ~known.expand_as(test)
     error = lambda x: (x[hole] - test[hole]).pow(2).mean().item()  # noqa: E731
     assert error(trained) < 0.5 * error(untrained)
@@ -60,10 +61,10 @@ def test_tiny_context_encoder_loss_falls(tmp_path):
 def test_shipped_ce_serves_the_embedded_default_and_beats_mean_fill(tmp_path, monkeypatch):
     import json
 
-    from benchkit.registry import Registry
-    from benchkit.results import load_results
-    from benchkit.runner import RunConfig, run
-    from benchkit_plugins.ce import MODELS
+    from benchkit.builtins.ce import MODELS
+    from benchkit.plugin.registry import Registry
+    from benchkit.run.runner import RunConfig, run
+    from benchkit.store.results import load_results
 
     info = json.loads((MODELS / "ce-fashion-mnist.json").read_text())
     assert info["dataset"] == "fashion-mnist" and (info["size"], info["channels"]) == (32, 1)

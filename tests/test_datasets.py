@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
+from benchkit.builtins import datasets
+from benchkit.builtins.datasets import FashionMNIST, FashionMNISTMini, ImageFolder, read_idx_images
 from benchkit.errors import UserError
-from benchkit_plugins import datasets
-from benchkit_plugins.datasets import FashionMNIST, FashionMNISTMini, ImageFolder, read_idx_images
 
 
 def _write_idx(path, images):

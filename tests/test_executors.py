@@ -10,16 +10,15 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import TestPlugins
 
 import benchkit
 from benchkit.cli import main
 from benchkit.errors import UserError
-from benchkit.interfaces import Method
-from benchkit.registry import Registry
-from benchkit.results import failures, load_results
-from benchkit.runner import RunConfig, run
-
-from conftest import TestPlugins
+from benchkit.plugin.interfaces import Method
+from benchkit.plugin.registry import Registry
+from benchkit.run.runner import RunConfig, run
+from benchkit.store.results import failures, load_results
 
 BENCHKIT = [sys.executable, "-m", "benchkit.cli"]
 KEYS = ["dataset", "mask", "method", "image_id"]
@@ -154,14 +153,14 @@ def test_reuse_needs_the_same_versions_and_ignores_metric_order(tmp_path, monkey
     run(config, Registry(block_external=True), show_progress=False)
     config.metrics = ["l1", "psnr"]
     assert run(config, Registry(block_external=True), show_progress=False).skipped  # same cell
-    from benchkit import runner
+    from benchkit.run import plan
 
-    monkeypatch.setattr(runner, "__version__", "9.9")
+    monkeypatch.setattr(plan, "__version__", "9.9")  # the version is part of the task key
     assert not run(config, Registry(block_external=True), show_progress=False).skipped  # redone
 
 
 def test_manifest_is_never_left_running(tmp_path, monkeypatch):
-    from benchkit import runner
+    from benchkit.run import runner
 
     def explode(*args, **kwargs):
         raise MemoryError("out of memory")

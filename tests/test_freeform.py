@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from benchkit.masking import make_masks
-from benchkit.registry import Registry
-from benchkit_plugins.freeform import REFERENCE_SIZE, stroke
+from benchkit.builtins.freeform import REFERENCE_SIZE, stroke
+from benchkit.plugin.registry import Registry
+from benchkit.run.masking import make_masks
 
 REGISTRY = Registry(block_external=True)
 

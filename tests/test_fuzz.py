@@ -25,11 +25,11 @@ from PIL import Image
 import benchkit
 from benchkit.cli import main
 from benchkit.errors import UserError
-from benchkit.interfaces import MaskGenerator
-from benchkit.masking import make_masks
-from benchkit.options import option_specs
-from benchkit.registry import Registry
-from benchkit.validation import check_images
+from benchkit.plugin.interfaces import MaskGenerator
+from benchkit.plugin.options import option_specs
+from benchkit.plugin.registry import Registry
+from benchkit.run.masking import make_masks
+from benchkit.run.validation import check_images
 
 FUZZED: dict[str, set[str]] = {}  # test name -> distinct inputs tried (reported by conftest)
 EXAMPLES = int(os.environ.get("BENCHKIT_FUZZ_EXAMPLES", "0"))
@@ -188,7 +188,7 @@ def test_fuzz_corrupt_results_folder(finished_run, tmp_path_factory, target, mod
         record = json.loads(path.read_text())
         rows = record.get("rows") if isinstance(record.get("rows"), dict) else {}
         if field == "duplicate image_id":  # every column consistent, one image twice
-            for column, values in rows.items():
+            for values in rows.values():
                 values.append(values[0])
         elif "." in field:  # a nested field of the wrong type
             outer, inner = field.split(".")
@@ -376,7 +376,7 @@ def test_fuzz_every_command_on_a_valid_run(fuzz_files, tmp_path_factory, shape):
         sets = benchkit.load_results(work / "r", level="set")
         assert len(df) and set(df.method) == set(methods)
         assert len(sets) == 0 or set(sets.method) <= set(methods)
-        per_image = benchkit.results.metric_columns(df)
+        per_image = benchkit.store.results.metric_columns(df)
         if len(methods) > 1 and per_image:
             table = benchkit.compare(df, methods[0], methods[1], metrics=per_image[0])
             assert set(table.metric) <= {per_image[0]}

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
+from benchkit.builtins.gan import importance_weights, latent_search
+from benchkit.builtins.metrics import psnr
+from benchkit.builtins.nets.dcgan import Discriminator, Generator
 from benchkit.errors import UserError
-from benchkit_plugins.nets.dcgan import Discriminator, Generator
-from benchkit.runner import run
-from benchkit_plugins.gan import importance_weights, latent_search
-from benchkit_plugins.metrics import psnr
+from benchkit.run.runner import run
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +77,9 @@ def test_missing_checkpoint_names_the_training_command(registry, config, monkeyp
 def test_shipped_model_serves_the_embedded_default(tmp_path, monkeypatch):
     import json
 
-    from benchkit.registry import Registry
-    from benchkit.runner import RunConfig
-    from benchkit_plugins.gan import MODELS
+    from benchkit.builtins.gan import MODELS
+    from benchkit.plugin.registry import Registry
+    from benchkit.run.runner import RunConfig
 
     info = json.loads((MODELS / "gan-fashion-mnist.json").read_text())
     for key in ("dataset", "size", "channels", "images_seen", "seed", "wall_seconds", "command"):

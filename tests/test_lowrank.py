@@ -1,6 +1,6 @@
 import torch
 
-from benchkit_plugins.lowrank import LowRank, svt_complete, tnnr_complete
+from benchkit.builtins.lowrank import LowRank, svt_complete, tnnr_complete
 
 
 def _low_rank(n=4, size=40, rank=3, seed=0):
@@ -32,7 +32,7 @@ def test_lowrank_method_keeps_known_pixels_and_range():
 def test_svt_recovers_from_a_failed_eigendecomposition(monkeypatch):
     import torch
 
-    from benchkit_plugins import lowrank
+    from benchkit.builtins import lowrank
 
     x = torch.randn(3, 8, 6, generator=torch.Generator().manual_seed(0))
     reference = lowrank.svt(x, 0.5)

@@ -1,13 +1,12 @@
 """Issue 13 (part): a failing metric fails only its column; presentation reads metric attributes."""
-import pandas as pd
-import benchkit
-from benchkit.interfaces import ImageMetric
-from benchkit.registry import Registry
-from benchkit.results import failures, load_results
-from benchkit.runner import RunConfig, run
-from benchkit.tables import format_tables
-
 from conftest import TestPlugins
+
+import benchkit
+from benchkit.plugin.interfaces import ImageMetric
+from benchkit.plugin.registry import Registry
+from benchkit.report.tables import format_tables
+from benchkit.run.runner import RunConfig, run
+from benchkit.store.results import failures, load_results, run_display
 
 
 class Exploding(ImageMetric):
@@ -46,18 +45,18 @@ def test_a_failing_metric_fails_only_its_column(tmp_path):
     assert failures(tmp_path / "r").error.tolist() == ["metric 'exploding': RuntimeError: no weights"]
 
 
-def test_tables_read_direction_unit_and_digits_from_the_metric(monkeypatch):
-    import benchkit.registry
-
-    original = benchkit.registry.Registry
-
-    class WithMetrics(original):
-        def __init__(self, block_external=None, extra=()):
-            super().__init__(True, [MetricPlugins()])
-
-    monkeypatch.setattr(benchkit.registry, "Registry", WithMetrics)
-    df = pd.DataFrame({"dataset": "d", "mask": "center", "method": ["a", "a", "b", "b"], "image_id": [0, 1, 0, 1],
-                       "darkness": [10.0, 20.0, 30.0, 50.0]})
-    text = format_tables(df, ["darkness"], "latex")
-    assert "% darkness (%) on d" in text and "lower is better" in text
-    assert r"a & \textbf{15.0 $\pm$ 63.5} \\" in text  # the lower mean in bold, one decimal
+def test_tables_read_direction_unit_and_digits_from_the_results_folder(tmp_path):
+    """A plugin metric is shown like a built-in one, from what the results folder recorded: the
+    report needs no plugin (the tables below are rendered without MetricPlugins loaded)."""
+    registry = Registry(block_external=True, extra=[MetricPlugins()])
+    out = tmp_path / "r"
+    run(RunConfig(methods=["mean-fill", "tv[max_iter=5]"], datasets=["tiny"], masks=["center"], n_images=4,
+                  metrics=["darkness", "psnr"], out=out), registry, show_progress=False)
+    df = load_results(out)
+    text = format_tables(df, ["darkness"], "latex", display=run_display(out))
+    assert "% darkness (%) on tiny" in text and "lower is better" in text
+    means = df.groupby("method").darkness.mean()
+    best, worse = means.idxmin(), means.idxmax()
+    tex = {m: m.replace("_", "\\_") for m in means.index}
+    assert f"{tex[best]} & \\textbf{{{means[best]:.1f}" in text  # the lower mean in bold, one decimal
+    assert f"{tex[worse]} & {means[worse]:.1f}" in text

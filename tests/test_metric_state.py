@@ -5,10 +5,10 @@ import pytest
 import scipy.linalg
 import torch
 
-from benchkit.evaluation import ALL, compute_sets, merge, update
-from benchkit.metric import Batch, FeatureBank, MetricState
-from benchkit_plugins.feature_stats import FeatureDistance, KernelDistance
-from benchkit_plugins.metrics import PSNR
+from benchkit.builtins.feature_stats import FeatureDistance, KernelDistance
+from benchkit.builtins.metrics import PSNR
+from benchkit.plugin.metric import Batch, FeatureBank, MetricState
+from benchkit.run.evaluation import ALL, compute_sets, merge, update
 
 torch.manual_seed(0)
 PROJECTION = torch.randn(3 * 8 * 8, 6, dtype=torch.float64)
@@ -133,9 +133,9 @@ def test_score_later_gives_the_run_s_numbers_for_an_8_bit_method(tmp_path):
     """A method whose outputs lie on the 8-bit grid has float composites equal to its kept uint8
     ones, so scoring them later (``benchkit score``) repeats the run's numbers exactly."""
     import benchkit
-    from benchkit.interfaces import Method
-    from benchkit.registry import Registry
-    from benchkit.runner import RunConfig, run
+    from benchkit.plugin.interfaces import Method
+    from benchkit.plugin.registry import Registry
+    from benchkit.run.runner import RunConfig, run
 
     class EightBitFill(Method):
         name = "eight-bit-fill"
@@ -154,7 +154,7 @@ def test_score_later_gives_the_run_s_numbers_for_an_8_bit_method(tmp_path):
     registry = Registry(block_external=True, extra=[Plugins()])
     run(RunConfig(out=tmp_path / "all", metrics=metrics, **common), registry, show_progress=False)
     run(RunConfig(out=tmp_path / "later", metrics=["psnr"], **common), registry, show_progress=False)
-    from benchkit.scoring import score
+    from benchkit.run.scoring import score
 
     score(tmp_path / "later", metrics[1:], registry)
     for level in ("image", "set"):

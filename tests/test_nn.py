@@ -1,7 +1,7 @@
 import torch
 
-from benchkit.interfaces import MethodContext
-from benchkit_plugins.nn import NearestNeighbour, nearest_known
+from benchkit.builtins.nn import NearestNeighbour, nearest_known
+from benchkit.plugin.interfaces import MethodContext
 
 
 def test_nearest_matches_brute_force():

@@ -1,9 +1,9 @@
 """celeba, svhn and cars on tiny fixtures written in each dataset's official file format."""
-import re
 import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 import zipfile
 
@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 from scipy.io import savemat
 
+from benchkit.builtins.paper_datasets import SVHN, CelebA, StanfordCars
 from benchkit.cli import main
-from benchkit.datafiles import extract, fetch
 from benchkit.errors import UserError
-from benchkit.registry import Registry
-from benchkit_plugins.paper_datasets import CelebA, StanfordCars, SVHN
+from benchkit.plugin.registry import Registry
+from benchkit.store.datafiles import extract, fetch
 
 BLUE, WHITE = (0, 0, 255), (255, 255, 255)
 

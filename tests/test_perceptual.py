@@ -11,13 +11,13 @@ import pytest
 import scipy.linalg
 import torch
 
+from benchkit.builtins import weights as weights_module
+from benchkit.builtins.feature_stats import frechet_distance, gaussian_stats, kernel_distance
+from benchkit.builtins.nets.inception import FIDInception
+from benchkit.builtins.nets.lpips import LPIPS
 from benchkit.errors import UserError
-from benchkit.interfaces import MetricContext
-from benchkit.registry import Registry
-from benchkit_plugins import weights as weights_module
-from benchkit_plugins.feature_stats import frechet_distance, gaussian_stats, kernel_distance
-from benchkit_plugins.nets.inception import FIDInception
-from benchkit_plugins.nets.lpips import LPIPS
+from benchkit.plugin.interfaces import MetricContext
+from benchkit.plugin.registry import Registry
 from tests.reference_impls import reference
 
 

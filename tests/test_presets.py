@@ -1,5 +1,6 @@
 """benchkit run --preset yeh2017: the paper's Table 1 layout, its numbers, and skipped datasets."""
 import re
+
 import numpy as np
 import pytest
 from scipy.io import savemat

@@ -10,14 +10,12 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import TestPlugins
 from PIL import Image
 
 import benchkit
-from benchkit import runner
 from benchkit.cli import main
-from benchkit.registry import Registry
-
-from conftest import TestPlugins
+from benchkit.plugin.registry import Registry
 
 
 def cli(capsys, *args):
@@ -46,7 +44,13 @@ def photos(folder, n=4, size=(20, 24), seed=0):
 @pytest.fixture
 def with_test_plugins(monkeypatch):
     """``benchkit`` commands see the misbehaving in-process plugins of conftest too."""
-    monkeypatch.setattr(runner, "Registry", lambda: Registry(block_external=True, extra=[TestPlugins()]))
+    import benchkit.plugin.registry
+
+    class WithTestPlugins(Registry):
+        def __init__(self, block_external=None, extra=()):
+            super().__init__(True, [TestPlugins()])
+
+    monkeypatch.setattr(benchkit.plugin.registry, "Registry", WithTestPlugins)  # the command line's registry
 
 
 # 1. a run in which every cell fails: exit 1 and the failure table, not a traceback
@@ -56,7 +60,7 @@ def test_all_cells_failing_gives_exit_1_and_a_failure_table(tmp_path, capsys, mo
                          "--metrics", "psnr", "--out", "r")
     assert code == 1
     assert "2 of 2 cells failed" in out and "| tiny      | center | broken   | RuntimeError: kaboom |" in out
-    assert benchkit.load_results("r").empty and len(benchkit.results.failures("r")) == 2
+    assert benchkit.load_results("r").empty and len(benchkit.store.results.failures("r")) == 2
 
 
 # 1. (and 11 of issue 11) images too small for SSIM: exit 2 before anything is written
@@ -85,11 +89,13 @@ def test_16_bit_gray_png_is_read_at_full_depth(tmp_path):
 def test_tables_report_non_finite_values_left_out():
     import pandas as pd
 
-    from benchkit.tables import format_tables
+    from benchkit.report.tables import format_tables
 
     df = pd.DataFrame({"dataset": "d", "mask": "center", "method": "m", "image_id": [0, 1, 2],
                        "psnr": [20.0, float("inf"), 30.0]})
-    text = format_tables(df, ["psnr"])
+    from benchkit.store.results import Display, RunDisplay
+
+    text = format_tables(df, ["psnr"], display=RunDisplay(metrics={"psnr": Display(True, "dB", 2)}))
     assert "| m        | 25.00 ± 63.53 |" in text  # mean and t-interval of 20 and 30 only
     assert "left out of the means: 1 infinite values" in text
     assert format_tables(df, ["psnr"], "csv").splitlines()[1].endswith(",2")  # n counts what was averaged
@@ -198,7 +204,8 @@ def test_decompression_bomb_is_one_line(tmp_path, capsys, monkeypatch):
 # 9. `benchkit report ... | head`
 def test_report_into_a_closed_pipe(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert cli(capsys, "run", "--methods", "mean-fill,tv", "--n-images", "4", "--metrics", "psnr,l1", "--out", "r")[0] == 0
+    args = ("--methods", "mean-fill,tv", "--n-images", "4", "--metrics", "psnr,l1", "--out", "r")
+    assert cli(capsys, "run", *args)[0] == 0
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader (`head`) has already gone: every write fails with EPIPE
     result = subprocess.run([sys.executable, "-m", "benchkit.cli", "report", "r"], cwd=tmp_path,
@@ -246,7 +253,7 @@ def test_exif_orientation_is_applied(tmp_path):
     folder = tmp_path / "e"
     folder.mkdir()
     image.save(folder / "x.jpg", exif=exif.tobytes(), quality=100)
-    from benchkit_plugins.datasets import read_image
+    from benchkit.builtins.datasets import read_image
 
     shown = read_image((folder / "x.jpg").read_bytes(), folder / "x.jpg", "L", 10)[..., 0]
     # displayed 10 wide x 20 high with the white half on top; the centred 10x10 square is white in

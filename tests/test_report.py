@@ -9,12 +9,13 @@ import pytest
 from PIL import Image
 
 from benchkit.cli import main
-from benchkit.masking import make_masks
-from benchkit.pictures import HOLE_COLOUR, comparison_grid, read_samples, save_grids
-from benchkit.registry import Registry
-from benchkit.results import cell_path, load_results
-from benchkit.runner import RunConfig, run
-from benchkit.tables import format_tables
+from benchkit.plugin.registry import Registry
+from benchkit.report.pictures import HOLE_COLOUR, comparison_grid, read_samples, save_grids
+from benchkit.report.tables import format_tables
+from benchkit.run.masking import make_masks
+from benchkit.run.runner import RunConfig, run
+from benchkit.store.cells import cell_path
+from benchkit.store.results import load_results
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_grid_columns_match_an_independent_reconstruction(run_dir):
-    from benchkit_plugins.datasets import FashionMNISTMini
+    from benchkit.builtins.datasets import FashionMNISTMini
 
     truth_all = FashionMNISTMini().images("test", limit=24)
     tiles, labels = comparison_grid(run_dir, "fashion-mnist-mini", "center", rows=5, errors=True)
@@ -36,7 +37,7 @@ def test_grid_columns_match_an_independent_reconstruction(run_dir):
     assert tiles.shape == (5, 6, 32, 32, 3)
     truth = (truth_all[ids, 0] * 255).round().numpy().astype(np.uint8)
     np.testing.assert_array_equal(tiles[:, -1, ..., 0], truth)  # the ground truth of those images
-    from benchkit_plugins.masks import CenterMask
+    from benchkit.builtins.masks import CenterMask
 
     known = make_masks(CenterMask(), "fashion-mnist-mini", "center", ids.tolist(), 32, 32, 0)[:, 0].numpy()
     assert (tiles[:, 0][~known] == HOLE_COLOUR).all() and (tiles[:, 0, ..., 0][known] == truth[known]).all()
@@ -104,7 +105,10 @@ def test_latex_bolds_the_best_of_each_column():
             for i in range(3)]
     df = pd.DataFrame(rows, columns=["dataset", "mask", "method", "image_id", "psnr", "l1"])
     df.loc[df.method == "a", "psnr"] += [0.0, 5.0, 6.0]  # a's mean, 23.67, becomes the best PSNR
-    latex = format_tables(df, ["psnr", "l1"], "latex")
+    from benchkit.store.results import Display, RunDisplay
+
+    display = RunDisplay(metrics={"psnr": Display(True, "dB", 2), "l1": Display(False, "", 4)})  # as a run records
+    latex = format_tables(df, ["psnr", "l1"], "latex", display=display)
     psnr, l1 = latex.split("% l1")
     assert r"a & \textbf{23.67" in psnr and psnr.count(r"\textbf") == 1
     assert r"b & \textbf{0.1000" in l1 and l1.count(r"\textbf") == 1  # lower l1 is better

@@ -2,14 +2,15 @@ import math
 import pickle
 
 import numpy as np
-import torch
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
-from benchkit.results import cell_path, mean_ci, summary
-from benchkit.runner import plan
-from benchkit.tables import format_tables
+from benchkit.report.tables import format_tables
+from benchkit.run.runner import plan
+from benchkit.store.cells import cell_path
+from benchkit.store.results import mean_ci, summary
 
 
 def test_mean_ci_matches_scipy_t_interval():
@@ -25,9 +26,13 @@ def test_summary_and_tables_layout():
                        "image_id": [0, 0, 1, 1] * 2, "psnr": [10.0, 12.0, 14.0, 16.0, 1, 2, 3, 4]})
     table = summary(df, "psnr")["d"]
     assert table.at["a", "center"][0] == 14.0 and table.at["b", "random"][0] == 2.0
-    text = format_tables(df, ["psnr"], "github")
+    from benchkit.store.results import RunDisplay
+
+    text = format_tables(df, ["psnr"], "github", display=RunDisplay(masks=["center", "random"]))
     header = [line for line in text.splitlines() if line.startswith("| method")][0]
-    assert header.index("center") < header.index("random")  # paper order, not alphabetical
+    assert header.index("center") < header.index("random")  # the run's order, not the frame's or alphabetical
+    header = [line for line in format_tables(df, ["psnr"]).splitlines() if line.startswith("| method")][0]
+    assert header.index("random") < header.index("center")  # no display recorded: the order of appearance
 
 
 def test_cell_paths_are_safe_and_distinct(tmp_path):
@@ -51,7 +56,7 @@ def test_cell_records_are_versioned(tmp_path):
     import pytest
 
     from benchkit.errors import UserError
-    from benchkit.results import CELL_VERSION, CellRecord, read_cell, write_cell
+    from benchkit.store.cells import CELL_VERSION, CellRecord, read_cell, write_cell
 
     path = tmp_path / "cells" / "c.json"
     write_cell(path, CellRecord("d", "m", "x", "ok", rows={"image_id": [0, 1], "psnr": [1.0, 2.0]}))
@@ -68,7 +73,7 @@ def test_cell_records_are_versioned(tmp_path):
 def test_replacing_leaves_the_old_file_when_a_write_fails(tmp_path):
     import pytest
 
-    from benchkit.files import atomic_write_text, replacing
+    from benchkit.store.files import atomic_write_text, replacing
 
     target = tmp_path / "f.txt"
     atomic_write_text(target, "old")
@@ -83,8 +88,9 @@ def test_null_scores_load_as_nan(tmp_path):
     """Found by the fuzzer: a metric column of JSON nulls gave an object column and a crash in the tables."""
     import json
 
-    from benchkit.results import CellRecord, load_results, write_cell, write_manifest
-    from benchkit.tables import format_tables
+    from benchkit.report.tables import format_tables
+    from benchkit.store.cells import CellRecord, write_cell, write_manifest
+    from benchkit.store.results import load_results
 
     write_manifest(tmp_path, {"settings": {}})
     write_cell(tmp_path / "cells" / "c.json", CellRecord("d", "m", "x", "ok", rows={"image_id": [0, 1],

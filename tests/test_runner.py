@@ -2,12 +2,12 @@ import json
 
 import pytest
 import torch
+from conftest import SpyMethod
 
 from benchkit.errors import UserError
-from benchkit.results import cell_path, load_results
-from benchkit.runner import run
-
-from conftest import SpyMethod
+from benchkit.run.runner import run
+from benchkit.store.cells import cell_path
+from benchkit.store.results import load_results
 
 
 def test_methods_see_zeroed_holes_and_shared_masks(registry, config):
@@ -72,7 +72,8 @@ def test_changed_seed_needs_force(registry, config):
 
 
 @pytest.mark.parametrize("dataset,message", [
-    ("nan-images", "NaN"), ("big-values", r"values in \[0.0.*, 255\]: expected \[0, 1\]"), ("flat-shape", "expected float N x C x H x W"),
+    ("nan-images", "NaN"), ("big-values", r"values in \[0.0.*, 255\]: expected \[0, 1\]"),
+    ("flat-shape", "expected float N x C x H x W"),
 ])
 def test_bad_images_fail_before_any_output(registry, config, dataset, message):
     config.datasets = [dataset]
@@ -92,7 +93,7 @@ def test_bad_masks_fail_before_any_output(registry, config, mask, message):
 
 
 def test_mismatched_mask_shape_is_refused():
-    from benchkit.validation import check_known
+    from benchkit.run.validation import check_known
 
     with pytest.raises(UserError, match="expected bool"):
         check_known(torch.ones(2, 1, 8, 9, dtype=torch.bool), torch.rand(2, 1, 8, 8), "test")

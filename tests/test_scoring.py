@@ -6,7 +6,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import benchkit
 from benchkit.cli import main
-from benchkit.registry import Registry
+from benchkit.plugin.registry import Registry
 
 RUN = ["run", "--methods", "tv,mean-fill", "--masks", "center,thin", "--n-images", "12", "--metrics", "l1",
        "--out", "r"]

@@ -10,17 +10,18 @@ import scipy.linalg
 import torch
 
 import benchkit
-from benchkit.checkpoints import save_model
+from benchkit.builtins.datasets import FashionMNISTMini
+from benchkit.builtins.nets.classifier import Classifier, load_classifier, measure_accuracy, train_classifier
+from benchkit.builtins.training import TrainConfig
 from benchkit.cli import main
-from benchkit.interfaces import SetMetric
-from benchkit.masking import make_masks
-from benchkit.registry import Registry
-from benchkit.results import cell_path, failures, read_samples
-from benchkit.runner import RunConfig, run
-from benchkit.tables import format_tables
-from benchkit.training import TrainConfig
-from benchkit_plugins.datasets import FashionMNISTMini
-from benchkit_plugins.nets.classifier import Classifier, load_classifier, measure_accuracy, train_classifier
+from benchkit.plugin.interfaces import SetMetric
+from benchkit.plugin.registry import Registry
+from benchkit.report.tables import format_tables
+from benchkit.run.masking import make_masks
+from benchkit.run.runner import RunConfig, run
+from benchkit.store.cells import cell_path
+from benchkit.store.checkpoints import save_model
+from benchkit.store.results import failures, run_display
 
 SHIPPED = FashionMNISTMini.models_from  # the shipped classifier is trained on all of Fashion-MNIST
 
@@ -73,10 +74,10 @@ def test_set_and_semantic_metrics_match_independent_formulas(tmp_path, models):
         assert row["kid-fmnist"] == pytest.approx(kid, rel=1e-6)
         accuracy = images[images["mask"] == mask]["class-acc"].to_numpy()
         np.testing.assert_array_equal(accuracy, (predicted == labels).double().numpy())
-    text = format_tables(images, ["fid-fmnist", "class-acc"], "latex", sets=sets)
+    text = format_tables(images, ["fid-fmnist", "class-acc"], "latex", sets=sets, display=run_display(out))
     assert "% fid-fmnist on fashion-mnist-mini (one score per set, n = 40 images, lower is better)" in text
     assert "% class-acc on fashion-mnist-mini (mean" in text
-    from benchkit.report import build_html
+    from benchkit.report.html import build_html
 
     assert "kid-fmnist on fashion-mnist-mini (one score per set" in build_html(out)
 
@@ -85,7 +86,7 @@ def test_report_shows_set_metrics(tmp_path, models, capsys):
     out = tmp_path / "run"
     run(RunConfig(methods=["mean-fill"], masks=["center"], n_images=16, out=out, metrics=["psnr", "fid-fmnist"],
                   models_dir=str(models)), show_progress=False)
-    from benchkit.report import build_html
+    from benchkit.report.html import build_html
 
     page = build_html(out)
     assert "fid-fmnist on fashion-mnist-mini (one score per set, n = 16 images, lower is better)" in page
@@ -199,7 +200,7 @@ def test_classifier_training_learns_a_separable_task(tmp_path):
 
 
 def test_shipped_classifier_reaches_the_target_accuracy():
-    from benchkit_plugins.semantic import SHIPPED as folder
+    from benchkit.builtins.semantic import SHIPPED as folder
 
     path = folder[0] / f"classifier-{SHIPPED}.safetensors"
     info = json.loads(path.with_suffix(".json").read_text())

@@ -11,10 +11,10 @@ import pytest
 
 import benchkit
 from benchkit.errors import UserError
-from benchkit.registry import Registry
-from benchkit.results import load_results
-from benchkit.runner import RunConfig, plan, run
-from benchkit.spec import Spec, split_list
+from benchkit.plugin.registry import Registry
+from benchkit.plugin.spec import Spec, split_list
+from benchkit.run.runner import RunConfig, plan, run
+from benchkit.store.results import load_results
 
 OLD_RUN = Path(__file__).parent / "data" / "run-0.1.0"  # written by benchkit 0.1.0 before specs had options
 KEYS = ["dataset", "mask", "method", "image_id"]
@@ -67,7 +67,8 @@ def test_lists_split_outside_brackets():
     ("random[missing=0.8]", {}, "random"),
 ])
 def test_canonical_strings(builtins, text, fill, canonical):
-    assert Spec.parse(text, "method" if text.startswith("tv") else "mask").resolve(builtins, fill).canonical == canonical
+    kind = "method" if text.startswith("tv") else "mask"
+    assert Spec.parse(text, kind).resolve(builtins, fill).canonical == canonical
 
 
 def test_canonical_strings_parse_back_to_themselves(builtins):

@@ -6,7 +6,7 @@ from scipy import stats
 
 import benchkit
 from benchkit.errors import UserError
-from benchkit.stats import bootstrap_ci, compare_all, wilcoxon_p
+from benchkit.report.stats import bootstrap_ci, compare_all, wilcoxon_p
 
 
 def test_bootstrap_ci_matches_scipy_percentile_bootstrap():

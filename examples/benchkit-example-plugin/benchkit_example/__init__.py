@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 import benchkit
-from benchkit.interfaces import ImageMetric, MaskGenerator, Method, Preset
-from benchkit.options import Range
+from benchkit.plugin.interfaces import ImageMetric, MaskGenerator, Method, Preset
+from benchkit.plugin.options import Range
 
 
 class FlatFill(Method):

@@ -1,0 +1,55 @@
+"""``benchkit list`` (every plugin) and ``benchkit info NAME`` (a plugin's options)."""
+from __future__ import annotations
+
+import argparse
+import inspect
+
+from benchkit.plugin.hookspecs import hookimpl
+
+
+@hookimpl(tryfirst=True)  # benchkit's own commands head `benchkit --help`
+def register_commands(subparsers):
+    listing = subparsers.add_parser("list", help="show every plugin (and preset): kind, name, description, "
+                                    "distribution")
+    listing.set_defaults(handler=cmd_list)
+    info = subparsers.add_parser("info", help="a plugin's description and options: types, defaults, ranges")
+    info.add_argument("name", help="plugin name, e.g. gan or tv")
+    info.set_defaults(handler=cmd_info)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    rows = [(p.kind, p.name, p.description, p.distribution) for p in args.registry.all()]
+    print(tabulate(rows, headers=["kind", "name", "description", "distribution"]))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print each plugin called NAME (a method and a trainer may share one): kind, distribution,
+    description and its options with their types, defaults, ranges and descriptions."""
+    from tabulate import tabulate
+
+    from benchkit.plugin.options import option_specs
+    from benchkit.plugin.registry import KINDS
+
+    registry = args.registry
+    found = [registry.get(kind, args.name) for kind in KINDS if args.name in registry.names(kind)]
+    if not found:
+        registry.get("method", args.name)  # the unknown-name error, with "did you mean"
+    for info in found:
+        print(f"{info.kind} {info.name} (from {info.distribution}): {info.description}")
+        if info.kind == "preset":
+            print(f"  datasets {', '.join(info.cls.datasets)}; masks {', '.join(info.cls.masks)}; "
+                  f"methods {', '.join(info.cls.methods) or 'all available'}\n")
+            continue
+        specs = [s for s in option_specs(info.cls).values() if s.name != "data_dir"]
+        if not specs:
+            print("  no options\n")
+            continue
+        rows = [(s.name, s.type_name(), "" if s.default is inspect.Parameter.empty else repr(s.default),
+                 s.range.describe() if s.range else "", s.doc) for s in specs]
+        flag = "-o KEY=VALUE" if info.kind == "trainer" else f"{info.name}[KEY=VALUE] or -o {info.name}.KEY=VALUE"
+        print(f"  options ({flag}):")
+        print(tabulate(rows, headers=["option", "type", "default", "valid", "description"], tablefmt="github") + "\n")
+    return 0

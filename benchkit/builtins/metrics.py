@@ -1,0 +1,122 @@
+"""Built-in metrics, per image and batched: ``psnr``, ``ssim``, ``l1`` and ``psnr_hole``.
+
+All take images in [0, 1] (data range 1) and compute in float64.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from benchkit.plugin.hookspecs import hookimpl
+from benchkit.plugin.interfaces import ImageMetric
+
+DATA_RANGE = 1.0
+
+
+def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = DATA_RANGE) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB of each image, 10 log10(data_range^2 / MSE).
+
+    Identical images give +inf.
+    """
+    mse = (prediction.double() - target.double()).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(data_range**2 / mse)
+
+
+def gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> torch.Tensor:
+    """1-D Gaussian weights of radius int(truncate*sigma + 0.5), summing to 1 (as scipy's filter)."""
+    radius = int(truncate * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    w = torch.exp(-0.5 * (x / sigma) ** 2)
+    return w / w.sum()
+
+
+SSIM_ELEMENTS = 2**22  # input elements per strip: bounds SSIM's memory whatever the image size
+
+
+def ssim(prediction: torch.Tensor, target: torch.Tensor, data_range: float = DATA_RANGE,
+         sigma: float = 1.5, max_elements: int = SSIM_ELEMENTS) -> torch.Tensor:
+    """Mean structural similarity of each image (Wang et al. 2004), averaged over channels.
+
+    Gaussian window with ``sigma`` = 1.5 (11x11), K1 = 0.01, K2 = 0.03, population (not sample)
+    covariances, averaged over the pixels where the whole window fits inside the image. This matches
+    ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1, channel_axis=0)``.
+
+    The SSIM map is computed in horizontal strips of about ``max_elements`` input values (each strip
+    with the window's overlap), so memory stays bounded for large images; the result is the same.
+    """
+    x, y = prediction.double(), target.double()
+    n, c, h, w = x.shape
+    win = gaussian_window(sigma)
+    k = win.numel()
+    if h < k or w < k:
+        raise ValueError(f"SSIM needs images of at least {k}x{k} pixels, got {h}x{w}")
+    kernel_h = win.view(1, 1, k, 1).repeat(c, 1, 1, 1)
+    kernel_w = win.view(1, 1, 1, k).repeat(c, 1, 1, 1)
+
+    def blur(z: torch.Tensor) -> torch.Tensor:  # separable 'valid' Gaussian filter per channel
+        return F.conv2d(F.conv2d(z, kernel_h, groups=c), kernel_w, groups=c)
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    rows_out = h - k + 1
+    step = max(1, max_elements // (n * c * w) - (k - 1))
+    total = torch.zeros(n, c, dtype=torch.float64, device=x.device)
+    for top in range(0, rows_out, step):
+        xs, ys = x[:, :, top:min(top + step, rows_out) + k - 1], y[:, :, top:min(top + step, rows_out) + k - 1]
+        mu_x, mu_y = blur(xs), blur(ys)
+        var_x = blur(xs * xs) - mu_x**2
+        var_y = blur(ys * ys) - mu_y**2
+        cov = blur(xs * ys) - mu_x * mu_y
+        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+        total += ssim_map.sum(dim=(2, 3))
+    return (total / (rows_out * (w - k + 1))).mean(dim=1)
+
+
+def hole_errors(prediction: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """``N x (C*H*W)`` float64 errors with known pixels masked out (NaN), for hole-only metrics."""
+    diff = prediction.double() - target.double()
+    missing = (~known).expand_as(diff)
+    return torch.where(missing, diff, torch.nan).flatten(1)
+
+
+class PSNR(ImageMetric):
+    name = "psnr"
+    description = "PSNR (dB) of the whole composited image, data range 1"
+    unit, digits = "dB", 2
+
+    def score(self, prediction, target, known):
+        return psnr(prediction, target)
+
+
+class SSIM(ImageMetric):
+    name = "ssim"
+    description = "SSIM of the whole image: Gaussian window sigma 1.5, population covariance"
+    min_size = gaussian_window().numel()  # 11: the window must fit in the image
+
+    def score(self, prediction, target, known):
+        return ssim(prediction, target)
+
+
+class HoleL1(ImageMetric):
+    name = "l1"
+    description = "mean absolute error on the missing pixels only (intensity in [0, 1])"
+    higher_is_better = False
+
+    def score(self, prediction, target, known):
+        return hole_errors(prediction, target, known).abs().nanmean(1)
+
+
+class HolePSNR(ImageMetric):
+    name = "psnr_hole"
+    description = "PSNR (dB) on the missing pixels only, data range 1"
+    unit, digits = "dB", 2
+
+    def score(self, prediction, target, known):
+        mse = hole_errors(prediction, target, known).pow(2).nanmean(1)
+        return 10 * torch.log10(DATA_RANGE**2 / mse)
+
+
+@hookimpl
+def register_metrics(register):
+    for cls in (PSNR, SSIM, HoleL1, HolePSNR):
+        register(cls)

@@ -1,0 +1,94 @@
+"""Perceptual metrics with pretrained ImageNet networks: ``fid``, ``kid``, ``lpips-alex``, ``lpips-vgg``.
+
+* ``fid`` / ``kid``: Fréchet / kernel distance between Inception-v3 pool features (2048 numbers,
+  TensorFlow's FID graph, :mod:`benchkit.builtins.nets.inception`) of a cell's composites and of its
+  ground-truth images. Set metrics; lower is better. Gray images are repeated to three channels and
+  every image is resized to 299 x 299, as FID implementations do. With a few hundred images the
+  2048-dimensional covariance is poorly estimated and FID is biased upwards: compare values only
+  at equal numbers of images (KID has no such bias).
+* ``lpips-alex`` / ``lpips-vgg``: LPIPS v0.1 per image (:mod:`benchkit.builtins.nets.lpips`), at the
+  images' own size; lower is better. AlexNet needs images of at least 32 px (its last feature maps
+  are then 1 x 1), VGG-16 at least 16 px.
+
+Weights are never downloaded during a run: ``benchkit weights download NAME`` fetches them where
+there is internet (:mod:`benchkit.builtins.weights`).
+"""
+from __future__ import annotations
+
+import torch
+
+from benchkit.builtins.feature_stats import FeatureDistance, KernelDistance
+from benchkit.builtins.weights import load_into, load_state_dict
+from benchkit.plugin.hookspecs import hookimpl
+from benchkit.plugin.interfaces import ImageMetric, MetricContext
+
+
+def as_rgb(images: torch.Tensor) -> torch.Tensor:
+    """Gray images repeated to three channels; RGB passes through."""
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+
+class InceptionFeatures:
+    """Mixin: loads the FID Inception-v3 in ``setup``; ``features`` gives its 2048 pool features."""
+
+    def setup(self, context: MetricContext) -> None:
+        from benchkit.builtins.nets.inception import FIDInception
+
+        net = FIDInception()
+        load_into(net, load_state_dict("inception-fid", context.weights_dir), "inception-fid", ignore=("fc.",))
+        self.net = net.to(context.device).eval().requires_grad_(False)
+        self.seed, self.source = context.seed, ("inception-fid", str(context.weights_dir), str(context.device))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(as_rgb(images))
+
+
+class FID(InceptionFeatures, FeatureDistance):
+    name = "fid"
+    description = "FID: Fréchet distance of Inception-v3 pool features, composites vs ground truth (set metric)"
+    digits = 2
+
+
+class KID(InceptionFeatures, KernelDistance):
+    name = "kid"
+    description = "KID: unbiased MMD^2 (cubic kernel) of Inception-v3 features, composites vs ground truth (set)"
+    digits = 4
+
+
+class LPIPSAlex(ImageMetric):
+    name = "lpips-alex"
+    description = "LPIPS v0.1 distance with AlexNet features (per image, lower is better)"
+    higher_is_better = False
+    min_size = 32
+    backbone, backbone_weights = "alex", "alexnet"
+
+    def setup(self, context: MetricContext) -> None:
+        from benchkit.builtins.nets.lpips import LPIPS
+
+        net = LPIPS(self.backbone)
+        load_into(net.features, {k.removeprefix("features."): v
+                                 for k, v in load_state_dict(self.backbone_weights, context.weights_dir).items()
+                                 if k.startswith("features.") and int(k.split(".")[1]) < len(net.features)},
+                  self.backbone_weights)
+        calibration = load_state_dict(f"lpips-{self.backbone}", context.weights_dir)
+        for i in range(5):
+            load_into(getattr(net, f"lin{i}"), {k.removeprefix(f"lin{i}."): v for k, v in calibration.items()
+                                                 if k.startswith(f"lin{i}.")}, f"lpips-{self.backbone}")
+        self.net = net.to(context.device).eval().requires_grad_(False)
+
+    def score(self, prediction, target, known):
+        with torch.no_grad():
+            return self.net(as_rgb(prediction), as_rgb(target)).double()
+
+
+class LPIPSVGG(LPIPSAlex):
+    name = "lpips-vgg"
+    description = "LPIPS v0.1 distance with VGG-16 features (per image, lower is better)"
+    min_size = 16
+    backbone, backbone_weights = "vgg", "vgg16"
+
+
+@hookimpl
+def register_metrics(register):
+    for cls in (FID, KID, LPIPSAlex, LPIPSVGG):
+        register(cls)

@@ -1,0 +1,143 @@
+"""Pretrained weights of the perceptual metrics: where they come from, where benchkit looks, how to get them.
+
+benchkit defines the networks itself (:mod:`benchkit.builtins.nets.inception`,
+:mod:`benchkit.builtins.nets.lpips`) and reads the published weights files, which are PyTorch state
+dicts, with ``torch.load(weights_only=True)`` (tensors only: nothing is unpickled). Files are looked
+for, in order, in ``--weights-dir``, ``$BENCHKIT_WEIGHTS``, ``~/.cache/benchkit/weights`` (where
+``benchkit weights download NAME`` puts them) and torch hub's checkpoint folder
+(``~/.cache/torch/hub/checkpoints``, where torchvision keeps the AlexNet and VGG files it downloaded).
+
+Checksums: the LPIPS calibration files have their full SHA-256 here; the Inception, AlexNet and VGG
+files are checked against the SHA-256 prefix in their published names (as ``torch.hub`` does).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from benchkit.errors import UserError
+from benchkit.plugin.hookspecs import hookimpl
+from benchkit.run.evaluation import weights_dir as given_or_env_weights_dir
+from benchkit.store.datafiles import fetch
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A downloadable weights file: its name in benchkit, file name, URL and SHA-256 (or its prefix)."""
+
+    name: str
+    filename: str
+    url: str
+    sha256: str
+    size: str
+    used_by: str
+
+
+WEIGHTS = {w.name: w for w in (
+    WeightsFile("inception-fid", "pt_inception-2015-12-05-6726825d.pth",
+                "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                "pt_inception-2015-12-05-6726825d.pth", "6726825d", "92 MB", "fid, kid"),
+    WeightsFile("alexnet", "alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+                "7be5be79", "233 MB", "lpips-alex"),
+    WeightsFile("vgg16", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
+                "397923af", "528 MB", "lpips-vgg"),
+    WeightsFile("lpips-alex", "lpips-v0.1-alex.pth",
+                "https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/alex.pth",
+                "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", "6 kB", "lpips-alex"),
+    WeightsFile("lpips-vgg", "lpips-v0.1-vgg.pth",
+                "https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/vgg.pth",
+                "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868", "7 kB", "lpips-vgg"),
+)}
+
+
+def default_dir() -> Path:
+    """Where ``benchkit weights download`` writes: ``$BENCHKIT_WEIGHTS``, else ``~/.cache/benchkit/weights``."""
+    return given_or_env_weights_dir(None) or Path.home() / ".cache" / "benchkit" / "weights"
+
+
+def search_dirs(weights_dir: Path | None) -> list[Path]:
+    """The folders searched for weights files, in order (see the module docstring)."""
+    folders = [weights_dir] if weights_dir else []
+    folders += [default_dir(), Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" /
+                "checkpoints"]
+    return list(dict.fromkeys(folders))
+
+
+def sha256_matches(path: Path, expected: str) -> bool:
+    """Whether the file's SHA-256 (hex) starts with ``expected`` (a full digest or a published prefix)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest().startswith(expected)
+
+
+def find_weights(name: str, weights_dir: Path | None) -> Path:
+    """The path of weights file ``name``; a missing one raises the one-line error saying how to get it."""
+    entry = WEIGHTS[name]
+    for folder in search_dirs(weights_dir):
+        if (folder / entry.filename).is_file():
+            return folder / entry.filename
+    searched = ", ".join(str(f) for f in search_dirs(weights_dir))
+    raise UserError(f"pretrained weights '{name}' ({entry.filename}, {entry.size}) not found in {searched}: run "
+                    f"`benchkit weights download {name}` where there is internet, then copy the file into "
+                    "--weights-dir or $BENCHKIT_WEIGHTS")
+
+
+def load_state_dict(name: str, weights_dir: Path | None) -> dict[str, torch.Tensor]:
+    """Read weights file ``name`` as a state dict of tensors (``weights_only``: nothing is unpickled)."""
+    path = find_weights(name, weights_dir)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or holding objects that are not tensors
+        raise UserError(f"weights file {path} is unreadable ({type(exc).__name__}): delete it and run "
+                        f"`benchkit weights download {name}`") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"weights file {path} is not a state dict of tensors: delete it and run "
+                        f"`benchkit weights download {name}`")
+    return state
+
+
+def load_into(net: torch.nn.Module, state: dict[str, torch.Tensor], name: str, ignore: tuple[str, ...] = ()) -> None:
+    """Load ``state`` into ``net``, naming the file's problem in one line when keys or shapes differ.
+    Keys of ``state`` starting with one of ``ignore`` are left out."""
+    state = {k: v for k, v in state.items() if not k.startswith(ignore)}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(f"weights '{name}' do not fit benchkit's network ({str(exc).splitlines()[0]} ...): "
+                        f"delete the file and run `benchkit weights download {name}`") from exc
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    """``benchkit weights list`` and ``benchkit weights download NAME``."""
+    target = Path(args.weights_dir) if args.weights_dir else default_dir()
+    if args.weights_command == "list":
+        for entry in WEIGHTS.values():
+            found = [f / entry.filename for f in search_dirs(target) if (f / entry.filename).is_file()]
+            where = str(found[0]) if found else "not found"
+            print(f"{entry.name:14} {entry.size:>7}  used by {entry.used_by:12} {where}")
+        return 0
+    names = list(WEIGHTS) if args.name == "all" else [args.name]
+    for name in names:
+        if name not in WEIGHTS:
+            raise UserError(f"no weights called '{name}': choose from {', '.join(WEIGHTS)} or all")
+        entry = WEIGHTS[name]
+        path = fetch(entry.url, target / entry.filename, lambda p, e=entry: sha256_matches(p, e.sha256), "SHA-256")
+        print(f"{name}: {path}")
+    return 0
+
+
+@hookimpl
+def register_commands(subparsers):
+    parser = subparsers.add_parser("weights", help="pretrained weights of metrics (FID, KID, LPIPS): list, download")
+    sub = parser.add_subparsers(dest="weights_command", required=True)
+    listing = sub.add_parser("list", help="each weights file, its size, the metrics using it, and where it was found")
+    download = sub.add_parser("download", help="fetch a weights file and check its SHA-256 (needs the internet)")
+    download.add_argument("name", help=f"one of {', '.join(WEIGHTS)}, or all")
+    for p in (listing, download):
+        p.add_argument("--weights-dir", help="folder to write to and search first (default $BENCHKIT_WEIGHTS or "
+                       "~/.cache/benchkit/weights)")
+        p.set_defaults(handler=cmd_weights)

@@ -1,0 +1,302 @@
+"""The plugin interfaces: Method, MaskGenerator, Metric (:mod:`benchkit.plugin.metric`), Dataset, Trainer,
+Preset and Executor.
+
+Conventions shared by every plugin
+----------------------------------
+* Images are ``float32`` torch tensors of shape ``N x C x H x W`` with values in ``[0, 1]``.
+* Masks are ``bool`` tensors of shape ``N x 1 x H x W`` called ``known``: ``True`` where the
+  pixel is observed, ``False`` where it is missing (the hole).
+* A method only ever sees images whose missing pixels are zero. The runner composites
+  ``known * y + (1 - known) * prediction`` before any metric is computed.
+
+Plugins are classes. The registry instantiates them with keyword options given on the command
+line (``-o gan.iterations=100``), so every option must be a keyword argument with a default.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+
+from benchkit.plugin.metric import Batch, ImageMetric, Metric, MetricContext, SetMetric  # noqa: F401  (the contract)
+
+Split = Literal["train", "test"]
+
+
+@dataclass
+class MethodContext:
+    """What the runner hands a method before it inpaints a dataset.
+
+    Attributes
+    ----------
+    dataset : str
+        Name of the dataset the method is about to inpaint.
+    device : torch.device
+        Where tensors given to ``inpaint`` live, and where the method should compute.
+    image_shape : tuple of int
+        ``(C, H, W)`` of the images.
+    train_images : torch.Tensor or None
+        The dataset's training split (``N x C x H x W`` float32 in [0, 1], on the CPU), given only to
+        methods whose ``needs_train_data`` is true.
+    checkpoint : pathlib.Path or None
+        Path of the ``.safetensors`` checkpoint trained for this dataset, given only to methods whose
+        ``needs_checkpoint`` names a model kind.
+    seed : int
+        Seed of the run; methods that draw random numbers derive their generator from it.
+    """
+
+    dataset: str
+    device: torch.device
+    image_shape: tuple[int, int, int]
+    train_images: torch.Tensor | None = None
+    checkpoint: Path | None = None
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class Plugin:
+    """Base of every plugin kind: a registered name and a one-line description."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+
+class Method(Plugin, ABC):
+    """An inpainting method.
+
+    Class attributes
+    ----------------
+    needs_train_data : bool
+        If true, ``setup`` receives the dataset's training split in ``context.train_images``.
+    needs_checkpoint : str or None
+        A model kind such as ``"gan"``: ``setup`` then receives the checkpoint trained for the
+        dataset in ``context.checkpoint`` (the runner fails before starting if there is none).
+    checkpoint_dirs : tuple of pathlib.Path
+        Folders searched last for ``KIND-DATASET.safetensors`` (models a plugin ships).
+    requires : tuple of str
+        Modules of optional dependencies; without them the method is unavailable and
+        ``install_hint`` says how to get them.
+    """
+
+    needs_train_data: ClassVar[bool] = False
+    needs_checkpoint: ClassVar[str | None] = None
+    checkpoint_dirs: ClassVar[tuple[Path, ...]] = ()
+    requires: ClassVar[tuple[str, ...]] = ()
+    install_hint: ClassVar[str] = ""
+
+    @classmethod
+    def missing_requirement(cls) -> str | None:
+        """Why the method cannot run here (a missing optional module), or None."""
+        import importlib.util
+
+        for module in cls.requires:
+            if importlib.util.find_spec(module) is None:
+                return f"method '{cls.name}' needs the module '{module}': {cls.install_hint or 'install it'}"
+        return None
+
+    def check(self, context: MethodContext) -> None:
+        """Cheap checks before anything of the run is written; raise ``UserError`` naming the fix.
+        ``context.train_images`` is not filled in yet. The runner has already checked, from the
+        checkpoint's JSON, that a method's checkpoint was trained for ``context.image_shape``.
+        Default: nothing more."""
+
+    def preferred_batch_size(self, device: torch.device, image_shape: tuple[int, int, int]) -> int:
+        """Images per ``inpaint`` call under ``--batch-size auto`` (the default): what this method
+        measured fastest on ``device`` for images of ``image_shape`` ``(C, H, W)``. Default 64."""
+        return 64
+
+    def setup(self, context: MethodContext) -> None:
+        """Prepare for a dataset (load a model, index training images). Default: nothing."""
+
+    @abstractmethod
+    def inpaint(self, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Fill the missing pixels of a batch.
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            ``N x C x H x W`` float32 in [0, 1]; missing pixels are 0.
+        known : torch.Tensor
+            ``N x 1 x H x W`` bool, True where the pixel is observed.
+
+        Returns
+        -------
+        torch.Tensor
+            ``N x C x H x W`` float32 in [0, 1]. Only the missing pixels are used.
+        """
+
+
+class MaskGenerator(Plugin, ABC):
+    """Makes one ``known`` mask per image, deterministically from the generator it is given."""
+
+    def source(self, index: int) -> str | None:
+        """Where image ``index``'s mask comes from (a file name), for error messages; None if drawn."""
+        return None
+
+    @abstractmethod
+    def known(self, height: int, width: int, *, index: int, rng: np.random.Generator) -> np.ndarray:
+        """Return an ``H x W`` bool array, True where the pixel is observed.
+
+        ``index`` is the image's position in the test split; ``rng`` is seeded by the runner from
+        (run seed, dataset identity, mask name, image identity), so drawing from it is reproducible.
+        """
+
+
+class Dataset(Plugin, ABC):
+    """A source of images with a test split (inpainted) and a train split (for training models).
+
+    ``models_from`` names another dataset whose trained checkpoints serve this one when it has none
+    of its own (the embedded Fashion-MNIST subset uses models trained on all of Fashion-MNIST).
+    """
+
+    models_from: ClassVar[str | None] = None
+
+    def __init__(self, data_dir: str | None = None) -> None:
+        self.data_dir = Path(data_dir) if data_dir else None
+
+    @abstractmethod
+    def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
+        """Return the first ``limit`` images of a split (all if None).
+
+        Returns ``N x C x H x W`` float32 in [0, 1]. Raises ``benchkit.errors.UserError`` naming
+        how to get the data when it is not on disk.
+        """
+
+    def images_uint8(self, split: Split, limit: int | None = None) -> torch.Tensor:
+        """The same images as ``uint8`` (0-255), ``N x C x H x W``: a quarter of the memory, for
+        training on large sets. Default: :meth:`images` rounded; datasets that hold uint8 data
+        override it to skip the float copy."""
+        return self.images(split, limit).mul(255).round_().to(torch.uint8)
+
+    def check_files(self, split: Split) -> None:
+        """Cheaply check every file of ``split`` that a run will read (a header check, not a full
+        decode), raising UserError naming the first bad one. Called before anything is written for
+        splits that are read later (the train split of methods that learn from it); a fault that
+        only a full decode finds fails its cell instead. Default: nothing to check."""
+
+    def image_keys(self, split: Split, limit: int | None = None) -> list[str] | None:
+        """Content identities (hex digests) of the images :meth:`images` returns, or None.
+
+        Masks are seeded by (run seed, dataset identity, mask name, image): with keys, an image's
+        identity is its key, so the same picture gets the same masks wherever it lies; with None
+        (the default, for datasets with a fixed published content), the dataset's name and the
+        image's position identify it.
+        """
+        return None
+
+    def labels(self, split: Split, limit: int | None = None) -> torch.Tensor | None:
+        """Class indices (``N`` int64) of the images :meth:`images` returns, or None (the default)
+        for a dataset without labels. Metrics with ``needs_labels`` run only where there are labels."""
+        return None
+
+    def download(self, dest: Path) -> Path:
+        """Fetch the dataset's files into ``dest``; returns the folder. Optional."""
+        from benchkit.errors import UserError
+
+        raise UserError(f"dataset '{self.name}' has no download: put its files in place by hand")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (recorded in the model's JSON)."""
+
+    dataset: str
+    epochs: int = 25
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    nz: int = 100
+    width: int = 64
+    seed: int = 0
+    device: str = "cpu"
+    max_minutes: float | None = None  # stop (resumably) after this much wall time
+    checkpoint_minutes: float = 5.0
+
+
+class Trainer(Plugin, ABC):
+    """Trains a model for a dataset: ``benchkit train NAME --dataset D`` writes
+    ``NAME-D.safetensors`` with ``NAME-D.json`` (how it was trained) into ``--out``.
+
+    Options are keyword parameters of ``__init__`` (typed and range-checked like every plugin's),
+    given as ``benchkit train NAME -o KEY=VALUE``. ``needs_masks``: ``train`` receives the mask
+    generators named by ``--masks``. ``needs_labels``: ``train`` also receives ``labels=``, the
+    training split's class indices (``N`` int64; datasets without labels are refused), and ``test=``,
+    the test split's ``(uint8 images, labels)`` to report accuracy on (None where it is missing).
+    """
+
+    needs_masks: ClassVar[bool] = False
+    needs_labels: ClassVar[bool] = False
+
+    @abstractmethod
+    def train(self, images: torch.Tensor, config, out: Path, command: str,
+              masks: dict[str, MaskGenerator]) -> Path:
+        """Train (or resume) on ``images`` (``N x C x H x W`` uint8 or float32 in [0, 1], the train
+        split) with ``config`` (a :class:`TrainConfig`); return the model's path."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named run configuration (``benchkit run --preset NAME``) and the published table it
+    reproduces, if any. Registered as an instance through ``register_presets``.
+
+    ``methods`` empty means every available method; ``metrics`` empty means those of the preset
+    named ``default``, which holds what ``benchkit run`` does without flags; ``shown`` are the
+    metrics printed as tables (empty: all of them). ``paper[dataset][mask]`` holds the published
+    (left, right) values of ``metric`` for the method pair ``pair`` (None: no paper table);
+    ``labels`` gives the paper's name of each dataset.
+    """
+
+    name: str
+    description: str
+    datasets: tuple[str, ...]
+    masks: tuple[str, ...]
+    methods: tuple[str, ...] = ()
+    pair: tuple[str, str] | None = None
+    metric: str = "psnr"
+    paper: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()
+    shown: tuple[str, ...] = ()
+
+
+class Executor(Plugin, ABC):
+    """Runs shard tasks, here or elsewhere, and yields their results as they finish (any order).
+
+    Tasks are :class:`benchkit.run.tasks.ShardTask` (picklable, no tensors) and ``fn`` is a picklable
+    module-level function (``benchkit.run.tasks.run_shard``). Workers compute; only the client writes.
+
+    Class attributes
+    ----------------
+    local : bool
+        Tasks run in this process: they may use in-process plugins and report progress per batch.
+    default_shard_size : int or None
+        Images per shard when ``--shard-size`` is not given; None means one shard per cell.
+    threads : int or None
+        torch threads each task sets in its worker (None leaves the worker's setting).
+    """
+
+    local: ClassVar[bool] = False
+    default_shard_size: ClassVar[int | None] = 256
+    threads: ClassVar[int | None] = 1
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        """Add this executor's own flags to ``benchkit run`` (argparse), each named like one of its
+        options (``--scheduler`` fills ``scheduler``). ``--workers`` and ``--shard-size`` are
+        general flags already. Default: none."""
+
+    def start(self) -> None:
+        """Start or reach the workers; raise ``UserError`` (e.g. an unreachable scheduler). Called
+        before anything of the run is written."""
+
+    @abstractmethod
+    def map(self, fn, tasks: list) -> Iterator:
+        """Apply ``fn`` to every task; yield the results as they finish, each exactly once."""
+
+    def close(self) -> None:
+        """Release workers and connections."""

@@ -1,0 +1,214 @@
+"""Scoring composites with metrics: one code path for the shards, the runner and ``benchkit score``.
+
+Every metric follows one lifecycle (:mod:`benchkit.plugin.metric`): :func:`update` runs where the images
+are (a shard's worker, or the process of ``benchkit score``) and gives per-image columns and the
+states of set metrics; the writing process merges a cell's shard states (:func:`merge`) and
+computes the set scores (:func:`compute_sets`). A metric that raises fails only its own column: its
+values become NaN and the error is returned beside the others' results.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchkit.errors import UserError
+from benchkit.plugin.metric import Batch, FeatureBank, Metric, MetricContext, MetricState, SetMetric
+
+WEIGHTS_ENV = "BENCHKIT_WEIGHTS"
+
+
+def weights_dir(given: str | Path | None) -> Path | None:
+    """The folder searched first for pretrained weights: ``given`` (``--weights-dir``), else ``$BENCHKIT_WEIGHTS``."""
+    value = given or os.environ.get(WEIGHTS_ENV)
+    return Path(value) if value else None
+
+
+def metric_checkpoint(metric: Metric, dataset_spec: str, dataset, models_dir: str | None) -> Path | None:
+    """The checkpoint of a metric with ``needs_checkpoint``, found as a method's is (UserError when
+    missing); None for the others."""
+    from benchkit.store.checkpoints import find_checkpoint
+
+    if not metric.needs_checkpoint:
+        return None
+    return find_checkpoint(metric.needs_checkpoint, dataset_spec, models_dir, metric.checkpoint_dirs,
+                           dataset.models_from)
+
+
+def metric_context(dataset_spec: str, device: str, image_shape, checkpoint: str | Path | None,
+                   weights: str | Path | None, seed: int) -> MetricContext:
+    """The context of one metric on one dataset."""
+    return MetricContext(dataset=dataset_spec, device=torch.device(device), image_shape=tuple(image_shape),
+                         checkpoint=Path(checkpoint) if checkpoint else None, weights_dir=weights_dir(weights),
+                         seed=seed)
+
+
+def check_labels(metric_name: str, metric: Metric, dataset_spec: str, labels, n: int) -> None:
+    """Refuse a labelled metric on a dataset without (enough) labels, in one line."""
+    if not metric.needs_labels:
+        return
+    if labels is None:
+        raise UserError(f"metric '{metric_name}' needs class labels, and dataset '{dataset_spec}' has none: "
+                        f"leave {metric_name} out of --metrics for it")
+    if len(labels) < n:
+        raise UserError(f"dataset '{dataset_spec}' gave {len(labels)} labels for {n} images: fix the plugin")
+
+
+class FailedSetup(SetMetric):
+    """Stands in for a metric whose ``setup`` failed where it should have worked (a bug in the
+    metric, or a worker without its files): updating it raises that error, so its column fails and
+    the rest of the run stands. ``level`` is the failed metric's."""
+
+    def __init__(self, level: str, error: Exception) -> None:
+        self.level, self.needs_labels = level, False  # type: ignore[misc,assignment]  # the failed metric's
+        self.error = f"setup failed: {type(error).__name__}: {error}"
+
+    def update(self, batch: Batch) -> None:
+        raise RuntimeError(self.error)
+
+    compute = update  # type: ignore[assignment]
+
+
+ALL = "all"  # the subset of every image of a cell
+
+
+@dataclass
+class Scores:
+    """What scoring images gives: per-image columns, the states of set metrics per subset, set
+    scores once computed, and the metrics that failed (metric -> one-line error)."""
+
+    columns: dict[str, list[float]] = field(default_factory=dict)
+    states: dict[str, dict[str, MetricState]] = field(default_factory=dict)
+    sets: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor,
+           labels: torch.Tensor | None, batch_size: int, device: str | torch.device,
+           image_ids: list[int] | None = None, bank: FeatureBank | None = None,
+           subsets: dict[str, torch.Tensor] | None = None) -> Scores:
+    """Update every metric with ``composite`` against ``truth``, in batches of ``batch_size`` on ``device``.
+
+    Images are ``N x C x H x W`` float32 in [0, 1] (on any device); ``labels`` ``N`` int64 or None;
+    ``image_ids`` the images' positions in their test split (the bank keeps the ground truth's
+    features by them). Per-image metrics give a column of ``N`` values; set metrics a state per
+    subset of ``subsets`` (name -> ``N`` bool; default: every image, :data:`ALL`), to be merged with
+    other shards' by :func:`merge` and computed by :func:`compute_sets`. Each batch is moved to
+    ``device`` once and given to every metric that has not failed.
+    """
+    device = torch.device(device)
+    n = len(composite)
+    ids = list(range(n)) if image_ids is None else list(image_ids)
+    bank = bank or FeatureBank()
+    subsets = subsets if subsets is not None else {ALL: torch.ones(n, dtype=torch.bool)}
+    out = Scores(columns={name: [] for name, m in metrics.items() if m.level == "image"},
+                 states={name: {s: MetricState(m.states) for s in subsets} for name, m in metrics.items()
+                         if m.level == "set"})
+    errors = out.errors
+
+    def attempt(name: str, call, *args) -> None:
+        if name in errors:
+            return
+        try:
+            call(*args)
+        except Exception as exc:  # a failing metric fails only its own column
+            errors[name] = f"{type(exc).__name__}: {exc}"
+
+    for name, metric in metrics.items():
+        if metric.needs_labels and labels is None:
+            errors[name] = "ValueError: the metric needs labels and the dataset has none"
+    for start in range(0, n, batch_size):
+        part = slice(start, start + batch_size)
+        batch = Batch(composite[part].to(device), truth[part].to(device), known[part].to(device),
+                      labels[part].to(device) if labels is not None else None, tuple(ids[part]), bank)
+        for name, metric in metrics.items():
+            if metric.level == "image":
+                attempt(name, _score_images, metric, batch, out.columns[name])
+                continue
+            for subset, rows in subsets.items():
+                chosen = rows[part]
+                if chosen.any():
+                    attempt(name, _update_state, metric, out.states[name][subset],
+                            batch if chosen.all() else batch.subset(chosen))
+    for name in metrics:
+        if name in errors:
+            out.columns.pop(name, None)
+            out.states.pop(name, None)
+            if metrics[name].level == "image":
+                out.columns[name] = [float("nan")] * n
+    out.errors = {name: errors[name] for name in metrics if name in errors}  # in the metrics' order
+    return out
+
+
+def _score_images(metric: Metric, batch: Batch, column: list[float]) -> None:
+    metric.reset()
+    metric.update(batch)
+    column += [float(v) for v in np.asarray(metric.compute(), dtype=np.float64).tolist()]
+
+
+def _update_state(metric: Metric, state: MetricState, batch: Batch) -> None:
+    metric.state = state
+    metric.update(batch)
+
+
+def merge(parts: list[dict[str, dict[str, MetricState]]]) -> dict[str, dict[str, MetricState]]:
+    """The states of a cell from its shards' (``metric -> subset -> state`` each), merged in order."""
+    merged: dict[str, dict[str, MetricState]] = {}
+    for states in parts:
+        for name, subsets in states.items():
+            for subset, state in subsets.items():
+                target = merged.setdefault(name, {}).setdefault(subset, MetricState(state.reductions))
+                target.merge(state)
+    return merged
+
+
+def compute_sets(metrics: dict[str, Metric], states: dict[str, dict[str, MetricState]],
+                 errors: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Each set metric's score per subset from its (merged) states; a metric that raises on the
+    whole set fails its column (into ``errors``), a subset too small for it is NaN."""
+    scores: dict[str, dict[str, float]] = {}
+    for name, subsets in states.items():
+        metric = metrics[name]
+        for subset, state in subsets.items():
+            metric.state = state
+            try:
+                value = float(metric.compute())
+            except Exception as exc:
+                if subset == ALL:
+                    errors[name] = f"{type(exc).__name__}: {exc}"
+                value = float("nan")
+            scores.setdefault(name, {})[subset] = value
+    return scores
+
+
+def score(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor,
+          labels: torch.Tensor | None, batch_size: int, device: str | torch.device,
+          image_ids: list[int] | None = None, bank: FeatureBank | None = None) -> Scores:
+    """Score a whole set at once (:func:`update`, then :func:`compute_sets` on its own states):
+    per-image columns and one value per set metric in ``sets``."""
+    out = update(metrics, composite, truth, known, labels, batch_size, device, image_ids, bank)
+    values = compute_sets(metrics, out.states, out.errors)
+    out.sets = {name: (float("nan") if name in out.errors else by_subset[ALL]) for name, by_subset in values.items()}
+    out.sets |= {name: float("nan") for name in out.errors if metrics[name].level == "set"}
+    return out
+
+
+def ceilings(metrics: dict[str, Metric], images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
+             device: str) -> dict[str, float]:
+    """The mean score of the ground-truth images themselves for each labelled per-image metric
+    (``class-acc``: the classifier's own accuracy on them), the ceiling of what a fill can reach."""
+    labelled = {name: m for name, m in metrics.items() if m.needs_labels and m.level == "image"}
+    if not labelled or labels is None:
+        return {}
+    known = torch.ones(len(images), 1, *images.shape[2:], dtype=torch.bool)
+    scores = score(labelled, images, images, known, labels, batch_size, device)
+    return {name: sum(values) / len(values) for name, values in scores.columns.items() if name not in scores.errors}
+
+
+def metric_display(metric) -> dict:
+    """The attributes a report needs to show a metric, stored in the results folder's manifest."""
+    return {"level": metric.level, "higher_is_better": metric.higher_is_better, "unit": metric.unit,
+            "digits": metric.digits}

@@ -1,0 +1,50 @@
+"""What an earlier run left in a results folder that a rerun can keep: finished cells, finished shards.
+
+Both are found by their reuse key (:mod:`benchkit.run.taskkey`): a cell stores it in its settings, a
+shard's file is named by it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchkit.errors import UserError
+from benchkit.run.tasks import ShardTask
+from benchkit.store.cells import read_cell, read_samples, shard_path
+
+
+def reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> str | None:
+    """``"reuse"`` when a finished cell can be kept as it is, ``"rescore"`` when it only lacks some of
+    the run's metrics and kept its outputs (they are scored without running the method), else None;
+    says why not in ``notes`` where it matters."""
+    record = read_cell(out_file)
+    if not record.ok:
+        return None
+    old = record.settings
+    if old.get("task_key") != settings["task_key"]:  # options, seed, images, checkpoint or versions changed
+        if old.get("dataset_digest") != settings.get("dataset_digest"):
+            notes.append(f"dataset '{key[0]}' changed since cell {'/'.join(key)} was run (digest "
+                         f"{str(old.get('dataset_digest'))[:12]} -> {str(settings.get('dataset_digest'))[:12]}): "
+                         "redoing it")
+        return None
+    scored = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
+    complete = set(settings["metrics"]) <= scored  # `benchkit score` may have added columns: more is fine
+    arrays = read_samples(out_file, outputs=not complete)  # every composite is read only to score it
+    if arrays is None:
+        notes.append(f"cell {'/'.join(key)} lost its pictures ({out_file.with_suffix('.npz').name} is missing or "
+                     "unreadable): redoing it")
+        return None
+    if complete:
+        return "reuse"
+    return "rescore" if "outputs" in arrays else None
+
+
+def shard_done(cell_file: Path, task: ShardTask) -> bool:
+    """Whether a shard's file from an earlier, interrupted run can be kept: its file is named by the
+    shard's key, so one lookup answers (a file that cannot be read is redone)."""
+    path = shard_path(cell_file, task)
+    if not path.is_file():
+        return False
+    try:
+        record = read_cell(path)
+    except UserError:
+        return False
+    return record.ok and read_samples(path, outputs=True) is not None

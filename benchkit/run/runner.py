@@ -1,0 +1,201 @@
+"""Run a plan: take the results folder, start the executor, run the unfinished shards, and write.
+
+The executor runs the shards (here, in a process pool, or on a Dask cluster) and this process alone
+writes each shard's file as its result arrives, then assembles the cell when its last shard is in,
+merging the metric states of its shards into its set scores (:mod:`benchkit.run.plan` plans).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm import tqdm
+
+from benchkit.errors import WriteError
+from benchkit.plugin.interfaces import Executor
+from benchkit.plugin.registry import Registry
+from benchkit.run.evaluation import ALL, compute_sets
+from benchkit.run.plan import CellPlan, RunConfig, RunPlan, metric_batch_size, plan, with_defaults
+from benchkit.run.reuse import reusable, shard_done
+from benchkit.run.scoring import score_cell
+from benchkit.run.tasks import (
+    ShardTask,
+    run_shard,
+)
+from benchkit.store.cells import (
+    CellRecord,
+    assemble_cell,
+    read_cell,
+    read_samples,
+    shard_path,
+    state_arrays,
+    write_cell,
+    write_manifest,
+)
+from benchkit.store.folder import build_manifest, merge_display, prepare_out
+
+
+@dataclass
+class RunOutcome(RunPlan):
+    """What :func:`run` did: its plan, and the cells that ran."""
+
+    ran: list[CellRecord] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[CellRecord]:
+        """Cells whose method failed, or where a metric failed (that column only)."""
+        return [r for r in self.ran if not r.ok or r.metric_errors]
+
+
+def _mark_done(result: RunPlan, config: RunConfig) -> None:
+    """Look up each cell's and shard's reuse key in the results folder (held under its lock)."""
+    for cell in result.cells:
+        reuse = (not config.force and cell.out_file.exists()
+                 and reusable(cell.out_file, cell.record.settings, cell.key, result.notes))
+        if reuse:
+            result.skipped.append(cell.key)
+            cell.todo = []
+            if reuse == "rescore":
+                result.rescore.append(cell)
+        elif config.force:
+            _remove(cell.out_file)
+        else:
+            remaining = [t for t in cell.todo if not shard_done(cell.out_file, t)]
+            result.reused_shards += len(cell.todo) - len(remaining)
+            cell.todo = remaining
+
+
+def _remove(cell_file: Path) -> None:
+    import shutil
+
+    shutil.rmtree(cell_file.with_suffix(".shards"), ignore_errors=True)
+
+
+def _write_shard(cell: CellPlan, result) -> None:
+    task = result.task
+    states, arrays = state_arrays(result.states)
+    record = CellRecord(cell.record.dataset, cell.record.mask, cell.record.method,
+                        "ok" if result.ok else "failed", settings=cell.record.settings, metrics=cell.record.metrics,
+                        rows=result.rows, error=result.error, traceback=result.traceback, seconds=result.seconds,
+                        sample_ids=list(task.sample_ids), metric_errors=dict(result.metric_errors), states=states)
+    write_cell(shard_path(cell.out_file, task), record, None if result.samples is None else result.samples | arrays)
+
+
+def _finish(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> CellRecord:
+    """Assemble a cell whose shards are all in: its set metrics are computed from the merged states
+    of its shards before the cell is written."""
+    def set_scores(record: CellRecord, arrays: dict, states: dict) -> None:
+        metrics = {name: m for name, m in outcome.metrics[cell.key[0]].items() if m.level == "set"}
+        errors: dict[str, str] = {}
+        values = compute_sets(metrics, {name: states[name] for name in metrics
+                                        if name in states and name not in record.metric_errors}, errors)
+        record.set_scores |= {name: values[name][ALL] if name in values and name not in errors else math.nan
+                              for name in metrics}
+        merged = record.metric_errors | errors
+        record.metric_errors = {name: merged[name] for name in record.metrics if name in merged}  # the run's order
+        outcome.notes.extend(f"metric '{name}' failed on {'/'.join(cell.key)}: {error}"
+                             for name, error in errors.items())
+
+    return assemble_cell(cell.out_file, cell.record, [shard_path(cell.out_file, t) for t in cell.shards],
+                         before_write=set_scores)
+
+
+def _rescore(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> None:
+    """Score a finished cell that lacks some of the run's metrics from its kept 8-bit outputs."""
+    spec, mask, method = cell.key
+    record = read_cell(cell.out_file)
+    done = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
+    metrics = {name: m for name, m in outcome.metrics[spec].items() if name not in done}
+    split = outcome.splits[spec]
+    arrays = read_samples(cell.out_file, outputs=True)
+    assert arrays is not None  # reuse found them readable while the folder was locked
+    notes = score_cell(record, arrays, split.images, outcome.known[(spec, mask)], split.labels, metrics,
+                       metric_batch_size(config), config.device)
+    record.settings = cell.record.settings  # now scored with the run's metrics
+    write_cell(cell.out_file, record)
+    outcome.notes += notes
+    outcome.notes.append(f"cell {'/'.join(cell.key)}: {', '.join(metrics)} scored from its kept 8-bit outputs "
+                         f"({method} was not run again)")
+    if notes:
+        outcome.ran.append(record)
+
+
+def run(config: RunConfig, registry: Registry | None = None, show_progress: bool = True) -> RunOutcome:
+    """Plan, take the results folder, start the executor, then run every unfinished shard; returns
+    what ran, what was skipped, and notes."""
+    registry = registry or Registry()
+    config = with_defaults(config, registry)
+    planned = plan(config, registry)
+    outcome = RunOutcome(**{f.name: getattr(planned, f.name) for f in fields(RunPlan)})
+    assert outcome.executor is not None  # resolved by the plan
+    executor: Executor = registry.create("executor", outcome.executor)
+    executor.start()  # an unreachable scheduler fails here, before anything is written
+    lock = None
+    try:
+        previous, lock = prepare_out(config)
+        _mark_done(outcome, config)  # a corrupt cell file is found here, before the first write
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        executor.close()
+        raise
+    manifest = build_manifest(config, registry)
+    manifest["dataset_digests"] = outcome.digests
+    manifest["display"] = merge_display(previous.get("display") if isinstance(previous, dict) else None,
+                                        outcome.display)
+    if isinstance(previous, dict):  # a resumed run keeps the record of earlier attempts
+        history = previous.pop("history", [])
+        manifest["history"] = (history if isinstance(history, list) else []) + [previous]
+    bar = None
+    try:
+        write_manifest(config.out, manifest)
+        tasks = [task for cell in outcome.cells for task in cell.todo]
+        total = sum(len(t.image_ids) for t in tasks)
+        bar = tqdm(total=total, unit="img", disable=not show_progress or total == 0, dynamic_ncols=True)
+        by_key = {task.key: cell for cell in outcome.cells for task in cell.todo}
+        remaining = {cell.key: len(cell.todo) for cell in outcome.cells}
+        if executor.local:  # in this process: the caller's registry, progress per batch, the shard's name
+            def fn(task: ShardTask):
+                bar.set_description(task.label)
+                return run_shard(task, registry=registry, progress=bar.update)
+        else:
+            fn = run_shard
+        for cell in outcome.rescore:  # finished cells that lack only some metrics: no method runs again
+            _rescore(outcome, cell, config)
+        for cell in outcome.cells:  # shards all done by an interrupted run: only the cell is missing
+            if cell.key not in outcome.skipped and not cell.todo:
+                outcome.ran.append(_finish(outcome, cell, config))
+        for result in executor.map(fn, tasks):
+            cell = by_key[result.task.key]
+            _write_shard(cell, result)  # this process is the only writer
+            if not executor.local:
+                bar.update(len(result.task.image_ids))
+                bar.set_description(f"done {result.task.label}")
+            remaining[cell.key] -= 1
+            if remaining[cell.key] == 0:
+                outcome.ran.append(_finish(outcome, cell, config))
+        bar.close()
+        manifest["status"] = "finished"
+    except KeyboardInterrupt:
+        manifest["status"] = "interrupted"
+        raise
+    except BaseException as exc:  # never leave the manifest "running"
+        manifest["status"] = "failed"
+        manifest["error"] = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if bar is not None:
+            bar.close()  # so that what follows (an error, "interrupted") starts on a line of its own
+        executor.close()
+        manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        try:
+            write_manifest(config.out, manifest)
+        except WriteError:  # a full disk: the error that stopped the run is the one to report
+            if manifest["status"] == "finished":
+                raise
+        finally:
+            if lock is not None:
+                lock.close()
+    return outcome

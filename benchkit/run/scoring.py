@@ -1,0 +1,155 @@
+"""``benchkit score``: add metrics to a finished run from the composites it kept, running no method.
+
+Each finished cell keeps every composite as uint8 (``outputs`` in its ``.npz``). The ground truth
+and the masks are rebuilt from the run's manifest exactly as the run made them (masks are seeded by
+image identity), the content digest of a folder dataset is checked against the run's, and each
+metric is computed on ``outputs / 255``. Scores come from the 8-bit composites, as they would from
+saved PNG files: they can differ from the run's own scores, which are computed on the float
+composites, by the effect of rounding each pixel to 1/255.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from benchkit.errors import UserError
+from benchkit.plugin.metric import FeatureBank
+from benchkit.plugin.registry import Registry
+from benchkit.plugin.spec import Spec, unique
+from benchkit.run.defaults import METRIC_BATCH_SIZE
+from benchkit.run.evaluation import metric_display
+from benchkit.run.evaluation import score as evaluate
+from benchkit.run.masking import make_masks
+from benchkit.run.tasks import LoadedSplit, load_test_split, prepare_metrics
+from benchkit.store.cells import CellRecord, cell_path, read_manifest, read_samples, write_cell, write_manifest
+from benchkit.store.folder import lock_out, merge_display
+from benchkit.store.results import cell_records
+
+
+def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, device: str = "cpu",
+          weights_dir: str | None = None, models_dir: str | None = None,
+          batch_size: int = METRIC_BATCH_SIZE) -> tuple[list[str], int, list[str]]:
+    """Compute ``metrics`` (per image or per set) for every finished cell of ``run_dir``; store them.
+
+    Returns notes (cells left out, metrics that failed), how many (cell, metric) pairs failed, and
+    the metrics' canonical specs (their column names).
+    Every check (metric names, the data, labels, checkpoints and weights, the kept outputs) runs
+    before the first cell is rewritten; each cell is rewritten atomically.
+    """
+    registry = registry or Registry()
+    run_dir = Path(run_dir)
+    records = cell_records(run_dir)  # checks the folder and the manifest
+    manifest = read_manifest(run_dir) or {}
+    config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+    if not metrics:
+        raise UserError("--metrics is empty: name at least one metric to add")
+    notes: list[str] = []
+    names = [s.canonical for s in unique([Spec.parse(m, "metric").resolve(registry) for m in metrics],
+                                         "--metrics", notes)]  # an unknown name: one line with "did you mean"
+    jobs: list[tuple] = []
+    inputs: dict[tuple, tuple] = {}
+    splits: dict[tuple, LoadedSplit] = {}
+    prepared: dict[tuple, dict] = {}
+    failed = 0
+    for record in records:
+        if not record.rows:
+            notes.append(f"cell {'/'.join(record.key)} has no results (it failed): left out")
+            continue
+        arrays = read_samples(cell_path(run_dir, *record.key), outputs=True)
+        if arrays is None or "outputs" not in arrays:
+            raise UserError(f"cell {'/'.join(record.key)} kept no outputs (written by an older benchkit, or its "
+                            ".npz is gone): rerun it with `benchkit run ... --force`")
+        key = _inputs_key(record)
+        if key not in inputs:
+            inputs[key] = _cell_inputs(record, config or {}, registry, splits)
+        split, _ = inputs[key]
+        truth = split.images
+        if not set(record.rows["image_id"]) <= set(arrays["output_ids"].tolist()) or \
+                max(record.rows["image_id"], default=-1) >= len(truth):
+            raise UserError(f"cell {'/'.join(record.key)} does not match its kept outputs (image ids differ): it is "
+                            "corrupt; rerun it with `benchkit run ... --force`")
+        metrics_key = (record.dataset, key[2], record.settings.get("seed", 0))  # all the masks of a dataset
+        if metrics_key not in prepared:
+            prepared[metrics_key], _ = prepare_metrics(registry, names, record.dataset, split, device, models_dir,
+                                                       weights_dir, int(record.settings.get("seed", 0)))
+        jobs.append((record, arrays, key, prepared[metrics_key]))
+    lock = lock_out(run_dir)
+    banks: dict[str, FeatureBank] = {}
+    try:
+        for record, arrays, key, all_metrics in jobs:
+            split, known = inputs[key]
+            cell_metrics = all_metrics
+            if not record.ok:  # a cell that failed in part: its images are not the whole set
+                cell_metrics = {name: m for name, m in all_metrics.items() if m.level == "image"}
+                if len(cell_metrics) < len(all_metrics):
+                    notes.append(f"cell {'/'.join(record.key)} failed in part: set metrics left out")
+            bank = banks.setdefault(key[0], FeatureBank())  # ground-truth features shared by a dataset's cells
+            cell_notes = score_cell(record, arrays, split.images, known, split.labels, cell_metrics, batch_size,
+                                    device, bank)
+            failed += len(cell_notes)
+            notes += cell_notes
+            write_cell(cell_path(run_dir, *record.key), record)
+        if isinstance(manifest.get("display"), dict) and prepared:  # the report shows the new metrics as the run's
+            added = {name: metric_display(m) for name, m in next(iter(prepared.values())).items()}
+            manifest["display"] = merge_display(manifest["display"], {"metrics": added})
+            write_manifest(run_dir, manifest)
+    finally:
+        if lock is not None:
+            lock.close()
+    return notes, failed, names
+
+
+def score_cell(record: CellRecord, arrays: dict, truth: torch.Tensor, known: torch.Tensor,
+               labels: torch.Tensor | None, metrics: dict, batch_size: int, device: str,
+               bank: FeatureBank | None = None) -> list[str]:
+    """Score a finished cell's kept 8-bit composites (``arrays["outputs"]``) with set-up ``metrics``
+    and store the results in ``record`` (columns, set scores, errors). Returns a note per failed metric.
+
+    ``truth``, ``known`` and ``labels`` hold the whole test split, indexed by the cell's image ids.
+    """
+    assert record.rows is not None  # a finished cell
+    ids = arrays["output_ids"].tolist()
+    rows = record.rows["image_id"]
+    order = [ids.index(i) for i in rows]
+    outputs = torch.from_numpy(arrays["outputs"][order]).float().div_(255)
+    scores = evaluate(metrics, outputs, truth[rows], known[rows], labels[rows] if labels is not None else None,
+                      batch_size, device, rows, bank)
+    record.rows |= scores.columns
+    record.set_scores |= scores.sets
+    for name in metrics:
+        record.metric_errors.pop(name, None)
+        if name not in record.metrics:
+            record.metrics.append(name)
+    record.metric_errors |= scores.errors
+    return [f"metric '{name}' failed on {'/'.join(record.key)}: {error}" for name, error in scores.errors.items()]
+
+
+def _inputs_key(record: CellRecord) -> tuple:
+    return record.dataset, record.mask, str(record.settings.get("dataset_options"))
+
+
+def _spec(registry: Registry, kind: str, text: str, options: dict | None) -> str:
+    """The canonical spec of a cell's dataset or mask. Cells written before specs carried their
+    options keep them in their settings (``dataset_options``, ``mask_options``)."""
+    options = {k: v for k, v in (options or {}).items() if k != "data_dir"}
+    return Spec.parse(text, kind).resolve(registry, options).canonical
+
+
+def _cell_inputs(record: CellRecord, config: dict, registry: Registry, splits: dict):
+    """The test split (images, labels) and the masks of a cell, rebuilt as the run made them (masks
+    are seeded by image identity). ``splits`` keeps each split read (once per ``score``, from disk)."""
+    dataset = _spec(registry, "dataset", record.dataset, record.settings.get("dataset_options"))
+    n_images = int(record.settings.get("n_images") or 0)
+    key = (dataset, n_images)
+    if key not in splits:
+        splits[key] = load_test_split(registry, dataset, config.get("data_dir"), n_images, fresh=True)
+    split = splits[key]
+    if split.digest != record.settings.get("dataset_digest"):
+        raise UserError(f"dataset '{record.dataset}' changed since the run (content digest {str(split.digest)[:12]}, "
+                        f"the run's {str(record.settings.get('dataset_digest'))[:12]}): rerun the methods instead")
+    generator = registry.create("mask", _spec(registry, "mask", record.mask, record.settings.get("mask_options")))
+    _, _, height, width = split.images.shape
+    known = make_masks(generator, record.dataset, record.mask, list(range(len(split.images))), height, width,
+                       int(record.settings.get("seed", 0)), split.keys)
+    return split, known

@@ -1,0 +1,147 @@
+"""Dataset files on disk: where to look, verified downloads, safe extraction, and a uint8 cache.
+
+Dataset plugins that preprocess their official distribution files (decode, crop, resize) keep the
+result as a ``uint8`` array of shape ``N x H x W x C`` in a ``.npy`` file, memory-mapped on later
+runs, so the second run starts in seconds. The cache lives in ``$BENCHKIT_CACHE`` (default
+``~/.cache/benchkit``), keyed by the dataset, split, preprocessing and the size and modification
+time of the source files: changing any of them rebuilds it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from benchkit.errors import UserError
+from benchkit.store.files import replacing
+
+DATA_ENV = "BENCHKIT_DATA"
+CACHE_ENV = "BENCHKIT_CACHE"
+
+
+def data_folders(name: str, data_dir: str | Path | None) -> list[Path]:
+    """Folders searched for dataset ``name``, in order: ``DATA_DIR/NAME``, ``DATA_DIR``,
+    ``$BENCHKIT_DATA/NAME``."""
+    folders = [Path(data_dir) / name, Path(data_dir)] if data_dir else []
+    if os.environ.get(DATA_ENV):
+        folders.append(Path(os.environ[DATA_ENV]) / name)
+    return folders
+
+
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file's bytes (``md5`` or ``sha256``)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def md5_check(md5: str) -> Callable[[Path], bool]:
+    """A check for :func:`fetch`: the file's MD5 is ``md5``."""
+    return lambda path: file_digest(path) == md5
+
+
+def fetch(url: str, target: Path, check: str | Callable[[Path], bool], what: str = "checksum") -> Path:
+    """Download ``url`` to ``target`` unless a file passing ``check`` is already there.
+
+    ``check`` is the file's expected MD5 (hex) or a function of the path. The bytes go to a
+    temporary file in the same folder and are renamed into place only when they pass it (``what``
+    names it in the error), so a failed or corrupt download never leaves a file that looks complete.
+    """
+    if isinstance(check, str):
+        check, what = md5_check(check), "MD5 checksum"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_file() and check(target):
+        return target
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                shutil.copyfileobj(response, tmp)
+        except OSError as exc:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise UserError(f"download of {url} failed ({exc}): check the network, or put "
+                            f"{target.name} into {target.parent} by hand") from exc
+    if not check(Path(tmp.name)):
+        os.unlink(tmp.name)
+        raise UserError(f"{target.name} from {url} has the wrong {what}: try again later, or "
+                        f"put a good copy into {target.parent} by hand")
+    os.replace(tmp.name, target)
+    return target
+
+
+def extract(archive: Path, dest: Path) -> None:
+    """Unpack a ``.zip``, ``.tgz`` or ``.tar[.gz]`` into ``dest``, refusing members that would land
+    outside it (absolute paths, ``..``, links)."""
+    dest = dest.resolve()
+
+    def inside(member: str) -> Path:
+        path = (dest / member).resolve()
+        if dest != path and dest not in path.parents:
+            raise UserError(f"archive {archive} has an unsafe member '{member}': not extracting it")
+        return path
+
+    try:
+        if archive.suffix == ".zip":
+            with zipfile.ZipFile(archive) as zf:
+                for member in zf.namelist():
+                    inside(member)
+                zf.extractall(dest)
+        else:
+            with tarfile.open(archive) as tf:
+                for entry in tf.getmembers():
+                    inside(entry.name)
+                    if not (entry.isfile() or entry.isdir()):
+                        raise UserError(f"archive {archive} holds a link or device '{entry.name}': "
+                                        "not extracting it")
+                tf.extractall(dest, filter="data")
+    except (OSError, zipfile.BadZipFile, tarfile.TarError) as exc:
+        raise UserError(f"cannot unpack {archive} ({exc}): delete it and download it again") from exc
+
+
+def cache_dir() -> Path:
+    """Folder of preprocessed arrays: ``$BENCHKIT_CACHE`` or ``~/.cache/benchkit``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "benchkit")
+
+
+def source_fingerprint(paths: Iterable[Path]) -> list:
+    """(path, size, modification time) of each source file or folder: what the cache key tracks."""
+    rows = []
+    for path in paths:
+        stat = path.stat()
+        rows.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+    return rows
+
+
+def cached_array(key: dict, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """Return the uint8 array described by ``key``, building and caching it on first use.
+
+    ``key`` is any JSON-serialisable description (dataset, split, size, source fingerprint); the
+    array comes back memory-mapped read-only. ``build`` must return a ``uint8`` array.
+    """
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    label = "-".join(str(key[k]) for k in ("dataset", "split", "size") if k in key)
+    path = cache_dir() / f"{label}-{digest}.npy"
+    if path.is_file():
+        try:
+            return np.load(path, mmap_mode="r")
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)  # a damaged cache file is rebuilt, never trusted
+    array = build()
+    if array.dtype != np.uint8:
+        raise TypeError(f"cache builders must return uint8, got {array.dtype}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, array)
+        path.with_suffix(".json").write_text(json.dumps(key, indent=2, sort_keys=True))
+    except OSError:
+        return array  # an unwritable cache folder only costs the rebuild next time
+    return np.load(path, mmap_mode="r")
