@@ -127,8 +127,8 @@ class Processes(Executor):
 
 # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap
 # threshold at 128 KiB: every larger tensor is then a fresh mmap, and torch code that allocates many
-# intermediate tensors (tv, lowrank) runs 2.5x slower (measured: tv on 128 images, one thread, 2.21 s
-# against 0.88 s). Raising the mmap threshold to glibc's maximum restores the speed (0.92 s).
+# intermediate tensors (tv, lowrank) slows down (figures: README, "Parallel and distributed runs").
+# Raising the mmap threshold to glibc's maximum restores the speed.
 WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432"}
 
 

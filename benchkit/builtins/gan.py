@@ -69,7 +69,7 @@ def load_gan(path: Path, device: torch.device) -> tuple[Generator, Discriminator
         disc.load_state_dict({k[14:]: v for k, v in tensors.items() if k.startswith("discriminator.")})
     except (KeyError, RuntimeError, ValueError) as exc:
         raise UserError(f"checkpoint {path} does not hold a benchkit DCGAN ({exc}): train it again") from exc
-    for net in (gen, disc):  # channels-last: about 9% faster steps on CPU (benchmarks/latent_search.py)
+    for net in (gen, disc):  # channels-last: faster steps on the CPU (measured by benchmarks/latent_search.py)
         net.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
     return gen, disc, info
 

@@ -265,7 +265,8 @@ class ImageMetric(Metric):
 
     @abstractmethod
     def score(self, prediction: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        """Score each image of a batch.
+        """Score each image of a batch. A metric with ``needs_labels`` also receives the keyword
+        ``labels``, the ``N`` int64 class indices.
 
         Parameters
         ----------
@@ -273,8 +274,6 @@ class ImageMetric(Metric):
             ``N x C x H x W`` float32 in [0, 1] (data range 1).
         known : torch.Tensor
             ``N x 1 x H x W`` bool mask, True where observed.
-        labels : torch.Tensor, keyword, only when ``needs_labels``
-            ``N`` int64 class indices.
 
         Returns
         -------

@@ -10,6 +10,7 @@ from benchkit.plugin.interfaces import ImageMetric, MaskGenerator, Method, Prese
 from benchkit.plugin.options import Range
 
 
+# --8<-- [start:method]
 class FlatFill(Method):
     """Fill every missing pixel with one constant grey level.
 
@@ -31,8 +32,10 @@ class FlatFill(Method):
     def inpaint(self, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         time.sleep(self.delay)
         return torch.where(known, images, torch.full_like(images, self.value))
+# --8<-- [end:method]
 
 
+# --8<-- [start:mask]
 class StripesMask(MaskGenerator):
     """Every other group of ``width`` rows missing.
 
@@ -51,8 +54,10 @@ class StripesMask(MaskGenerator):
     def known(self, height, width, *, index, rng):
         rows = (np.arange(height) // self.width) % 2 == 0
         return np.repeat(rows[:, None], width, axis=1)
+# --8<-- [end:mask]
 
 
+# --8<-- [start:metric]
 class MaxHoleError(ImageMetric):
     """The largest absolute error over the missing pixels of each image (intensity in [0, 1])."""
 
@@ -63,13 +68,17 @@ class MaxHoleError(ImageMetric):
     def score(self, prediction, target, known):
         error = (prediction.double() - target.double()).abs() * (~known)
         return error.flatten(1).max(1).values
+# --8<-- [end:metric]
 
 
+# --8<-- [start:preset]
 STRIPES_DEMO = Preset(name="stripes-demo", description="flat-fill and mean-fill on stripes and center (example)",
                       datasets=("fashion-mnist-mini",), masks=("stripes", "center"), methods=("flat-fill", "mean-fill"),
                       pair=("flat-fill", "mean-fill"), metric="psnr")
+# --8<-- [end:preset]
 
 
+# --8<-- [start:command]
 def hello(args) -> int:
     """``benchkit hello [--name N]``: a subcommand added by a plugin."""
     print(f"hello, {args.name}, from benchkit-example-plugin")
@@ -81,8 +90,10 @@ def register_commands(subparsers):
     parser = subparsers.add_parser("hello", help="greet (a subcommand from benchkit-example-plugin)")
     parser.add_argument("--name", default="researcher")
     parser.set_defaults(handler=hello)
+# --8<-- [end:command]
 
 
+# --8<-- [start:hooks]
 @benchkit.hookimpl
 def register_metrics(register):
     register(MaxHoleError)
@@ -101,3 +112,4 @@ def register_methods(register):
 @benchkit.hookimpl
 def register_masks(register):
     register(StripesMask)
+# --8<-- [end:hooks]
