@@ -91,3 +91,23 @@ def test_shipped_model_serves_the_embedded_default(tmp_path, monkeypatch):
     outcome = run(config, Registry(block_external=True), show_progress=False)
     assert not outcome.failed and {r.method for r in outcome.ran} == {"gan[iterations=5]", "mean-fill"}
     assert outcome.ran[0].settings["checkpoint"].endswith("gan-fashion-mnist.safetensors")
+
+
+def test_an_image_s_result_does_not_depend_on_its_shard_or_batch():
+    """gan searches in groups of exactly ``group`` images (a partial group padded with copies), so
+    the same image gives the same bits alone, in a shard of 5 and in a batch of 13."""
+    from benchkit.builtins.datasets import FashionMNISTMini
+    from benchkit.builtins.gan import MODELS
+    from benchkit.plugin.interfaces import MethodContext
+    from benchkit.plugin.registry import Registry
+
+    method = Registry(block_external=True).create("method", "gan[iterations=15,group=8]")
+    method.setup(MethodContext("fashion-mnist-mini", torch.device("cpu"), (1, 32, 32),
+                               checkpoint=MODELS / "gan-fashion-mnist.safetensors"))
+    images = FashionMNISTMini().images("test", limit=13)
+    known = torch.ones(13, 1, 32, 32, dtype=torch.bool)
+    known[:, :, 8:24, 8:24] = False
+    whole = method.inpaint(images * known, known)
+    shards = torch.cat([method.inpaint(images[s:s + 5] * known[s:s + 5], known[s:s + 5]) for s in range(0, 13, 5)])
+    alone = method.inpaint(images[7:8] * known[7:8], known[7:8])
+    assert torch.equal(whole, shards) and torch.equal(whole[7:8], alone)
