@@ -146,8 +146,8 @@ class GANInpainting(Method):
         Images searched together. Every search runs on exactly this many images (a partial group
         is padded with copies of its last image, whose results are dropped), because float rounding
         depends on the batch size and the non-convex search amplifies it: with a fixed group an
-        image's result does not depend on its shard or batch. None: 16 on a CPU, the preferred
-        batch size on a GPU.
+        image's result does not depend on its shard or batch. None: 16 on a CPU, 512 on a GPU (a
+        cell of 512 images is then one group, with no padding).
     """
 
     name = "gan"
@@ -176,8 +176,7 @@ class GANInpainting(Method):
         self.gen, self.disc, _ = load_gan(context.checkpoint, context.device)
         self.seed = context.seed
         if self.group is None:
-            cpu = context.device.type == "cpu"
-            self.group = 16 if cpu else self.preferred_batch_size(context.device, context.image_shape)
+            self.group = 16 if context.device.type == "cpu" else 512
 
     def search(self, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """G(z-hat) in [-1, 1] for each image, searched in groups of exactly ``self.group`` images."""
