@@ -8,7 +8,8 @@ import torch
 from benchkit.builtins.feature_stats import FeatureDistance, KernelDistance
 from benchkit.builtins.metrics import PSNR
 from benchkit.plugin.metric import Batch, FeatureBank, MetricState
-from benchkit.run.evaluation import ALL, compute_sets, merge, update
+from benchkit.plugin.metric import merge_states as merge
+from benchkit.run.evaluation import ALL, compute_sets, update
 
 torch.manual_seed(0)
 PROJECTION = torch.randn(3 * 8 * 8, 6, dtype=torch.float64)

@@ -73,14 +73,6 @@ class MetricState:
                 self.add(name, value)
         return self
 
-    def count(self) -> int:
-        """Rows of the first ``cat`` value (images seen by a per-image metric)."""
-        for name, how in self.reductions.items():
-            if how == "cat":
-                value = self.get(name)
-                return 0 if value is None else len(value)
-        return 0
-
     def arrays(self) -> dict[str, np.ndarray]:
         """``name -> merged array`` for storage (names with nothing added are left out)."""
         return {name: value for name in self.reductions if (value := self.get(name)) is not None}
@@ -92,6 +84,16 @@ class MetricState:
             if name in reductions:
                 state.add(name, value)
         return state
+
+
+def merge_states(parts) -> dict[str, dict[str, MetricState]]:
+    """The states of a cell from its shards' (each ``metric -> subset -> MetricState``), merged in order."""
+    merged: dict[str, dict[str, MetricState]] = {}
+    for states in parts:
+        for name, subsets in states.items():
+            for subset, state in subsets.items():
+                merged.setdefault(name, {}).setdefault(subset, MetricState(state.reductions)).merge(state)
+    return merged
 
 
 @dataclass

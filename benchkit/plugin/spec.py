@@ -117,10 +117,6 @@ class Spec:
     def __str__(self) -> str:
         return self.canonical
 
-    @property
-    def option_dict(self) -> dict[str, Any]:
-        return dict(self.options)
-
     def resolve(self, registry, fill: dict[str, Any] | None = None) -> Spec:
         """Convert and check the options against the plugin's declaration; ``fill`` (from ``-o``)
         supplies the options the spec leaves unset. Returns the canonical spec: options equal to

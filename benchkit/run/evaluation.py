@@ -2,7 +2,8 @@
 
 Every metric follows one lifecycle (:mod:`benchkit.plugin.metric`): :func:`update` runs where the images
 are (a shard's worker, or the process of ``benchkit score``) and gives per-image columns and the
-states of set metrics; the writing process merges a cell's shard states (:func:`merge`) and
+states of set metrics; the writing process merges a cell's shard states
+(:func:`benchkit.plugin.metric.merge_states`) and
 computes the set scores (:func:`compute_sets`). A metric that raises fails only its own column: its
 values become NaN and the error is returned beside the others' results.
 """
@@ -96,7 +97,8 @@ def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Ten
     ``image_ids`` the images' positions in their test split (the bank keeps the ground truth's
     features by them). Per-image metrics give a column of ``N`` values; set metrics a state per
     subset of ``subsets`` (name -> ``N`` bool; default: every image, :data:`ALL`), to be merged with
-    other shards' by :func:`merge` and computed by :func:`compute_sets`. Each batch is moved to
+    other shards' by :func:`benchkit.plugin.metric.merge_states` and computed by
+    :func:`compute_sets`. Each batch is moved to
     ``device`` once and given to every metric that has not failed.
     """
     device = torch.device(device)
@@ -152,17 +154,6 @@ def _score_images(metric: Metric, batch: Batch, column: list[float]) -> None:
 def _update_state(metric: Metric, state: MetricState, batch: Batch) -> None:
     metric.state = state
     metric.update(batch)
-
-
-def merge(parts: list[dict[str, dict[str, MetricState]]]) -> dict[str, dict[str, MetricState]]:
-    """The states of a cell from its shards' (``metric -> subset -> state`` each), merged in order."""
-    merged: dict[str, dict[str, MetricState]] = {}
-    for states in parts:
-        for name, subsets in states.items():
-            for subset, state in subsets.items():
-                target = merged.setdefault(name, {}).setdefault(subset, MetricState(state.reductions))
-                target.merge(state)
-    return merged
 
 
 def compute_sets(metrics: dict[str, Metric], states: dict[str, dict[str, MetricState]],

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from benchkit.errors import UserError
-from benchkit.plugin.metric import MetricState
+from benchkit.plugin.metric import MetricState, merge_states
 from benchkit.store.files import atomic_write_bytes, atomic_write_text
 
 MANIFEST = "manifest.json"
@@ -203,11 +203,7 @@ def assemble_cell(cell_file: Path, record: CellRecord, paths: list[Path],
     keys = SAMPLE_ARRAYS + (OUTPUT_ARRAYS if arrays and all("outputs" in a for a in arrays) else ())
     samples = {k: np.concatenate([a[k] for a in arrays]) for k in keys} if arrays else None
     record.sample_ids = samples["ids"].tolist() if samples else []
-    states: dict[str, dict[str, MetricState]] = {}
-    for path, shard in zip(paths, shards):
-        for metric, subsets in read_states(path, shard).items():
-            for subset, state in subsets.items():
-                states.setdefault(metric, {}).setdefault(subset, MetricState(state.reductions)).merge(state)
+    states = merge_states(read_states(path, shard) for path, shard in zip(paths, shards))
     if before_write is not None and record.ok and samples is not None:
         before_write(record, samples, states)
     write_cell(cell_file, record, samples)
