@@ -382,3 +382,89 @@ def test_fuzz_every_command_on_a_valid_run(fuzz_files, tmp_path_factory, shape):
             assert set(table.metric) <= {per_image[0]}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- prediction folders
+
+@pytest.fixture(scope="module")
+def exported_predictions(tmp_path_factory):
+    """An export of 6 images x 2 masks in each layout, and predictions of it (the ground truth itself)."""
+    root = tmp_path_factory.mktemp("predictions")
+    folders = {}
+    for layout in ("benchkit", "lama", "repaint"):
+        export = root / f"export-{layout}"
+        assert main(["export", "--masks", "center,thick", "--n-images", "6", "--layout", layout,
+                     "--out", str(export)]) == 0
+        manifest = json.loads((export / "manifest.json").read_text())
+        prediction = {"benchkit": "{}.png", "lama": "{}_mask000.png", "repaint": "inpainted/{}.png"}[layout]
+        truth = "{}.png" if layout == "lama" else "gt/{}.png"
+        clean = root / f"predictions-{layout}"
+        for cell in manifest["cells"]:
+            for image_id in cell["image_ids"]:
+                target = clean / cell["folder"] / prediction.format(f"{image_id:05d}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(export / cell["folder"] / truth.format(f"{image_id:05d}"), target)
+        shutil.copy(export / "manifest.json", clean / "manifest.json")
+        folders[layout] = clean
+    return folders
+
+
+PREDICTION_FAULTS = ["none", "delete", "extra", "resize", "truncate", "garbage", "16-bit", "colour", "rgba",
+                     "jpeg", "manifest-json", "manifest-seed", "manifest-delete", "empty"]
+
+
+def apply_fault(folder: Path, path: Path, fault: str) -> None:
+    """Damage one prediction file (or the folder's manifest) in the way ``fault`` names."""
+    if fault == "delete":
+        path.unlink()
+    elif fault == "extra":
+        shutil.copy(path, path.with_name("99999" + path.name[5:]))
+    elif fault == "resize":
+        Image.open(path).resize((20, 20)).save(path)
+    elif fault == "truncate":
+        path.write_bytes(path.read_bytes()[:30])
+    elif fault == "garbage":
+        path.write_bytes(b"not an image at all")
+    elif fault == "16-bit":
+        Image.fromarray(np.asarray(Image.open(path).convert("L")).astype(np.uint16) * 257).save(path)
+    elif fault == "colour":
+        gray = np.asarray(Image.open(path).convert("L"))
+        Image.fromarray(np.stack([gray, 255 - gray, gray], -1)).save(path)
+    elif fault == "rgba":
+        Image.open(path).convert("RGBA").save(path)
+    elif fault == "jpeg":
+        Image.open(path).convert("L").save(path.with_suffix(".jpg"))
+        path.unlink()
+    elif fault == "manifest-json":
+        (folder / "manifest.json").write_text("{broken")
+    elif fault == "manifest-seed":
+        manifest = json.loads((folder / "manifest.json").read_text())
+        (folder / "manifest.json").write_text(json.dumps(manifest | {"seed": 3}))
+    elif fault == "manifest-delete":
+        (folder / "manifest.json").unlink()
+    elif fault == "empty":
+        path.write_bytes(b"")
+
+
+@examples(60)
+@given(layout=st.sampled_from(["benchkit", "lama", "repaint"]),
+       faults=st.lists(st.tuples(st.sampled_from(PREDICTION_FAULTS), st.integers(0, 11)), min_size=0, max_size=3),
+       n_images=st.sampled_from([3, 6, 7]))
+def test_fuzz_prediction_folders(exported_predictions, tmp_path_factory, layout, faults, n_images):
+    tried("prediction folder", (layout, faults, n_images))
+    work = tmp_path_factory.mktemp("pred")
+    folder = work / "P"
+    shutil.copytree(exported_predictions[layout], folder)
+    files = sorted(p for p in folder.rglob("*.png"))
+    for fault, which in faults:
+        try:
+            apply_fault(folder, files[which % len(files)], fault)
+        except Exception:  # this fault cannot be made on what earlier faults left (a garbage file ...)
+            continue
+    results = work / "R"
+    args = ["run", "--methods", f"predictions:{folder}[name=model],mean-fill", "--masks", "center,thick",
+            "--n-images", str(n_images), "--metrics", "psnr", "--out", str(results)]
+    code, out, err = run_cli(args, work)
+    check_outcome(args, code, out, err, results, existed=False)
+    if all(f in ("none", "16-bit", "jpeg") for f, _ in faults) and n_images <= 6:
+        assert code == 0, (faults, err)  # undamaged, or damaged only in ways benchkit reads

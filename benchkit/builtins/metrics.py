@@ -116,7 +116,40 @@ class HolePSNR(ImageMetric):
         return 10 * torch.log10(DATA_RANGE**2 / mse)
 
 
+class KnownChange(ImageMetric):
+    """How much a method changed the *known* pixels of its input, before the composite pastes them
+    back: mean absolute error (``known-l1``) or PSNR in dB (``known-psnr``) of its raw output on the
+    known pixels. 0 and +inf for a method that keeps them; diffusion pipelines are known to alter
+    them. Needs the raw outputs, which only a run has (not ``benchkit score``)."""
+
+    name = "known-l1"
+    description = "mean absolute change of the known pixels by the method's raw output (before the composite)"
+    higher_is_better = False
+
+    def score(self, prediction, target, known):  # only through update(): the raw output is in the batch
+        raise ValueError("scores the raw output, given in update()")
+
+    def errors(self, batch) -> torch.Tensor:
+        """``N x (C*H*W)`` raw-output errors on the known pixels (NaN elsewhere)."""
+        if batch.raw is None:
+            raise ValueError(f"{self.name} needs the methods' raw outputs, which only `benchkit run` has")
+        return hole_errors(batch.raw, batch.target, ~batch.known)
+
+    def update(self, batch) -> None:
+        self.add("scores", self.errors(batch).abs().nanmean(1))
+
+
+class KnownChangePSNR(KnownChange):
+    name = "known-psnr"
+    description = "PSNR (dB) of the method's raw output on the known pixels (before the composite)"
+    higher_is_better = True
+    unit, digits = "dB", 2
+
+    def update(self, batch) -> None:
+        self.add("scores", 10 * torch.log10(DATA_RANGE**2 / self.errors(batch).pow(2).nanmean(1)))
+
+
 @hookimpl
 def register_metrics(register):
-    for cls in (PSNR, SSIM, HoleL1, HolePSNR):
+    for cls in (PSNR, SSIM, HoleL1, HolePSNR, KnownChange, KnownChangePSNR):
         register(cls)

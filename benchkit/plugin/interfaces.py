@@ -48,6 +48,12 @@ class MethodContext:
         ``needs_checkpoint`` names a model kind.
     seed : int
         Seed of the run; methods that draw random numbers derive their generator from it.
+    masks : tuple of str
+        Canonical specs of the run's masks (given to :meth:`Method.check`).
+    image_ids : tuple of int
+        Positions in the test split of the images the run inpaints (given to :meth:`Method.check`).
+    dataset_digest : str or None
+        Content digest of a folder-like dataset (None for named ones).
     """
 
     dataset: str
@@ -57,6 +63,9 @@ class MethodContext:
     checkpoint: Path | None = None
     seed: int = 0
     extra: dict = field(default_factory=dict)
+    masks: tuple[str, ...] = ()
+    image_ids: tuple[int, ...] = ()
+    dataset_digest: str | None = None
 
 
 class Plugin:
@@ -81,6 +90,13 @@ class Method(Plugin, ABC):
     requires : tuple of str
         Modules of optional dependencies; without them the method is unavailable and
         ``install_hint`` says how to get them.
+    in_default_run : bool
+        Whether ``benchkit run`` without ``--methods`` ("every available method") includes it;
+        ``predictions`` does not (it needs a folder). ``--methods`` can always name it.
+    needs_cell : bool
+        If true, ``inpaint`` also receives the keywords ``mask`` (the canonical mask spec of the
+        cell) and ``image_ids`` (the batch's positions in the test split): for methods that read
+        results made elsewhere rather than compute them.
     """
 
     needs_train_data: ClassVar[bool] = False
@@ -88,6 +104,8 @@ class Method(Plugin, ABC):
     checkpoint_dirs: ClassVar[tuple[Path, ...]] = ()
     requires: ClassVar[tuple[str, ...]] = ()
     install_hint: ClassVar[str] = ""
+    needs_cell: ClassVar[bool] = False
+    in_default_run: ClassVar[bool] = True
 
     @classmethod
     def missing_requirement(cls) -> str | None:

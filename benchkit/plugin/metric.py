@@ -163,6 +163,9 @@ class Batch:
         ``N`` int64 class indices, where the dataset has them.
     image_ids : tuple of int
         The images' positions in the dataset's test split.
+    raw : torch.Tensor or None
+        The method's own output before the composite (its known pixels included), ``N x C x H x W``;
+        None when the images are scored later from kept composites (``benchkit score``).
     """
 
     prediction: torch.Tensor
@@ -171,6 +174,7 @@ class Batch:
     labels: torch.Tensor | None = None
     image_ids: tuple[int, ...] = ()
     bank: FeatureBank = field(default_factory=FeatureBank)
+    raw: torch.Tensor | None = None
     _memo: dict = field(default_factory=dict, repr=False)
     _parent: tuple[Batch, torch.Tensor] | None = field(default=None, repr=False)  # (whole batch, rows) of a subset
 
@@ -199,7 +203,7 @@ class Batch:
         return Batch(self.prediction[index], self.target[index], self.known[index],
                      None if self.labels is None else self.labels[index],
                      tuple(self.image_ids[i] for i in index.tolist()) if self.image_ids else (), self.bank,
-                     _parent=(self, index))
+                     None if self.raw is None else self.raw[index], _parent=(self, index))
 
 
 class Metric(ABC):

@@ -31,9 +31,10 @@ ENTRY_POINT_GROUP = "benchkit"
 BLOCK_ENV = "BENCHKIT_BLOCK_EXTERNAL_PLUGINS"
 BUILTIN_DISTRIBUTION = "benchkit"
 BUILTIN_MODULES = tuple(f"benchkit.builtins.{m}" for m in (
-    "commands.plugins", "commands.models", "commands.results", "commands.run",  # called last first: run heads --help
+    "commands.plugins", "commands.models", "commands.export", "commands.results", "commands.run",  # run heads --help
     "datasets", "paper_datasets", "masks", "metrics", "baselines", "tv", "lowrank", "nn", "patchmatch",
-    "references", "gan", "ce", "presets", "executors", "freeform", "semantic", "perceptual", "weights"))
+    "references", "gan", "ce", "presets", "executors", "freeform", "semantic", "perceptual", "weights",
+    "predictions"))
 KINDS = {"method": Method, "mask": MaskGenerator, "metric": Metric, "dataset": Dataset, "trainer": Trainer,
          "preset": Preset, "executor": Executor}
 HOOKS = {"method": "register_methods", "mask": "register_masks", "metric": "register_metrics",

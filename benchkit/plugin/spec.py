@@ -117,6 +117,12 @@ class Spec:
     def __str__(self) -> str:
         return self.canonical
 
+    @property
+    def label(self) -> str:
+        """How the spec's rows read: the value of its ``name`` option when it has one
+        (``predictions:DIR[name=lama]`` reads ``lama``), else its canonical string."""
+        return str(dict(self.options).get("name", self.canonical))
+
     def resolve(self, registry, fill: dict[str, Any] | None = None) -> Spec:
         """Convert and check the options against the plugin's declaration; ``fill`` (from ``-o``)
         supplies the options the spec leaves unset. Returns the canonical spec: options equal to

@@ -90,12 +90,13 @@ class Scores:
 def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor,
            labels: torch.Tensor | None, batch_size: int, device: str | torch.device,
            image_ids: list[int] | None = None, bank: FeatureBank | None = None,
-           subsets: dict[str, torch.Tensor] | None = None) -> Scores:
+           subsets: dict[str, torch.Tensor] | None = None, raw: torch.Tensor | None = None) -> Scores:
     """Update every metric with ``composite`` against ``truth``, in batches of ``batch_size`` on ``device``.
 
     Images are ``N x C x H x W`` float32 in [0, 1] (on any device); ``labels`` ``N`` int64 or None;
     ``image_ids`` the images' positions in their test split (the bank keeps the ground truth's
-    features by them). Per-image metrics give a column of ``N`` values; set metrics a state per
+    features by them); ``raw`` the methods' own outputs before the composite, where a run has them.
+    Per-image metrics give a column of ``N`` values; set metrics a state per
     subset of ``subsets`` (name -> ``N`` bool; default: every image, :data:`ALL`), to be merged with
     other shards' by :func:`benchkit.plugin.metric.merge_states` and computed by
     :func:`compute_sets`. Each batch is moved to
@@ -125,7 +126,8 @@ def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Ten
     for start in range(0, n, batch_size):
         part = slice(start, start + batch_size)
         batch = Batch(composite[part].to(device), truth[part].to(device), known[part].to(device),
-                      labels[part].to(device) if labels is not None else None, tuple(ids[part]), bank)
+                      labels[part].to(device) if labels is not None else None, tuple(ids[part]), bank,
+                      raw=raw[part].to(device) if raw is not None else None)
         for name, metric in metrics.items():
             if metric.level == "image":
                 attempt(name, _score_images, metric, batch, out.columns[name])

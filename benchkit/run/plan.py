@@ -144,7 +144,7 @@ def resolve_specs(texts: list[str], kind: str, flag: str, config: RunConfig, reg
     return unique([spec.resolve(registry, config.options.get(spec.name)) for spec in specs], flag, notes)
 
 
-def _load_dataset(config: RunConfig, registry: Registry, spec: str) -> LoadedSplit:
+def load_dataset(config: RunConfig, registry: Registry, spec: str) -> LoadedSplit:
     """The checked test split of one dataset spec (cached for the run's shards)."""
     split = load_test_split(registry, spec, config.data_dir, config.n_images)
     check_images(split.images, f"dataset '{spec}'")
@@ -162,7 +162,8 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
     result = RunPlan(out=config.out)
     notes = result.notes
     lenient = config.methods is None or config.optional_methods
-    method_specs = resolve_specs(config.methods if config.methods is not None else registry.names("method"),
+    every = [n for n in registry.names("method") if registry.get("method", n).cls.in_default_run]
+    method_specs = resolve_specs(config.methods if config.methods is not None else every,
                                  "method", "--methods", config, registry, notes)
     for method_spec in list(method_specs):
         problem = registry.get("method", method_spec.name).cls.missing_requirement()
@@ -184,7 +185,12 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
     result.executor = executor_spec.resolve(registry, config.options.get(executor_spec.name, {}) | given)
     in_run = {s.name for s in [*method_specs, *mask_specs, *metric_specs, *dataset_specs, executor_spec]}
     check_option_names(config.options, registry, in_run, notes)
-    methods = {s.canonical: registry.create("method", s) for s in method_specs}
+    labels = [s.label for s in method_specs]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise UserError(f"--methods names two entries '{repeated[0]}': give each a distinct name=")
+    methods = {s.label: registry.create("method", s) for s in method_specs}
+    canonical = {s.label: s.canonical for s in method_specs}  # what a worker creates; the label names rows
     masks = {s.canonical: registry.create("mask", s) for s in mask_specs}
     metric_names = [s.canonical for s in metric_specs]
     metrics = {name: registry.create("metric", name) for name in metric_names}
@@ -192,7 +198,7 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
     missing = []  # why each skipped dataset is not on disk
     for spec in (s.canonical for s in dataset_specs):
         try:
-            datasets[spec] = _load_dataset(config, registry, spec)
+            datasets[spec] = load_dataset(config, registry, spec)
         except UserError as exc:
             if not config.optional_datasets:
                 raise
@@ -233,7 +239,8 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
                     continue
             context = MethodContext(dataset=spec, device=torch.device(config.device),
                                     image_shape=(channels, height, width),
-                                    checkpoint=Path(checkpoint) if checkpoint else None, seed=config.seed)
+                                    checkpoint=Path(checkpoint) if checkpoint else None, seed=config.seed,
+                                    masks=tuple(masks), image_ids=tuple(range(n)), dataset_digest=digest)
             if checkpoint is not None:
                 check_model_shape(Path(checkpoint), (channels, height, width))  # from its JSON, before any write
             method.check(context)  # the method's own cheap checks
@@ -250,16 +257,17 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
                                                                      (channels, height, width))
             for mask_spec in masks:
                 identity: dict[str, Any] = {
-                    "dataset": spec, "mask": mask_spec, "method": name, "seed": config.seed, "n_images": n,
+                    "dataset": spec, "mask": mask_spec, "method": canonical[name], "seed": config.seed, "n_images": n,
                     "dataset_digest": digest, "checkpoint_sha256": file_digest(checkpoint), "benchkit": __version__,
                     "versions": {kind: _distribution_version(registry, kind, s) for kind, s in
-                                 (("dataset", spec), ("mask", mask_spec), ("method", name))}}
+                                 (("dataset", spec), ("mask", mask_spec), ("method", canonical[name]))}}
                 settings = {"n_images": n, "seed": config.seed, "metrics": sorted(metric_names),
                             "checkpoint": checkpoint, "dataset_digest": digest, "benchkit": __version__,
                             "method_version": identity["versions"]["method"], "task_key": content_key(identity)}
                 record = CellRecord(spec, mask_spec, name, "ok", settings=settings, metrics=list(metric_names))
                 cell = CellPlan((spec, mask_spec, name), cell_path(config.out, spec, mask_spec, name), record)
-                cell.shards = [ShardTask(dataset=spec, mask=mask_spec, method=name, image_ids=tuple(range(a, b)),
+                cell.shards = [ShardTask(dataset=spec, mask=mask_spec, method=canonical[name],
+                                         image_ids=tuple(range(a, b)),
                                          n_images=config.n_images, metrics=tuple(metric_names), seed=config.seed,
                                          key=content_key(identity | {"image_ids": [a, b], "metrics": metric_names}),
                                          data_dir=config.data_dir, checkpoint=checkpoint, batch_size=batch,

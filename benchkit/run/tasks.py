@@ -285,13 +285,15 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
         setup_seconds = time.perf_counter() - started
         device = torch.device(task.device)
         composites: list[torch.Tensor] = []
+        raws: list[torch.Tensor] = []  # the method's own output, known pixels included (raw-known metrics)
         seconds: list[float] = []
         for start in range(0, n, task.batch_size):
             truth = truth_all[start:start + task.batch_size].to(device)
             known = known_all[start:start + task.batch_size].to(device)
             corrupted = truth * known  # missing pixels zeroed: no method sees the ground truth
             t0 = time.perf_counter()
-            prediction = method.inpaint(corrupted, known)
+            cell = {"mask": task.mask, "image_ids": tuple(ids[start:start + task.batch_size])}
+            prediction = method.inpaint(corrupted, known, **(cell if method.needs_cell else {}))
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             batch_seconds = time.perf_counter() - t0
@@ -301,6 +303,7 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
             prediction = prediction.to(device, torch.float32)
             if not torch.isfinite(prediction[~known.expand_as(prediction)]).all():
                 raise ValueError("method returned NaN or infinite values in the hole")
+            raws.append(prediction.cpu())
             composites.append(torch.where(known, truth, prediction.clamp(0, 1)).cpu())
             seconds += [(batch_seconds + setup_seconds * len(truth) / n) / len(truth)] * len(truth)
             if progress is not None:
@@ -311,7 +314,7 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
         labels = split.labels[ids] if split.labels is not None else None
         bank = _cached(_key("features", task.dataset, task.digest, task.device), FeatureBank)
         scores = update(_metrics(task, registry, images.shape[1:]), composite, truth_all, known_all, labels,
-                        task.batch_size, device, ids, bank)
+                        task.batch_size, device, ids, bank, raw=torch.cat(raws))
         rows |= scores.columns
         result.metric_errors, result.states = scores.errors, scores.states
         keep = [ids.index(i) for i in task.sample_ids]

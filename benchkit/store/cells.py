@@ -43,9 +43,14 @@ def cell_path(run_dir: Path, dataset: str, mask: str, method: str) -> Path:
     return run_dir / CELLS / f"{_safe_name(f'{dataset}__{mask}__{method}')}.json"
 
 
+def cell_folder_name(dataset: str, mask: str) -> str:
+    """The file-system-safe name ``DATASET__MASK`` of a (dataset, mask) pair (grids, exports)."""
+    return _safe_name(f"{dataset}__{mask}")
+
+
 def grid_path(run_dir: Path, dataset: str, mask: str) -> Path:
     """Comparison grid of one (dataset, mask): ``RUN/grids/DATASET__MASK.png``."""
-    return run_dir / "grids" / f"{_safe_name(f'{dataset}__{mask}')}.png"
+    return run_dir / "grids" / f"{cell_folder_name(dataset, mask)}.png"
 
 
 CELL_VERSION = 2  # 1: the unversioned dicts of benchkit 0.1 (read as version 1)
