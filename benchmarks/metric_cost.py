@@ -27,7 +27,9 @@ from benchkit.run.tasks import load_test_split, prepare_metrics
 
 
 def write_random_weights(folder: Path) -> None:
-    torch.save(FIDInception().state_dict(), folder / WEIGHTS["inception-fid"].filename)
+    inception = FIDInception().state_dict()  # the published file also holds the 1008-class head, which FID ignores
+    inception |= {"fc.weight": torch.randn(1008, 2048) * 0.01, "fc.bias": torch.zeros(1008)}
+    torch.save(inception, folder / WEIGHTS["inception-fid"].filename)
     for backbone, name in (("alex", "alexnet"), ("vgg", "vgg16")):
         net = LPIPS(backbone)
         torch.save(net.backbone_state(), folder / WEIGHTS[name].filename)

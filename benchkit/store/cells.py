@@ -15,6 +15,7 @@ import io
 import json
 import re
 import shutil
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -109,10 +110,19 @@ def write_cell(path: Path, record: CellRecord, samples: dict[str, np.ndarray] | 
     """Atomically write a cell's record (and its sample arrays first, so the JSON marks completion)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if samples is not None:
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **samples)  # type: ignore[arg-type]  # numpy's stub misreads **arrays
-        atomic_write_bytes(path.with_suffix(".npz"), buffer.getvalue())
+        atomic_write_bytes(path.with_suffix(".npz"), npz_bytes(samples))
     atomic_write_text(path, json.dumps(asdict(record), allow_nan=True))
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An ``.npz`` (what ``np.load`` reads) deflated at level 1: kept composites of large images
+    compress several times faster than at ``np.savez_compressed``'s level, to a similar size."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+    return buffer.getvalue()
 
 
 SAMPLE_ARRAYS = ("ids", "samples", "truth", "known")
