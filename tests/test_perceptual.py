@@ -192,3 +192,47 @@ def test_download_checks_the_sha256(tmp_path, monkeypatch, capsys):
     assert main(["weights", "download", "lpips-vgg", "--weights-dir", str(target)]) == 2
     assert "wrong SHA-256" in capsys.readouterr().err
     assert sorted(p.name for p in target.iterdir()) == ["lpips-v0.1-alex.pth"]  # nothing partial left
+
+
+def test_clean_fid_resize_is_pil_bicubic_in_float_per_channel():
+    """fid-clean's resize equals PIL's bicubic resize of each channel on the 0-255 scale in float32,
+    clipped and never quantised (clean-fid's ``cleanfid/resize.py``), pixel for pixel."""
+    from PIL import Image
+
+    from benchkit.builtins.perceptual import clean_resize
+
+    images = torch.from_numpy(np.random.default_rng(0).random((2, 3, 37, 23)).astype(np.float32))
+    out = clean_resize(images)
+    assert out.shape == (2, 3, 299, 299) and out.dtype == torch.float32
+    for n in range(2):
+        for c in range(3):
+            channel = Image.fromarray(images[n, c].numpy() * np.float32(255), mode="F")
+            expected = np.asarray(channel.resize((299, 299), Image.Resampling.BICUBIC)).clip(0, 255) / 255
+            np.testing.assert_array_equal(out[n, c].numpy(), expected.astype(np.float32))
+    quantised = np.asarray(Image.fromarray((images[0, 0].numpy() * 255).round().astype(np.uint8)).resize(
+        (299, 299), Image.Resampling.BICUBIC)) / 255
+    assert not np.allclose(out[0, 0].numpy(), quantised, atol=1e-4)  # no 8-bit step in between
+
+
+def test_fid_variants_record_their_resize_and_features_with_the_scores(tmp_path):
+    from benchkit.run.runner import RunConfig, run
+
+    torch.manual_seed(0)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    state = _calibrated(FIDInception(), torch.rand(4, 3, 64, 64)).state_dict()
+    torch.save(state | {"fc.weight": torch.randn(1008, 2048), "fc.bias": torch.randn(1008)},
+               weights / weights_module.WEIGHTS["inception-fid"].filename)
+    out = tmp_path / "R"
+    run(RunConfig(methods=["mean-fill"], masks=["center"], n_images=6, metrics=["fid", "fid-clean"], out=out,
+                  weights_dir=str(weights)), Registry(block_external=True), show_progress=False)
+    import json
+
+    import benchkit
+
+    sets = benchkit.load_results(out, level="set")
+    assert sets[["fid", "fid-clean"]].notna().all().all() and sets["fid"].iloc[0] != sets["fid-clean"].iloc[0]
+    about = json.loads((out / "manifest.json").read_text())["display"]["metrics"]
+    assert about["fid"]["about"]["variant"] == "pytorch-fid" and "bilinear" in about["fid"]["about"]["resize"]
+    clean = about["fid-clean"]["about"]
+    assert clean["variant"] == "clean-fid" and "PIL bicubic" in clean["resize"]

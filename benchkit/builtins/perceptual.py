@@ -6,6 +6,9 @@
   every image is resized to 299 x 299, as FID implementations do. With a few hundred images the
   2048-dimensional covariance is poorly estimated and FID is biased upwards: compare values only
   at equal numbers of images (KID has no such bias).
+* ``fid-clean``: FID with clean-fid's resize (PIL bicubic per channel in float, no quantisation);
+  FID moves with the resize filter and with quantisation (clean-fid, Parmar et al. 2022), so the
+  variant, its resize and its features are recorded with every score (``about``).
 * ``lpips-alex`` / ``lpips-vgg``: LPIPS v0.1 per image (:mod:`benchkit.builtins.nets.lpips`), at the
   images' own size; lower is better. AlexNet needs images of at least 32 px (its last feature maps
   are then 1 x 1), VGG-16 at least 16 px.
@@ -15,6 +18,7 @@ there is internet (:mod:`benchkit.builtins.weights`).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from benchkit.builtins.feature_stats import FeatureDistance, KernelDistance
@@ -43,10 +47,39 @@ class InceptionFeatures:
         return self.net(as_rgb(images))
 
 
+def clean_resize(images: torch.Tensor, size: int = 299) -> torch.Tensor:
+    """clean-fid's resize (GaParmar/clean-fid, ``cleanfid/resize.py``, ``make_resizer("PIL", False,
+    "bicubic", ...)``): each channel of each image, on the 0-255 scale in float32, resized by PIL's
+    bicubic filter with no quantisation in between, clipped to [0, 255]. Returns ``N x C x size x
+    size`` float32 in [0, 1] on the images' device."""
+    from PIL import Image
+
+    array = images.detach().float().cpu().numpy() * 255
+    out = np.stack([[np.asarray(Image.fromarray(channel, mode="F").resize((size, size), Image.Resampling.BICUBIC))
+                     for channel in image] for image in array]).clip(0, 255)
+    return torch.from_numpy(out / 255).float().to(images.device)
+
+
 class FID(InceptionFeatures, FeatureDistance):
     name = "fid"
     description = "FID: Fréchet distance of Inception-v3 pool features, composites vs ground truth (set metric)"
     digits = 2
+    about = {"variant": "pytorch-fid", "resize": "bilinear to 299 x 299 (torch, align_corners=False)",
+             "features": "Inception-v3 pool3, 2048 (the FID graph's weights)"}
+
+
+class CleanFID(FID):
+    name = "fid-clean"
+    description = "FID with clean-fid's resize: PIL bicubic per channel in float, no quantisation (set metric)"
+    about = {"variant": "clean-fid", "resize": "PIL bicubic to 299 x 299 per channel, float32, clipped, not quantised",
+             "features": "Inception-v3 pool3, 2048 (the FID graph's weights)"}
+
+    def setup(self, context: MetricContext) -> None:
+        super().setup(context)
+        self.source = ("inception-fid-clean", *self.source[1:])  # other inputs: not the bilinear features
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(clean_resize(as_rgb(images)), resize=False)
 
 
 class KID(InceptionFeatures, KernelDistance):
@@ -90,5 +123,5 @@ class LPIPSVGG(LPIPSAlex):
 
 @hookimpl
 def register_metrics(register):
-    for cls in (FID, KID, LPIPSAlex, LPIPSVGG):
+    for cls in (FID, CleanFID, KID, LPIPSAlex, LPIPSVGG):
         register(cls)

@@ -234,6 +234,7 @@ class Metric(ABC):
     needs_labels: ClassVar[bool] = False
     needs_checkpoint: ClassVar[str | None] = None
     checkpoint_dirs: ClassVar[tuple[Path, ...]] = ()
+    about: ClassVar[dict[str, str]] = {}  # what a score is (variant, resize, features): kept with the run's scores
 
     state: MetricState
 

@@ -204,4 +204,4 @@ def ceilings(metrics: dict[str, Metric], images: torch.Tensor, labels: torch.Ten
 def metric_display(metric) -> dict:
     """The attributes a report needs to show a metric, stored in the results folder's manifest."""
     return {"level": metric.level, "higher_is_better": metric.higher_is_better, "unit": metric.unit,
-            "digits": metric.digits}
+            "digits": metric.digits, "about": dict(metric.about)}

@@ -143,9 +143,12 @@ class FIDInception(nn.Module):
         self.Mixed_7a = BlockD(768)
         self.Mixed_7b, self.Mixed_7c = BlockE(1280, max_pool=False), BlockE(2048, max_pool=True)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``N x 2048`` pool features of ``N x 3 x H x W`` images in [0, 1]."""
-        x = F.interpolate(images, size=(299, 299), mode="bilinear", align_corners=False) * 2 - 1
+    def forward(self, images: torch.Tensor, resize: bool = True) -> torch.Tensor:
+        """``N x 2048`` pool features of ``N x 3 x H x W`` images in [0, 1], resized to 299 x 299
+        (bilinear, as pytorch-fid) unless ``resize`` is false (the caller resized them)."""
+        if resize:
+            images = F.interpolate(images, size=(299, 299), mode="bilinear", align_corners=False)
+        x = images * 2 - 1
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(F.max_pool2d(x, 3, stride=2)))
         x = F.max_pool2d(x, 3, stride=2)
