@@ -206,8 +206,8 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
     if not datasets:
         raise UserError("no dataset to run: " + "; ".join(missing) + "; or name others with --datasets")
     notes += missing
-    shard_size = config.shard_size or registry.get("executor", executor_spec.name).cls.default_shard_size
-    threads = registry.create("executor", result.executor).threads
+    executor_class = registry.get("executor", executor_spec.name).cls  # created and started by run()
+    shard_size, threads = config.shard_size or executor_class.default_shard_size, executor_class.threads
     for spec, split in datasets.items():
         dataset, digest = split.dataset, split.digest
         n, channels, height, width = split.images.shape
