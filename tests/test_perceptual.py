@@ -96,7 +96,7 @@ def _calibrated(net: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
 def test_inception_matches_pytorch_fid_with_the_same_random_weights(monkeypatch, tmp_path):
     fid_module = reference("pytorch_fid.inception")
     torch.manual_seed(0)
-    images = torch.rand(3, 3, 40, 48)
+    images = torch.rand(10, 3, 40, 48)  # more than one CPU chunk
     ours = _calibrated(FIDInception(), torch.rand(4, 3, 64, 64))
     state = ours.state_dict() | {"fc.weight": torch.randn(1008, 2048), "fc.bias": torch.randn(1008)}
     monkeypatch.setattr(fid_module, "load_state_dict_from_url", lambda *a, **k: state)  # their download
@@ -104,7 +104,7 @@ def test_inception_matches_pytorch_fid_with_the_same_random_weights(monkeypatch,
     with torch.no_grad():
         expected = theirs(images)[0].flatten(1)
         got = ours(images)
-    assert got.shape == (3, 2048)
+    assert got.shape == (10, 2048)
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * expected.abs().max())
     # the same state dict, written as the published file is, loads through the fid metric
     torch.save(state, tmp_path / weights_module.WEIGHTS["inception-fid"].filename)
@@ -126,12 +126,12 @@ def test_lpips_matches_the_reference_with_the_same_random_weights(backbone, tmp_
     ours.features.load_state_dict(features)
     lins = {k: v for k, v in theirs.state_dict().items() if k.startswith("lin")}
     ours.load_state_dict(lins, strict=False)
-    a, b = torch.rand(4, 3, 64, 64), torch.rand(4, 3, 64, 64)
+    a, b = torch.rand(10, 3, 64, 64), torch.rand(10, 3, 64, 64)  # more than one CPU chunk
     with torch.no_grad():
         expected = theirs(a * 2 - 1, b * 2 - 1).flatten()  # the reference takes [-1, 1]
         got = ours(a, b)
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-7)
-    assert torch.all(got > 0) and torch.allclose(ours(a, a), torch.zeros(4))
+    assert torch.all(got > 0) and torch.allclose(ours(a, a), torch.zeros(10))
     # the files as published (torchvision's backbone with its classifier, the calibration file) load
     # through the metric, which then scores gray and colour images like the reference
     backbone_name = "alexnet" if backbone == "alex" else "vgg16"
@@ -140,7 +140,7 @@ def test_lpips_matches_the_reference_with_the_same_random_weights(backbone, tmp_
     torch.save(lins, tmp_path / weights_module.WEIGHTS[f"lpips-{backbone}"].filename)
     metric = Registry().create("metric", f"lpips-{backbone}")
     metric.setup(MetricContext("x", torch.device("cpu"), (3, 64, 64), weights_dir=tmp_path))
-    known = torch.zeros(4, 1, 64, 64, dtype=torch.bool)
+    known = torch.zeros(10, 1, 64, 64, dtype=torch.bool)
     assert torch.allclose(metric.score(a, b, known).float(), expected, rtol=1e-5, atol=1e-7)
     gray_a, gray_b = a[:, :1], b[:, :1]
     with torch.no_grad():

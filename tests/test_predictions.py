@@ -199,3 +199,23 @@ def test_the_raw_change_to_the_known_pixels_is_a_metric(tmp_path):
     assert (df[df.method == "mean-fill"]["known-l1"] == 0).all()
     code = main(["score", str(tmp_path / "R"), "--metrics", "known-l1"])  # kept composites have no raw output
     assert code == 1 and df["known-l1"].notna().all()
+
+
+def test_damaged_colour_pngs_are_found_without_decoding_them_twice(tmp_path):
+    """Colour predictions are checked by their PNG chunks' CRCs and end marker (not decoded in the
+    check): a file cut short, or with one byte of its image data changed, is still unreadable."""
+    from benchkit.builtins.predictions import Predictions
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "p.png"
+    Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(path)
+    method = Predictions(str(tmp_path))
+    method.shape = (3, 40, 48)
+    assert method._problem(path) is None
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # cut in the middle of the image data
+    assert method._problem(path).startswith("unreadable")
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF  # one byte of the compressed pixels: the chunk's CRC no longer holds
+    path.write_bytes(bytes(flipped))
+    assert method._problem(path).startswith("unreadable")

@@ -229,16 +229,17 @@ class ImageFolder(Dataset):
                 raise UserError(f"cannot read image {file} ({_reason(exc)}): remove or replace it") from exc
 
     def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
-        arrays, keys = [], []
-        for file in self.files(split, limit):
+        files, keys = self.files(split, limit), []
+        out = torch.empty(len(files), 3 if self.mode == "RGB" else 1, self.size, self.size)  # filled in place
+        for row, file in enumerate(files):
             try:
                 data = file.read_bytes()
             except OSError as exc:
                 raise UserError(f"cannot read image {file} ({exc.strerror or exc}): check its permissions") from exc
             keys.append(hashlib.sha256(data).hexdigest())
-            arrays.append(read_image(data, file, self.mode, self.size))
+            out[row] = torch.from_numpy(read_image(data, file, self.mode, self.size).transpose(2, 0, 1))
         self._keys[(split, limit)] = keys
-        return torch.from_numpy(np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)))
+        return out
 
     def image_keys(self, split: Split, limit: int | None = None) -> list[str]:
         if (split, limit) not in self._keys:

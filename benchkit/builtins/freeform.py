@@ -1,155 +1,224 @@
-"""Free-form masks in the style of LaMa's evaluation (Suvorov et al., WACV 2022): ``thin``,
-``medium`` and ``thick`` brush strokes (with random boxes for medium and thick) and ``box``.
+"""LaMa's evaluation masks ``thin``, ``medium`` and ``thick``, made by LaMa's own procedure, and
+benchkit's ``box``.
 
-The generation parameters are LaMa's for 256 px images, scaled to the image size (every length and
-width times ``size / 256``, ``size`` the smaller image side):
+The procedure follows advimman/lama (Suvorov et al., WACV 2022): the parameters of
+``configs/data_gen/random_{thin,medium,thick}_{256,512}.yaml``, the generators of
+``saicinpainting/training/data/masks.py`` (``MixedMaskGenerator``, ``make_random_irregular_mask``,
+``make_random_rectangle_mask``, as their ``__call__`` passes them their limits) and the selection of
+``bin/gen_mask_dataset.py``. For each image, with numpy's legacy ``RandomState`` (seeded per dataset,
+image, mask spec and run seed):
 
-========  ============  ===========  ==========  ======================  ==================
-mask      strokes       max width    max length  boxes (probability)     box side, margin
-========  ============  ===========  ==========  ======================  ==================
-thin      4-50          10           40          none                    -
-medium    4-5           50           100         1-5 (0.3)               10-50, 0
-thick     1-5           100          200         1-3 (0.3)               30-150, 10
-box       none          -            -           1-3 (1.0)               30-150, 10
-========  ============  ===========  ==========  ======================  ==================
+1. Draw ``variants_n`` = 5 masks. For each, ONE generator kind is chosen with the configured
+   probabilities normalised (irregular 1 : box 0.3 for medium and thick; irregular only for thin):
+   strokes alone or boxes alone.
+2. *Strokes*: ``randint(min_times, max_times + 2)`` strokes (the generator passes ``max_times + 1``
+   on to a ``randint(min, max + 1)``). Each starts at ``(randint(W), randint(H))`` and makes
+   ``1 + randint(5)`` segments: angle ``0.01 + randint(max_angle)`` radians, taken as
+   ``2 * 3.1415926 - angle`` on even strokes; length ``10 + randint(max_len)``; brush width
+   ``5 + randint(max_width)``. The end point is the start plus ``length * (sin, cos)(angle)``,
+   truncated to int32 and clipped to ``[0, W]`` x ``[0, H]``; the segment is drawn with OpenCV's
+   ``cv2.line`` at that thickness and becomes the next start.
+3. *Boxes*: ``randint(min_times, max_times + 1)`` rectangles; each side ``randint(bbox_min,
+   min(bbox_max + 1, H - 2 margin, W - 2 margin))``, the corner ``randint(margin, W - margin - side
+   + 1)`` (x, then y).
+4. Each variant's square crop draws ``randint(0, 1)`` (the images here are already square); a mask
+   with no hole fails the attempt, which starts again from 1 (at most 10 attempts).
+5. Variants whose hole exceeds ``max_tamper_area`` = 0.5 are dropped; one of the others is kept,
+   ``choice(n, size=min(n, 1), replace=False)``; none left: a new attempt.
 
-A stroke starts at a random pixel and makes 1-5 straight segments: each turns by an angle of
-0.01 + U(0, 4) radians (mirrored on every other stroke), has length 10 + U(0, max length) and a
-brush of width 5 + randint(max width) pixels (round caps). A mask whose hole covers more than 70% of
-the image (or nothing) is drawn again from the same generator, as LaMa's ``hole_range`` [0, 0.7].
+At 256 px (``config=256``) the masks are exactly those of this procedure. Images up to 256 px use
+the 256 px config, larger ones the 512 px config (``config=auto``); lengths, widths, margins and box
+sides are then scaled by ``size / config`` (``size`` the smaller side), drawn from the same random
+numbers. ``box`` (1-3 rectangles of 30-150 px, 10 px from the border at 256 px, hole <= 70%) is
+benchkit's own, not LaMa's.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import MaskGenerator
 
-REFERENCE_SIZE = 256  # the image size LaMa's parameters are given for
-MAX_HOLE = 0.7
+VARIANTS = 5  # variants_n of the eval configs
+MAX_TAMPER_AREA = 0.5  # max_tamper_area of the eval configs
+ATTEMPTS = 10  # gen_mask_dataset.py's n_max
+TWO_PI = 2 * 3.1415926  # the constant of masks.py, not math.tau
 
 
 @dataclass(frozen=True)
 class Strokes:
+    """``irregular_kwargs`` of a config."""
+
     min_times: int
     max_times: int
-    max_width: float
-    max_len: float
-    max_angle: float = 4.0
+    max_width: int
+    max_len: int
+    max_angle: int = 4
 
 
 @dataclass(frozen=True)
 class Boxes:
-    probability: float
+    """``box_kwargs`` of a config."""
+
+    margin: int
+    bbox_min_size: int
+    bbox_max_size: int
     min_times: int
     max_times: int
-    min_side: float
-    max_side: float
-    margin: float
 
 
-def stroke(missing: np.ndarray, y0: float, x0: float, y1: float, x1: float, width: float) -> None:
-    """Mark (in place) the pixels whose centre lies within ``width / 2`` of the segment
-    (y0, x0)-(y1, x1): a straight brush stroke with round ends."""
-    h, w = missing.shape
-    r = width / 2
-    top, bottom = max(0, math.floor(min(y0, y1) - r)), min(h, math.ceil(max(y0, y1) + r) + 1)
-    left, right = max(0, math.floor(min(x0, x1) - r)), min(w, math.ceil(max(x0, x1) + r) + 1)
-    if top >= bottom or left >= right:
-        return
-    yy, xx = np.mgrid[top:bottom, left:right].astype(np.float64)  # only the stroke's bounding box
-    dy, dx = y1 - y0, x1 - x0
-    length2 = dy * dy + dx * dx
-    t = np.zeros_like(yy) if length2 == 0 else np.clip(((yy - y0) * dy + (xx - x0) * dx) / length2, 0, 1)
-    distance2 = (yy - (y0 + t * dy)) ** 2 + (xx - (x0 + t * dx)) ** 2
-    missing[top:bottom, left:right] |= distance2 <= r * r
+@dataclass(frozen=True)
+class LamaConfig:
+    """One ``configs/data_gen/random_*.yaml``: the irregular (weight 1) and optional box generators."""
 
-
-def draw_strokes(missing: np.ndarray, params: Strokes, scale: float, rng: np.random.Generator) -> None:
-    h, w = missing.shape
-    for i in range(int(rng.integers(params.min_times, params.max_times + 1))):
-        y, x = rng.uniform(0, h), rng.uniform(0, w)
-        for _ in range(1 + int(rng.integers(5))):
-            angle = 0.01 + rng.uniform(0, params.max_angle)
-            if i % 2 == 0:
-                angle = 2 * math.pi - angle
-            length = (10 + rng.uniform(0, params.max_len)) * scale
-            width = max(1.0, (5 + rng.integers(int(params.max_width))) * scale)
-            y1 = float(np.clip(y + length * math.sin(angle), 0, h - 1))
-            x1 = float(np.clip(x + length * math.cos(angle), 0, w - 1))
-            stroke(missing, y, x, y1, x1, width)
-            y, x = y1, x1
-
-
-def draw_boxes(missing: np.ndarray, params: Boxes, scale: float, rng: np.random.Generator) -> None:
-    h, w = missing.shape
-    margin = int(round(params.margin * scale))
-    for _ in range(int(rng.integers(params.min_times, params.max_times + 1))):
-        sides = [min(int(round(rng.uniform(params.min_side, params.max_side) * scale)), limit - 2 * margin)
-                 for limit in (h, w)]
-        bh, bw = (max(1, s) for s in sides)
-        top = int(rng.integers(margin, max(margin, h - margin - bh) + 1))
-        left = int(rng.integers(margin, max(margin, w - margin - bw) + 1))
-        missing[top:top + bh, left:left + bw] = True
-
-
-class FreeFormMask(MaskGenerator):
-    """Base of the free-form masks: LaMa's strokes and boxes, scaled to the image size."""
-
-    strokes: Strokes | None = None
+    size: int
+    strokes: Strokes
     boxes: Boxes | None = None
+    box_proba: float = 0.0
+
+
+CONFIGS: dict[str, dict[int, LamaConfig]] = {
+    "thin": {256: LamaConfig(256, Strokes(4, 50, 10, 40)),
+             512: LamaConfig(512, Strokes(4, 70, 20, 100))},
+    "medium": {256: LamaConfig(256, Strokes(4, 5, 50, 100), Boxes(0, 10, 50, 1, 5), 0.3),
+               512: LamaConfig(512, Strokes(4, 10, 100, 200), Boxes(0, 30, 150, 1, 5), 0.3)},
+    "thick": {256: LamaConfig(256, Strokes(1, 5, 100, 200), Boxes(10, 30, 150, 1, 3), 0.3),
+              512: LamaConfig(512, Strokes(1, 5, 250, 450), Boxes(10, 30, 300, 1, 4), 0.3)},
+}
+
+
+def _line(missing: np.ndarray, start: tuple[int, int], end: tuple[int, int], thickness: int) -> None:
+    import cv2
+
+    cv2.line(missing, start, end, 1, thickness)
+
+
+def irregular(height: int, width: int, p: Strokes, scale: float, rs: np.random.RandomState) -> np.ndarray:
+    """LaMa's brush strokes (step 2 of the module docstring); ``uint8`` 1 in the hole."""
+    missing = np.zeros((height, width), np.uint8)
+    for i in range(rs.randint(p.min_times, p.max_times + 2)):
+        x, y = rs.randint(width), rs.randint(height)
+        for _ in range(1 + rs.randint(5)):
+            angle = 0.01 + rs.randint(p.max_angle)
+            if i % 2 == 0:
+                angle = TWO_PI - angle
+            length = (10 + rs.randint(p.max_len)) * scale
+            thickness = max(1, round((5 + rs.randint(p.max_width)) * scale))
+            end_x = min(max(int(x + length * np.sin(angle)), 0), width)  # int(): truncation, as astype(int32)
+            end_y = min(max(int(y + length * np.cos(angle)), 0), height)
+            _line(missing, (int(x), int(y)), (end_x, end_y), thickness)
+            x, y = end_x, end_y
+    return missing
+
+
+def rectangles(height: int, width: int, p: Boxes, scale: float, rs: np.random.RandomState) -> np.ndarray:
+    """LaMa's boxes (step 3 of the module docstring); ``uint8`` 1 in the hole."""
+    missing = np.zeros((height, width), np.uint8)
+    margin = round(p.margin * scale)
+    smallest = max(1, round(p.bbox_min_size * scale))
+    largest = max(smallest + 1, min(round((p.bbox_max_size + 1) * scale), height - 2 * margin, width - 2 * margin))
+    for _ in range(rs.randint(p.min_times, p.max_times + 1)):
+        box_w, box_h = rs.randint(smallest, largest), rs.randint(smallest, largest)
+        x = rs.randint(margin, max(margin + 1, width - margin - box_w + 1))
+        y = rs.randint(margin, max(margin + 1, height - margin - box_h + 1))
+        missing[y:y + box_h, x:x + box_w] = 1
+    return missing
+
+
+def lama_mask(height: int, width: int, config: LamaConfig, rs: np.random.RandomState,
+              scale: float = 1.0) -> np.ndarray:
+    """One mask by LaMa's procedure (module docstring): ``H x W`` bool, True in the hole."""
+    probas = np.array([1.0] + ([config.box_proba] if config.box_proba > 0 else []), dtype=np.float32)
+    probas /= probas.sum()  # MixedMaskGenerator normalises in float32
+    for _ in range(ATTEMPTS):
+        variants = []
+        for _ in range(VARIANTS):
+            kind = rs.choice(len(probas), p=probas)
+            variants.append(irregular(height, width, config.strokes, scale, rs) if kind == 0 else
+                            rectangles(height, width, config.boxes, scale, rs))  # type: ignore[arg-type]
+        cropped = []
+        for mask in variants:
+            if not mask.any():  # the crop finds no hole: the attempt fails
+                break
+            rs.randint(0, 1)  # the square crop of a square image
+            cropped.append(mask)
+        else:
+            kept = [m for m in cropped if m.mean() <= MAX_TAMPER_AREA]
+            chosen = rs.choice(len(kept), size=min(len(kept), 1), replace=False)
+            if len(chosen):
+                return kept[int(chosen[0])].astype(bool)
+    raise RuntimeError(f"no LaMa mask of {height}x{width} within {ATTEMPTS} attempts")
+
+
+class LamaMask(MaskGenerator):
+    """Base of ``thin``, ``medium`` and ``thick``: LaMa's procedure with its ``config`` (256, 512, or
+    auto: 256 for images up to 256 px, 512 above), scaled to the image size."""
+
+    kind = "thick"
+
+    def __init__(self, config: Literal["auto", "256", "512"] = "auto") -> None:
+        self.config = config
 
     def known(self, height, width, *, index, rng):
-        scale = min(height, width) / REFERENCE_SIZE
-        for _ in range(100):
-            missing = np.zeros((height, width), dtype=bool)
-            if self.strokes is not None:
-                draw_strokes(missing, self.strokes, scale, rng)
-            if self.boxes is not None and rng.random() < self.boxes.probability:
-                draw_boxes(missing, self.boxes, scale, rng)
-            if 0 < missing.mean() <= MAX_HOLE:
-                return ~missing
-        return ~missing  # practically unreachable; the runner refuses a mask with no hole or no known pixel
+        size = min(height, width)
+        config = CONFIGS[self.kind][(256 if size <= 256 else 512) if self.config == "auto" else int(self.config)]
+        rs = np.random.RandomState(int(rng.integers(2**32)))
+        return ~lama_mask(height, width, config, rs, scale=size / config.size)
 
 
-class ThinMask(FreeFormMask):
-    """LaMa's thin brush strokes (4-50 strokes, width up to 10 px at 256 px)."""
+class ThinMask(LamaMask):
+    """LaMa's thin strokes (``random_thin_{256,512}.yaml``)."""
 
-    name = "thin"
-    description = "free-form thin brush strokes (LaMa's evaluation), hole <= 70%"
-    strokes = Strokes(4, 50, 10, 40)
-
-
-class MediumMask(FreeFormMask):
-    """LaMa's medium strokes (4-5, width up to 50 px at 256 px) and, with probability 0.3, boxes."""
-
-    name = "medium"
-    description = "free-form medium strokes and boxes (LaMa's evaluation), hole <= 70%"
-    strokes = Strokes(4, 5, 50, 100)
-    boxes = Boxes(0.3, 1, 5, 10, 50, 0)
+    name, kind = "thin", "thin"
+    description = "LaMa's thin brush strokes, its procedure exactly (hole <= 50%)"
 
 
-class ThickMask(FreeFormMask):
-    """LaMa's thick strokes (1-5, width up to 100 px at 256 px) and, with probability 0.3, boxes."""
+class MediumMask(LamaMask):
+    """LaMa's medium masks: strokes or boxes (``random_medium_{256,512}.yaml``)."""
 
-    name = "thick"
-    description = "free-form thick strokes and boxes (LaMa's evaluation), hole <= 70%"
-    strokes = Strokes(1, 5, 100, 200)
-    boxes = Boxes(0.3, 1, 3, 30, 150, 10)
+    name, kind = "medium", "medium"
+    description = "LaMa's medium strokes or boxes, its procedure exactly (hole <= 50%)"
 
 
-class BoxMask(FreeFormMask):
-    """1-3 random rectangles, sides 30-150 px at 256 px, 10 px from the border (LaMa's thick boxes)."""
+class ThickMask(LamaMask):
+    """LaMa's thick masks: strokes or boxes (``random_thick_{256,512}.yaml``)."""
+
+    name, kind = "thick", "thick"
+    description = "LaMa's thick strokes or boxes, its procedure exactly (hole <= 50%)"
+
+
+BOX_MAX_HOLE = 0.7
+
+
+class BoxMask(MaskGenerator):
+    """benchkit's own box masks: 1-3 rectangles with sides uniform in 30-150 px, 10 px from the
+    border (at 256 px, scaled to the image size); a mask over 70% missing is drawn again."""
 
     name = "box"
-    description = "1-3 random rectangles (LaMa's thick-mask boxes, always drawn), hole <= 70%"
-    boxes = Boxes(1.0, 1, 3, 30, 150, 10)
+    description = "1-3 random rectangles of 30-150 px at 256 px (benchkit's own), hole <= 70%"
+
+    def known(self, height, width, *, index, rng):
+        scale = min(height, width) / 256
+        margin = int(round(10 * scale))
+        for _ in range(100):
+            missing = np.zeros((height, width), dtype=bool)
+            rng.random()  # the draw of benchkit 0.2's "boxes with probability 1": the same masks as then
+            for _ in range(int(rng.integers(1, 4))):
+                sides = [min(int(round(rng.uniform(30, 150) * scale)), limit - 2 * margin) for limit in (height, width)]
+                bh, bw = (max(1, s) for s in sides)
+                top = int(rng.integers(margin, max(margin, height - margin - bh) + 1))
+                left = int(rng.integers(margin, max(margin, width - margin - bw) + 1))
+                missing[top:top + bh, left:left + bw] = True
+            if 0 < missing.mean() <= BOX_MAX_HOLE:
+                break
+        return ~missing
 
 
 @hookimpl
 def register_masks(register):
     for cls in (ThinMask, MediumMask, ThickMask, BoxMask):
         register(cls)
+

@@ -123,10 +123,15 @@ class Predictions(Method):
 
     def _problem(self, path: Path) -> str | None:
         channels, height, width = self.shape
+        colour_in_gray = channels == 1  # only then are the pixels themselves checked here
         try:
             with Image.open(path) as image:
-                size, mode = image.size, image.mode
-                pixels = np.asarray(image.convert("RGB") if mode == "P" else image)
+                size, mode, png = image.size, image.mode, image.format == "PNG"
+                if png and not colour_in_gray:  # every chunk's CRC and the end marker: truncation, bit flips
+                    image.verify()
+                    pixels = None
+                else:
+                    pixels = np.asarray(image.convert("RGB") if mode == "P" else image)
         except Exception as exc:  # truncated, not an image, unsupported: all mean "unreadable"
             return f"unreadable: {type(exc).__name__}"
         if size != (width, height) and self.resize == "none":
@@ -136,7 +141,7 @@ class Predictions(Method):
             return f"mode {mode}, the images are RGB"
         if channels == 1 and mode not in ("L", "I;16", "I", "RGB", "P"):
             return f"mode {mode}, the images are gray"
-        if channels == 1 and pixels.ndim == 3 and not (pixels == pixels[..., :1]).all():
+        if pixels is not None and channels == 1 and pixels.ndim == 3 and not (pixels == pixels[..., :1]).all():
             return "has colour, the images are gray"
         return None
 
@@ -160,9 +165,10 @@ class Predictions(Method):
 
     def inpaint(self, images, known, mask: str = "", image_ids=()):
         root = self.folder / cell_folder_name(self.dataset, mask)
-        arrays = [self.read(self._path(root, i)) for i in image_ids]
-        out = torch.from_numpy(np.stack(arrays).transpose(0, 3, 1, 2).copy())
-        return out.to(images.device, images.dtype)
+        out = torch.empty(len(image_ids), *self.shape, dtype=images.dtype)  # filled in place: no stacked copy
+        for row, image_id in enumerate(image_ids):
+            out[row] = torch.from_numpy(self.read(self._path(root, image_id)).transpose(2, 0, 1))
+        return out.to(images.device)
 
     def setup(self, context: MethodContext) -> None:  # check() ran in the plan, on another instance
         self.dataset, self.shape = context.dataset, context.image_shape

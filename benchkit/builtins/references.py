@@ -45,9 +45,9 @@ class Telea(Method):
     """
 
     name = "telea"
-    description = "OpenCV cv2.inpaint, Telea's fast marching (extra: benchkit[opencv])"
+    description = "OpenCV cv2.inpaint, Telea's fast marching"
     requires = ("cv2",)
-    install_hint = "pip install 'benchkit[opencv]'"
+    install_hint = "pip install opencv-python-headless"
 
     def __init__(self, radius: Annotated[float, Range(0, exclusive=True)] = 3.0) -> None:
         self.radius = radius

@@ -87,11 +87,73 @@ class Scores:
     errors: dict[str, str] = field(default_factory=dict)
 
 
+class Scorer:
+    """Scores a cell's images batch by batch as they are made (:meth:`add`), then gives the
+    :class:`Scores` (:meth:`finish`): nothing but the current batch is held.
+
+    ``n`` is the number of images to come; ``subsets`` maps names to ``n`` bool (default: every
+    image, :data:`ALL`); set metrics keep a state per subset. Each batch is moved to ``device`` once
+    and given to every metric that has not failed.
+    """
+
+    def __init__(self, metrics: dict[str, Metric], n: int, device: str | torch.device,
+                 bank: FeatureBank | None = None, subsets: dict[str, torch.Tensor] | None = None) -> None:
+        self.metrics, self.n, self.device = metrics, n, torch.device(device)
+        self.bank = bank or FeatureBank()
+        self.subsets = subsets if subsets is not None else {ALL: torch.ones(n, dtype=torch.bool)}
+        self.scores = Scores(columns={name: [] for name, m in metrics.items() if m.level == "image"},
+                             states={name: {s: MetricState(m.states) for s in self.subsets}
+                                     for name, m in metrics.items() if m.level == "set"})
+        self.done = 0  # images added so far
+
+    def _attempt(self, name: str, call, *args) -> None:
+        if name in self.scores.errors:
+            return
+        try:
+            call(*args)
+        except Exception as exc:  # a failing metric fails only its own column
+            self.scores.errors[name] = f"{type(exc).__name__}: {exc}"
+
+    def add(self, composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor, labels: torch.Tensor | None,
+            image_ids: tuple[int, ...], raw: torch.Tensor | None = None) -> None:
+        """Score the next batch: images ``B x C x H x W`` float32 in [0, 1], ``known`` ``B x 1 x H x W``
+        bool, ``labels`` ``B`` int64 or None, ``raw`` the method's own output or None."""
+        part = slice(self.done, self.done + len(composite))
+        self.done = part.stop
+        to = self.device
+        batch = Batch(composite.to(to), truth.to(to), known.to(to), labels.to(to) if labels is not None else None,
+                      tuple(image_ids), self.bank, raw=raw.to(to) if raw is not None else None)
+        for name, metric in self.metrics.items():
+            if metric.needs_labels and labels is None:
+                self.scores.errors.setdefault(name, "ValueError: the metric needs labels and the dataset has none")
+            if metric.level == "image":
+                self._attempt(name, _score_images, metric, batch, self.scores.columns[name])
+                continue
+            for subset, rows in self.subsets.items():
+                chosen = rows[part]
+                if chosen.any():
+                    self._attempt(name, _update_state, metric, self.scores.states[name][subset],
+                                  batch if chosen.all() else batch.subset(chosen))
+
+    def finish(self) -> Scores:
+        """The scores of every image added; a failed metric's column is NaN and its error is kept."""
+        out, errors = self.scores, self.scores.errors
+        for name, metric in self.metrics.items():
+            if name in errors:
+                out.columns.pop(name, None)
+                out.states.pop(name, None)
+                if metric.level == "image":
+                    out.columns[name] = [float("nan")] * self.n
+        out.errors = {name: errors[name] for name in self.metrics if name in errors}  # in the metrics' order
+        return out
+
+
 def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor,
            labels: torch.Tensor | None, batch_size: int, device: str | torch.device,
            image_ids: list[int] | None = None, bank: FeatureBank | None = None,
            subsets: dict[str, torch.Tensor] | None = None, raw: torch.Tensor | None = None) -> Scores:
-    """Update every metric with ``composite`` against ``truth``, in batches of ``batch_size`` on ``device``.
+    """Update every metric with ``composite`` against ``truth``, in batches of ``batch_size`` on ``device``
+    (a :class:`Scorer` fed from tensors already in memory).
 
     Images are ``N x C x H x W`` float32 in [0, 1] (on any device); ``labels`` ``N`` int64 or None;
     ``image_ids`` the images' positions in their test split (the bank keeps the ground truth's
@@ -99,52 +161,16 @@ def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Ten
     Per-image metrics give a column of ``N`` values; set metrics a state per
     subset of ``subsets`` (name -> ``N`` bool; default: every image, :data:`ALL`), to be merged with
     other shards' by :func:`benchkit.plugin.metric.merge_states` and computed by
-    :func:`compute_sets`. Each batch is moved to
-    ``device`` once and given to every metric that has not failed.
+    :func:`compute_sets`.
     """
-    device = torch.device(device)
     n = len(composite)
     ids = list(range(n)) if image_ids is None else list(image_ids)
-    bank = bank or FeatureBank()
-    subsets = subsets if subsets is not None else {ALL: torch.ones(n, dtype=torch.bool)}
-    out = Scores(columns={name: [] for name, m in metrics.items() if m.level == "image"},
-                 states={name: {s: MetricState(m.states) for s in subsets} for name, m in metrics.items()
-                         if m.level == "set"})
-    errors = out.errors
-
-    def attempt(name: str, call, *args) -> None:
-        if name in errors:
-            return
-        try:
-            call(*args)
-        except Exception as exc:  # a failing metric fails only its own column
-            errors[name] = f"{type(exc).__name__}: {exc}"
-
-    for name, metric in metrics.items():
-        if metric.needs_labels and labels is None:
-            errors[name] = "ValueError: the metric needs labels and the dataset has none"
+    scorer = Scorer(metrics, n, device, bank, subsets)
     for start in range(0, n, batch_size):
         part = slice(start, start + batch_size)
-        batch = Batch(composite[part].to(device), truth[part].to(device), known[part].to(device),
-                      labels[part].to(device) if labels is not None else None, tuple(ids[part]), bank,
-                      raw=raw[part].to(device) if raw is not None else None)
-        for name, metric in metrics.items():
-            if metric.level == "image":
-                attempt(name, _score_images, metric, batch, out.columns[name])
-                continue
-            for subset, rows in subsets.items():
-                chosen = rows[part]
-                if chosen.any():
-                    attempt(name, _update_state, metric, out.states[name][subset],
-                            batch if chosen.all() else batch.subset(chosen))
-    for name in metrics:
-        if name in errors:
-            out.columns.pop(name, None)
-            out.states.pop(name, None)
-            if metrics[name].level == "image":
-                out.columns[name] = [float("nan")] * n
-    out.errors = {name: errors[name] for name in metrics if name in errors}  # in the metrics' order
-    return out
+        scorer.add(composite[part], truth[part], known[part], labels[part] if labels is not None else None,
+                   tuple(ids[part]), raw[part] if raw is not None else None)
+    return scorer.finish()
 
 
 def _score_images(metric: Metric, batch: Batch, column: list[float]) -> None:

@@ -26,6 +26,7 @@ from benchkit.run.tasks import (
 )
 from benchkit.store.cells import (
     CellRecord,
+    Shard,
     assemble_cell,
     read_cell,
     read_samples,
@@ -73,19 +74,27 @@ def _remove(cell_file: Path) -> None:
     shutil.rmtree(cell_file.with_suffix(".shards"), ignore_errors=True)
 
 
-def _write_shard(cell: CellPlan, result) -> None:
+def _shard(cell: CellPlan, result) -> Shard:
+    """A worker's result as a shard of its cell."""
     task = result.task
-    states, arrays = state_arrays(result.states)
     record = CellRecord(cell.record.dataset, cell.record.mask, cell.record.method,
                         "ok" if result.ok else "failed", settings=cell.record.settings, metrics=cell.record.metrics,
                         rows=result.rows, error=result.error, traceback=result.traceback, seconds=result.seconds,
-                        sample_ids=list(task.sample_ids), metric_errors=dict(result.metric_errors), states=states)
-    write_cell(shard_path(cell.out_file, task), record, None if result.samples is None else result.samples | arrays)
+                        sample_ids=list(task.sample_ids), metric_errors=dict(result.metric_errors))
+    return Shard(record, result.samples, result.states or {}, (task.image_ids[0], task.image_ids[-1]))
 
 
-def _finish(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> CellRecord:
-    """Assemble a cell whose shards are all in: its set metrics are computed from the merged states
-    of its shards before the cell is written."""
+def _write_shard(cell: CellPlan, result) -> None:
+    """Keep a shard on disk until its cell's other shards are in (a resumed run reuses it)."""
+    shard = _shard(cell, result)
+    shard.record.states, arrays = state_arrays(shard.states)
+    samples = None if shard.samples is None else shard.samples | arrays
+    write_cell(shard_path(cell.out_file, result.task), shard.record, samples, compress=False)
+
+
+def _finish(outcome: RunOutcome, cell: CellPlan, config: RunConfig, shards: list[Shard] | None = None) -> CellRecord:
+    """Assemble a cell whose shards are all in (``shards``, or else from their files): its set
+    metrics are computed from the merged states of its shards before the cell is written."""
     def set_scores(record: CellRecord, arrays: dict, states: dict) -> None:
         metrics = {name: m for name, m in outcome.metrics[cell.key[0]].items() if m.level == "set"}
         errors: dict[str, str] = {}
@@ -98,8 +107,9 @@ def _finish(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> CellRecor
         outcome.notes.extend(f"metric '{name}' failed on {'/'.join(cell.key)}: {error}"
                              for name, error in errors.items())
 
-    return assemble_cell(cell.out_file, cell.record, [shard_path(cell.out_file, t) for t in cell.shards],
-                         before_write=set_scores)
+    if shards is None:
+        shards = [Shard.read(shard_path(cell.out_file, t)) for t in cell.shards]
+    return assemble_cell(cell.out_file, cell.record, shards, before_write=set_scores)
 
 
 def _rescore(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> None:
@@ -169,11 +179,14 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
                 outcome.ran.append(_finish(outcome, cell, config))
         for result in executor.map(fn, tasks):
             cell = by_key[result.task.key]
-            _write_shard(cell, result)  # this process is the only writer
             if not executor.local:
                 bar.update(len(result.task.image_ids))
                 bar.set_description(f"done {result.task.label}")
             remaining[cell.key] -= 1
+            if len(cell.shards) == 1:  # the whole cell: written at once, no shard file in between
+                outcome.ran.append(_finish(outcome, cell, config, [_shard(cell, result)]))
+                continue
+            _write_shard(cell, result)  # this process is the only writer
             if remaining[cell.key] == 0:
                 outcome.ran.append(_finish(outcome, cell, config))
         bar.close()

@@ -28,7 +28,7 @@ from benchkit.imaging import to_uint8
 from benchkit.plugin.interfaces import Dataset, Method, MethodContext
 from benchkit.plugin.metric import FeatureBank
 from benchkit.plugin.spec import Spec
-from benchkit.run.evaluation import FailedSetup, check_labels, metric_checkpoint, metric_context, update
+from benchkit.run.evaluation import FailedSetup, Scorer, check_labels, metric_checkpoint, metric_context
 from benchkit.run.masking import make_masks
 from benchkit.run.taskkey import content_key
 
@@ -277,22 +277,24 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
         split = _dataset_images(task, registry)
         images = split.images
         ids = list(task.image_ids)
-        truth_all = images[ids]
         n = len(ids)
         generator = _cached(_key("mask", task.mask), lambda: registry.create("mask", task.mask))
         known_all = split_masks(generator, task.dataset, task.mask, task.seed, split, task.n_images, ids)
         method = _method(task, registry, images.shape[1:])
         setup_seconds = time.perf_counter() - started
         device = torch.device(task.device)
-        composites: list[torch.Tensor] = []
-        raws: list[torch.Tensor] = []  # the method's own output, known pixels included (raw-known metrics)
+        labels_all = split.labels[ids] if split.labels is not None else None
+        bank = _cached(_key("features", task.dataset, task.digest, task.device), FeatureBank)
+        scorer = Scorer(_metrics(task, registry, images.shape[1:]), n, device, bank)
+        outputs = np.empty((n, *images.shape[1:]), dtype=np.uint8)  # every composite, kept to add metrics later
         seconds: list[float] = []
-        for start in range(0, n, task.batch_size):
-            truth = truth_all[start:start + task.batch_size].to(device)
+        for start in range(0, n, task.batch_size):  # one batch in memory at a time: made, scored, kept as uint8
+            batch_ids = ids[start:start + task.batch_size]
+            truth = images[batch_ids].to(device)
             known = known_all[start:start + task.batch_size].to(device)
             corrupted = truth * known  # missing pixels zeroed: no method sees the ground truth
             t0 = time.perf_counter()
-            cell = {"mask": task.mask, "image_ids": tuple(ids[start:start + task.batch_size])}
+            cell = {"mask": task.mask, "image_ids": tuple(batch_ids)}
             prediction = method.inpaint(corrupted, known, **(cell if method.needs_cell else {}))
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -301,27 +303,25 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
                 raise ValueError(f"method returned shape {getattr(prediction, 'shape', type(prediction))}, "
                                  f"expected {tuple(truth.shape)}")
             prediction = prediction.to(device, torch.float32)
-            if not torch.isfinite(prediction[~known.expand_as(prediction)]).all():
+            finite = torch.isfinite(prediction)
+            if not finite.all() and not finite[~known.expand_as(prediction)].all():  # only the hole must be finite
                 raise ValueError("method returned NaN or infinite values in the hole")
-            raws.append(prediction.cpu())
-            composites.append(torch.where(known, truth, prediction.clamp(0, 1)).cpu())
+            composite = torch.where(known, truth, prediction.clamp(0, 1))
+            scorer.add(composite, truth, known, None if labels_all is None else labels_all[start:start + len(truth)],
+                       tuple(batch_ids), raw=prediction)
+            outputs[start:start + len(truth)] = _uint8(composite.cpu())
             seconds += [(batch_seconds + setup_seconds * len(truth) / n) / len(truth)] * len(truth)
             if progress is not None:
                 progress(len(truth))
-        composite = torch.cat(composites)
         rows = {"image_id": ids, "seconds": seconds,
                 "missing_fraction": (~known_all).flatten(1).float().mean(1).tolist()}
-        labels = split.labels[ids] if split.labels is not None else None
-        bank = _cached(_key("features", task.dataset, task.digest, task.device), FeatureBank)
-        scores = update(_metrics(task, registry, images.shape[1:]), composite, truth_all, known_all, labels,
-                        task.batch_size, device, ids, bank, raw=torch.cat(raws))
+        scores = scorer.finish()
         rows |= scores.columns
         result.metric_errors, result.states = scores.errors, scores.states
         keep = [ids.index(i) for i in task.sample_ids]
         result.rows = rows
-        outputs = _uint8(composite)  # every composite, kept so that metrics can be added later
         result.samples = {"ids": np.asarray(task.sample_ids, dtype=np.int64), "samples": outputs[keep],
-                          "truth": _uint8(truth_all[keep]), "known": known_all[keep].numpy(),
+                          "truth": _uint8(images[list(task.sample_ids)]), "known": known_all[keep].numpy(),
                           "output_ids": np.asarray(ids, dtype=np.int64), "outputs": outputs}
     except Exception as exc:  # a failing method (or a worker without the data) must not stop the run
         result.error, result.traceback = f"{type(exc).__name__}: {exc}", traceback.format_exc()

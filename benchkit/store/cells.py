@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -106,23 +107,44 @@ class CellRecord:
         return record
 
 
-def write_cell(path: Path, record: CellRecord, samples: dict[str, np.ndarray] | None = None) -> None:
-    """Atomically write a cell's record (and its sample arrays first, so the JSON marks completion)."""
+def write_cell(path: Path, record: CellRecord, samples: dict[str, np.ndarray] | None = None,
+               compress: bool = True) -> None:
+    """Atomically write a cell's record (and its sample arrays first, so the JSON marks completion);
+    ``compress=False`` stores the arrays as they are (shard files, read once and then removed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if samples is not None:
-        atomic_write_bytes(path.with_suffix(".npz"), npz_bytes(samples))
+        atomic_write_bytes(path.with_suffix(".npz"), npz_bytes(samples, compress))
     atomic_write_text(path, json.dumps(asdict(record), allow_nan=True))
 
 
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """An ``.npz`` (what ``np.load`` reads) deflated at level 1: kept composites of large images
-    compress several times faster than at ``np.savez_compressed``'s level, to a similar size."""
+PROBE_BYTES = 1 << 20  # the slice of a large array deflated first, to see whether deflating it pays
+
+
+def npz_bytes(arrays: dict[str, np.ndarray], compress: bool = True) -> bytes:
+    """An ``.npz`` (what ``np.load`` reads) whose members are deflated at level 1 or stored.
+
+    With ``compress``, a member is deflated unless a probe of its first bytes shrinks by less than
+    a tenth (noise-like images): level 1 compresses kept composites several times faster than
+    ``np.savez_compressed``'s level, to a similar size.
+    """
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+    with zipfile.ZipFile(buffer, "w", allowZip64=True) as archive:
         for name, array in arrays.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            array = np.asanyarray(array)
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED if compress and _deflates(array) else zipfile.ZIP_STORED
+            member._compresslevel = 1  # the name Python 3.11 and 3.12 read (3.13 keeps it as an alias)
+            with archive.open(member, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, array, allow_pickle=False)
     return buffer.getvalue()
+
+
+def _deflates(array: np.ndarray) -> bool:
+    """Whether deflating ``array`` is worth it: always for small arrays, else judged on a probe."""
+    if array.nbytes <= PROBE_BYTES or not array.flags.c_contiguous:
+        return True
+    probe = array.reshape(-1).view(np.uint8)[:PROBE_BYTES].tobytes()
+    return len(zlib.compress(probe, 1)) < 0.9 * len(probe)
 
 
 SAMPLE_ARRAYS = ("ids", "samples", "truth", "known")
@@ -190,9 +212,28 @@ def shard_path(cell_file: Path, task) -> Path:
     return cell_file.with_suffix(".shards") / f"{start:07d}-{end:07d}-{task.key[:20]}.json"
 
 
-def assemble_cell(cell_file: Path, record: CellRecord, paths: list[Path],
+@dataclass
+class Shard:
+    """A finished shard of a cell, in memory: its record, its picture and output arrays (None when
+    it failed or kept none) and its metric states (``metric -> subset -> MetricState``)."""
+
+    record: CellRecord
+    samples: dict[str, np.ndarray] | None
+    states: dict[str, dict[str, MetricState]]
+    images: tuple[int, int]  # first and last image position
+
+    @classmethod
+    def read(cls, path: Path) -> Shard:
+        """A shard from its file (see :func:`shard_path`)."""
+        record = read_cell(path)
+        start, end = (int(part) for part in path.stem.split("-")[:2])
+        return cls(record, read_samples(path, outputs=True) if record.ok else None, read_states(path, record),
+                   (start, end - 1))
+
+
+def assemble_cell(cell_file: Path, record: CellRecord, shards: list[Shard],
                   before_write: Callable[[CellRecord, dict, dict], None] | None = None) -> CellRecord:
-    """Join a cell's shard files (``paths``, in image order) into its cell file, atomically.
+    """Join a cell's shards (in image order) into its cell file, atomically.
 
     The cell is ``ok`` when every shard is; otherwise ``failed``, with the error of the first failed
     shard, and the rows of the shards that succeeded. A finished cell's shard folder is removed.
@@ -200,25 +241,23 @@ def assemble_cell(cell_file: Path, record: CellRecord, paths: list[Path],
     (every kept composite among them) and its shards' metric states merged (``metric -> subset ->
     MetricState``) just before the cell is written: the runner computes set metrics there.
     """
-    shards = [read_cell(path) for path in paths]
-    failed = [(p, s) for p, s in zip(paths, shards) if not s.ok]
-    good = [s for s in shards if s.ok and s.rows]
-    rows = [s.rows for s in good if s.rows is not None]
+    failed = [s for s in shards if not s.record.ok]
+    rows = [s.record.rows for s in shards if s.record.ok and s.record.rows]
     record.rows = {k: [v for part in rows for v in part[k]] for k in rows[0]} if rows else None
-    record.seconds = sum(s.seconds for s in shards)
-    record.metric_errors = {k: v for s in shards for k, v in (s.metric_errors or {}).items()}
+    record.seconds = sum(s.record.seconds for s in shards)
+    record.metric_errors = {k: v for s in shards for k, v in (s.record.metric_errors or {}).items()}
     record.status = "failed" if failed else "ok"
     if failed:
-        path, first = failed[0]
-        start, end = (int(part) for part in path.stem.split("-")[:2])
+        first, (start, last) = failed[0].record, failed[0].images
         record.error = first.error if len(shards) == 1 else (
-            f"{len(failed)} of {len(shards)} shards failed; images {start}-{end - 1}: {first.error}")
+            f"{len(failed)} of {len(shards)} shards failed; images {start}-{last}: {first.error}")
         record.traceback = first.traceback
-    arrays = [a for p, s in zip(paths, shards) if s.ok and (a := read_samples(p, outputs=True)) is not None]
+    arrays = [s.samples for s in shards if s.record.ok and s.samples is not None]
     keys = SAMPLE_ARRAYS + (OUTPUT_ARRAYS if arrays and all("outputs" in a for a in arrays) else ())
-    samples = {k: np.concatenate([a[k] for a in arrays]) for k in keys} if arrays else None
+    samples = ({k: arrays[0][k] if len(arrays) == 1 else np.concatenate([a[k] for a in arrays]) for k in keys}
+               if arrays else None)
     record.sample_ids = samples["ids"].tolist() if samples else []
-    states = merge_states(read_states(path, shard) for path, shard in zip(paths, shards))
+    states = merge_states(s.states for s in shards)
     if before_write is not None and record.ok and samples is not None:
         before_write(record, samples, states)
     write_cell(cell_file, record, samples)
