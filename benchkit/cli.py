@@ -38,8 +38,10 @@ def _terminate(signum, frame) -> None:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings as one line each, ``benchkit: warning: ...`` (no source line)."""
-    print(f"benchkit: warning: {message}", file=sys.stderr)
+    """Warnings as one line each, ``benchkit: warning: ...`` (no source line), above any progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(f"benchkit: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

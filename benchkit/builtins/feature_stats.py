@@ -4,6 +4,7 @@
   (FID when the features are Inception-v3's pool features; Heusel et al., NeurIPS 2017).
 * :func:`kernel_distance`: the unbiased squared MMD with the cubic polynomial kernel
   ``k(x, y) = (x . y / d + 1) ** 3``, averaged over random subsets (KID; Binkowski et al., ICLR 2018).
+* :func:`discriminative_scores`: P-IDS and U-IDS from a linear SVM fitted to both sets (CoModGAN, MAT).
 * :class:`FeatureDistance`: a :class:`benchkit.plugin.interfaces.SetMetric` comparing the features of a
   cell's inpainted composites with those of its ground-truth images; subclasses give the features.
   Its state merges across shards: sums for the Fréchet distance, the features for the kernel one.
@@ -12,11 +13,13 @@ Everything is computed in float64 on the CPU; features are ``N x D``.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
 
+from benchkit.errors import UserError
 from benchkit.plugin.interfaces import SetMetric
 from benchkit.plugin.options import Range
 
@@ -149,3 +152,57 @@ class KernelDistance(FeatureDistance):
         if fake is None or real is None:
             raise ValueError("a kernel distance needs at least 2 images per set, got 0")
         return kernel_distance(fake, real, self.subsets, self.subset_size, seed=self.seed)
+
+
+def discriminative_scores(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
+    """P-IDS and U-IDS (Zhao et al., "Large Scale Image Completion via Co-Modulated GANs", ICLR 2021)
+    as fenglinglwb/MAT's ``evaluatoin/cal_fid_pids_uids.py`` computes them.
+
+    A linear SVM (scikit-learn ``LinearSVC(dual=False)``, its defaults otherwise) is fitted to the
+    real (label 1) and fake (label 0) features together. U-IDS is its misclassification rate on
+    those same features; P-IDS the share of pairs (fake i, real i) where the fake's decision value
+    exceeds its real's. Both are 0 when the sets are perfectly separable, which is always possible
+    when there are fewer images than feature dimensions. ``real`` and ``fake``: ``N x D``, paired by row.
+    """
+    from sklearn.svm import LinearSVC
+
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    if min(len(real), len(fake)) < 1 or len(real) != len(fake):
+        raise ValueError(f"P-IDS and U-IDS need paired sets of at least one image, got {len(real)} and {len(fake)}")
+    inputs = np.concatenate([real, fake])
+    targets = np.array([1] * len(real) + [0] * len(fake))
+    svm = LinearSVC(dual=False).fit(inputs, targets)
+    uids = 1 - svm.score(inputs, targets)
+    pids = np.mean(svm.decision_function(fake) > svm.decision_function(real))
+    return float(pids), float(uids)
+
+
+class DiscriminativeScore(FeatureDistance):
+    """P-IDS (``score = "pids"``) or U-IDS (``"uids"``) of a cell's composites against its ground truth
+    (see :func:`discriminative_scores`); higher is better, at most 0.5. The state is the features
+    themselves, paired by image. With fewer images than feature dimensions a linear SVM separates
+    the sets perfectly and both scores collapse to 0 (fenglinglwb/MAT #86): a warning says so."""
+
+    score: ClassVar[Literal["pids", "uids"]] = "pids"
+    higher_is_better = True
+    states = {"fake": "cat", "real": "cat"}
+
+    def __init__(self) -> None:  # created while the run is planned: a missing scikit-learn stops it there
+        import importlib.util
+
+        if importlib.util.find_spec("sklearn") is None:
+            raise UserError(f"metric '{self.name}' needs scikit-learn: pip install 'benchkit[ids]'")
+
+    def update(self, batch) -> None:
+        for side, features in self.pairs(batch):
+            self.add(side, features)
+
+    def compute(self) -> float:
+        fake, real = self.state.get("fake"), self.state.get("real")
+        if fake is None or real is None:
+            raise ValueError("P-IDS and U-IDS need at least one image, got 0")
+        n, dimension = len(real), real.shape[1]
+        if n <= dimension:
+            warnings.warn(f"{self.name} on {n} images of {dimension} features: a linear SVM can separate so few "
+                          "perfectly, so the score tends to 0; use more images than features")
+        return discriminative_scores(real, fake)[0 if self.score == "pids" else 1]

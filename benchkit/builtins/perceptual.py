@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchkit.builtins.feature_stats import FeatureDistance, KernelDistance
+from benchkit.builtins.feature_stats import DiscriminativeScore, FeatureDistance, KernelDistance
 from benchkit.builtins.weights import load_into, load_state_dict
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import ImageMetric, MetricContext
@@ -106,6 +106,19 @@ class KID(InceptionFeatures, KernelDistance):
     digits = 4
 
 
+class PIDS(InceptionFeatures, DiscriminativeScore):
+    name = "pids"
+    description = "P-IDS of Inception-v3 features: a linear SVM's paired fake-above-real rate (set metric)"
+    digits = 3
+
+
+class UIDS(InceptionFeatures, DiscriminativeScore):
+    name = "uids"
+    description = "U-IDS of Inception-v3 features: a linear SVM's misclassification rate (set metric)"
+    score = "uids"
+    digits = 3
+
+
 class LPIPSAlex(ImageMetric):
     name = "lpips-alex"
     description = "LPIPS v0.1 distance with AlexNet features (per image, lower is better)"
@@ -140,5 +153,5 @@ class LPIPSVGG(LPIPSAlex):
 
 @hookimpl
 def register_metrics(register):
-    for cls in (FID, CleanFID, KID, LPIPSAlex, LPIPSVGG):
+    for cls in (FID, CleanFID, KID, PIDS, UIDS, LPIPSAlex, LPIPSVGG):
         register(cls)

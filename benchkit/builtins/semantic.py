@@ -17,7 +17,7 @@ from typing import Annotated
 
 import torch
 
-from benchkit.builtins.feature_stats import FeatureDistance, KernelDistance
+from benchkit.builtins.feature_stats import DiscriminativeScore, FeatureDistance, KernelDistance
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import ImageMetric, MetricContext, Trainer
@@ -76,6 +76,19 @@ class ClassifierKernel(ClassifierUser, KernelDistance):
     digits = 4
 
 
+class ClassifierPIDS(ClassifierUser, DiscriminativeScore):
+    name = "pids-fmnist"
+    description = "P-IDS of classifier features: a linear SVM's paired fake-above-real rate (set metric)"
+    digits = 3
+
+
+class ClassifierUIDS(ClassifierUser, DiscriminativeScore):
+    name = "uids-fmnist"
+    description = "U-IDS of classifier features: a linear SVM's misclassification rate (set metric)"
+    score = "uids"
+    digits = 3
+
+
 class ClassifierTrainer(Trainer):
     """Trains the classifier of ``class-acc``, ``fid-fmnist`` and ``kid-fmnist`` on a labelled dataset.
 
@@ -108,7 +121,7 @@ class ClassifierTrainer(Trainer):
 
 @hookimpl
 def register_metrics(register):
-    for cls in (ClassAccuracy, ClassifierFrechet, ClassifierKernel):
+    for cls in (ClassAccuracy, ClassifierFrechet, ClassifierKernel, ClassifierPIDS, ClassifierUIDS):
         register(cls)
 
 
