@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from benchkit.store.results import RunDisplay, summary
+from benchkit.store.results import ALL_IMAGES, RunDisplay, summary
 
 FORMATS = ("github", "latex", "csv", "html")
 
@@ -77,6 +77,9 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github", set
     appearance and metrics are shown with 4 decimals, higher is better."""
     display = display or RunDisplay()
     lower_is_better = frozenset(m for m in metrics if not display.metric(m).higher_is_better)
+    binned = None
+    if sets is not None and "bin" in sets.columns:
+        binned, sets = sets[sets.bin != ALL_IMAGES], sets[sets.bin == ALL_IMAGES]
     blocks = list(_blocks(df, sets, metrics))
     if not blocks:
         return "no results yet"
@@ -96,6 +99,10 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github", set
                         n = int(sets.loc[rows_of, "n_images"].iloc[0])
                     records.append({"dataset": dataset, "metric": metric, "method": method,
                                     "mask": mask, "mean": value[0], "ci95": value[1], "n": n})
+        if binned is not None:
+            records += [{"dataset": row["dataset"], "metric": metric, "method": row["method"], "mask": row["mask"],
+                         "bin": row["bin"], "mean": row[metric], "ci95": math.nan, "n": int(row["n_images"])}
+                        for metric in metrics if metric in binned.columns for _, row in binned.iterrows()]
         return pd.DataFrame(records).to_csv(index=False)
     out = []
     for metric, dataset, table, how, n in blocks:
@@ -121,7 +128,43 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github", set
         body = (_latex(headers, rows, bold) if fmt == "latex"
                 else tabulate(rows, headers, tablefmt="github", disable_numparse=True))
         out.append((f"% {title}\n" if fmt == "latex" else f"{title}\n\n") + body)
+    if binned is not None and len(binned):
+        out += bin_tables(binned, [m for m in metrics if m in binned.columns], fmt, display)
     return "\n\n".join(out)
+
+
+def bin_tables(binned: pd.DataFrame, metrics: list[str], fmt: str, display: RunDisplay) -> list[str]:
+    """Per set metric, dataset and mask: methods x hole-area bins (the rows of a ``--bins`` run whose
+    ``bin`` is not "all"). A bin without images shows "-"; one too small for the metric (its value
+    NaN) shows its image count, "n=1"."""
+    out = []
+    for metric in metrics:
+        digits = display.metric(metric).digits
+        order = {mask: i for i, mask in enumerate(display.ordered("masks", list(dict.fromkeys(binned["mask"]))))}
+        groups = sorted(binned.groupby(["dataset", "mask"], sort=False), key=lambda group: order[group[0][1]])
+        for (dataset, mask), part in groups:
+            bins = list(dict.fromkeys(part.bin))
+            cells = {(r["method"], r["bin"]): (float(r[metric]), int(r["n_images"])) for _, r in part.iterrows()}
+            methods = list(dict.fromkeys(part.method))
+            rows = [[method] + [_bin_cell(*cells[(method, b)], digits) if (method, b) in cells else "" for b in bins]
+                    for method in methods]
+            title = (f"{metric} on {dataset}, mask {mask}, per hole-area bin (one score per bin; "
+                     f"n=K: too few images for the metric)")
+            headers = ["method"] + [f"{b} (n={cells[(methods[0], b)][1]})" if (methods[0], b) in cells else b
+                                    for b in bins]
+            if fmt == "html":
+                out.append(f"<h4>{html.escape(title)}</h4>\n" + _html(headers, rows, set()))
+            elif fmt == "latex":
+                out.append(f"% {title}\n" + _latex(headers, rows, set()))
+            else:
+                out.append(f"{title}\n\n" + tabulate(rows, headers, tablefmt="github", disable_numparse=True))
+    return out
+
+
+def _bin_cell(value: float, n: int, digits: int) -> str:
+    if n == 0:
+        return "-"
+    return f"n={n}" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def _latex(headers: list[str], rows: list[list[str]], bold: set[tuple[int, int]]) -> str:

@@ -10,6 +10,7 @@ values become NaN and the error is returned beside the others' results.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,31 @@ class FailedSetup(SetMetric):
 
 
 ALL = "all"  # the subset of every image of a cell
+HOLE_BINS = {"lama": 10, "comodgan": 5}  # LaMa's evaluator (bins=10); CoModGAN's -h0 ... -h4 (0.2 wide)
+
+
+def bin_names(scheme: str) -> list[str]:
+    """The names of a scheme's hole-area bins, as LaMa's evaluator writes them: ``0-10%`` ... ``90-100%``."""
+    n = HOLE_BINS[scheme]
+    return [f"{round(100 * i / n)}-{round(100 * (i + 1) / n)}%" for i in range(n)]
+
+
+def bin_index(missing_fraction, scheme: str) -> np.ndarray:
+    """Each image's bin, as LaMa's ``saicinpainting/evaluation/evaluator.py`` assigns it: edges
+    ``linspace(0, 1, n + 1)``, ``searchsorted(edges, area, side="right") - 1``, an area of 1 in the last bin."""
+    n = HOLE_BINS[scheme]
+    index = np.searchsorted(np.linspace(0, 1, n + 1), np.asarray(missing_fraction, dtype=np.float64), side="right") - 1
+    return np.minimum(index, n - 1)
+
+
+def hole_bins(missing_fraction, scheme: str | None) -> dict[str, torch.Tensor] | None:
+    """The subsets of :func:`update` for a binning scheme: every image (:data:`ALL`) and one subset
+    per hole-area bin (``N`` bool each, empty bins included); None without a scheme."""
+    if not scheme:
+        return None
+    index = bin_index(missing_fraction, scheme)
+    return {ALL: torch.ones(len(index), dtype=torch.bool)} | {
+        name: torch.from_numpy(index == i) for i, name in enumerate(bin_names(scheme))}
 
 
 @dataclass
@@ -194,7 +220,10 @@ def compute_sets(metrics: dict[str, Metric], states: dict[str, dict[str, MetricS
         for subset, state in subsets.items():
             metric.state = state
             try:
-                value = float(metric.compute())
+                with warnings.catch_warnings():  # a bin's few images: its table shows how few
+                    if subset != ALL:
+                        warnings.simplefilter("ignore")
+                    value = float(metric.compute())
             except Exception as exc:
                 if subset == ALL:
                     errors[name] = f"{type(exc).__name__}: {exc}"

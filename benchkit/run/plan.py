@@ -20,7 +20,7 @@ from benchkit.plugin.interfaces import MethodContext
 from benchkit.plugin.registry import Registry
 from benchkit.plugin.spec import Spec, unique
 from benchkit.run.defaults import DEFAULT_N_IMAGES, DEFAULT_OUT, DEFAULT_PRESET, METRIC_BATCH_SIZE
-from benchkit.run.evaluation import metric_display
+from benchkit.run.evaluation import HOLE_BINS, metric_display
 from benchkit.run.taskkey import content_key, file_digest
 from benchkit.run.tasks import (
     LoadedSplit,
@@ -69,6 +69,7 @@ class RunConfig:
     executor_options: dict = field(default_factory=dict)
     weights_dir: str | None = None  # pretrained weights of metrics (FID's Inception ...); else $BENCHKIT_WEIGHTS
     shard_size: int | None = None
+    bins: str | None = None  # set metrics also per hole-area bin: "lama" (10 of 0.1) or "comodgan" (5 of 0.2)
 
 
 @dataclass
@@ -133,6 +134,8 @@ def _check_config(config: RunConfig) -> None:
         raise UserError("--methods is empty: name at least one, or leave it out for all")
     if config.shard_size is not None and config.shard_size < 1:
         raise UserError(f"--shard-size {config.shard_size} must be at least 1")
+    if config.bins and config.bins not in HOLE_BINS:
+        raise UserError(f"--bins {config.bins} is not one of {', '.join(HOLE_BINS)}: choose one, or leave it out")
     parse_device(config.device)
 
 
@@ -261,10 +264,13 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
                     "dataset_digest": digest, "checkpoint_sha256": file_digest(checkpoint), "benchkit": __version__,
                     "versions": {kind: _distribution_version(registry, kind, s) for kind, s in
                                  (("dataset", spec), ("mask", mask_spec), ("method", canonical[name]))}}
+                if config.bins:  # the set metrics' states are kept per bin
+                    identity["bins"] = config.bins
                 settings = {"n_images": n, "seed": config.seed, "metrics": sorted(metric_names),
                             "checkpoint": checkpoint, "dataset_digest": digest, "benchkit": __version__,
                             "method_version": identity["versions"]["method"], "task_key": content_key(identity)}
-                record = CellRecord(spec, mask_spec, name, "ok", settings=settings, metrics=list(metric_names))
+                record = CellRecord(spec, mask_spec, name, "ok", settings=settings, metrics=list(metric_names),
+                                    bins=config.bins)
                 cell = CellPlan((spec, mask_spec, name), cell_path(config.out, spec, mask_spec, name), record)
                 cell.shards = [ShardTask(dataset=spec, mask=mask_spec, method=canonical[name],
                                          image_ids=tuple(range(a, b)),
@@ -273,7 +279,8 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
                                          data_dir=config.data_dir, checkpoint=checkpoint, batch_size=batch,
                                          device=config.device, sample_ids=tuple(i for i in kept if a <= i < b),
                                          digest=digest, block_external=registry.block_external, threads=threads,
-                                         metric_checkpoints=metric_checkpoints, weights_dir=config.weights_dir)
+                                         metric_checkpoints=metric_checkpoints, weights_dir=config.weights_dir,
+                                         bins=config.bins)
                                for a, b in ranges]
                 cell.todo = list(cell.shards)
                 result.cells.append(cell)

@@ -28,7 +28,14 @@ from benchkit.imaging import to_uint8
 from benchkit.plugin.interfaces import Dataset, Method, MethodContext
 from benchkit.plugin.metric import FeatureBank
 from benchkit.plugin.spec import Spec
-from benchkit.run.evaluation import FailedSetup, Scorer, check_labels, metric_checkpoint, metric_context
+from benchkit.run.evaluation import (
+    FailedSetup,
+    Scorer,
+    check_labels,
+    hole_bins,
+    metric_checkpoint,
+    metric_context,
+)
 from benchkit.run.masking import make_masks
 from benchkit.run.taskkey import content_key
 
@@ -74,6 +81,7 @@ class ShardTask:
     threads: int | None = None  # torch threads in the worker (None: leave as is)
     metric_checkpoints: dict = field(default_factory=dict)  # metric spec -> its checkpoint, for those that need one
     weights_dir: str | None = None
+    bins: str | None = None  # hole-area binning of the set metrics (evaluation.HOLE_BINS), or none
 
     @property
     def label(self) -> str:
@@ -285,7 +293,9 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
         device = torch.device(task.device)
         labels_all = split.labels[ids] if split.labels is not None else None
         bank = _cached(_key("features", task.dataset, task.digest, task.device), FeatureBank)
-        scorer = Scorer(_metrics(task, registry, images.shape[1:]), n, device, bank)
+        missing = (~known_all).flatten(1).float().mean(1)
+        scorer = Scorer(_metrics(task, registry, images.shape[1:]), n, device, bank,
+                        subsets=hole_bins(missing.numpy(), task.bins))
         outputs = np.empty((n, *images.shape[1:]), dtype=np.uint8)  # every composite, kept to add metrics later
         seconds: list[float] = []
         for start in range(0, n, task.batch_size):  # one batch in memory at a time: made, scored, kept as uint8
@@ -314,7 +324,7 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
             if progress is not None:
                 progress(len(truth))
         rows = {"image_id": ids, "seconds": seconds,
-                "missing_fraction": (~known_all).flatten(1).float().mean(1).tolist()}
+                "missing_fraction": missing.tolist()}
         scores = scorer.finish()
         rows |= scores.columns
         result.metric_errors, result.states = scores.errors, scores.states

@@ -83,6 +83,9 @@ class CellRecord:
     metric_errors: dict = field(default_factory=dict)  # metric -> error: that column is NaN, the rest stands
     set_scores: dict = field(default_factory=dict)  # set metric (FID ...) -> its value over the cell's images
     states: dict = field(default_factory=dict)  # shard files: index of the metric states kept in the .npz
+    bins: str | None = None  # hole-area binning of the set metrics ("lama", "comodgan"), or none
+    bin_scores: dict = field(default_factory=dict)  # set metric -> bin name -> its value over that bin's images
+    bin_counts: dict = field(default_factory=dict)  # bin name -> images in it
     version: int = CELL_VERSION
 
     @property
@@ -287,6 +290,7 @@ CELL_SCHEMA = {
     "settings.benchkit": (str, type(None)), "settings.method_version": (str, type(None)),
     "settings.task_key": (str, type(None)),
     "metrics": list, "metric_errors": dict, "states": dict, "sample_ids": list, "seconds": NUMBER,
+    "bins": (str, type(None)), "bin_scores": dict, "bin_counts": dict,
     "error": (str, type(None)), "traceback": (str, type(None)), "version": int,
 }
 MANIFEST_SCHEMA = {"config": dict, "config.options": dict, "settings": dict, "settings.seed": int,

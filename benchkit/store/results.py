@@ -24,7 +24,8 @@ def cell_records(run_dir: Path) -> list[CellRecord]:
     return [read_cell(p) for p in sorted((run_dir / CELLS).glob("*.json"))]
 
 
-SET_COLUMNS = ["dataset", "mask", "method", "n_images"]
+SET_COLUMNS = ["dataset", "mask", "method", "bin", "n_images"]
+ALL_IMAGES = "all"  # the bin column of a cell's score over all its images
 
 
 def load_results(path: str | Path, level: str = "image") -> pd.DataFrame:
@@ -35,9 +36,11 @@ def load_results(path: str | Path, level: str = "image") -> pd.DataFrame:
     batch and the method's setup) and ``missing_fraction``. A failed cell contributes the rows of its
     shards that succeeded; see :func:`failures`.
 
-    Per set (``level="set"``): one row per finished (dataset, mask, method) cell, ``n_images``, and
-    one column per set metric (``fid-fmnist``, ``kid-fmnist``, ``fid`` ...), each scored over all the
-    cell's images; NaN where a metric was not computed or failed.
+    Per set (``level="set"``): one row per finished (dataset, mask, method) cell with ``bin`` "all",
+    ``n_images``, and one column per set metric (``fid-fmnist``, ``kid-fmnist``, ``fid`` ...), each
+    scored over all the cell's images; NaN where a metric was not computed or failed. A run with
+    ``--bins`` adds a row per hole-area bin (``bin`` "0-10%" ...; LaMa's bins of its evaluator),
+    scored over that bin's ``n_images`` images; NaN where a bin has too few images for the metric.
     """
     if level not in ("image", "set"):
         raise UserError(f"level '{level}' is not one of 'image', 'set'")
@@ -70,11 +73,22 @@ def _image_table(records: list[CellRecord]) -> pd.DataFrame:
 
 
 def _set_table(records: list[CellRecord]) -> pd.DataFrame:
-    rows = [{"dataset": r.dataset, "mask": r.mask, "method": r.method, "n_images": len(r.rows["image_id"]),
-             **{k: (math.nan if v is None else float(v)) for k, v in r.set_scores.items()}}
-            for r in records if r.ok and r.rows and r.set_scores]
+    rows = []
+    for r in records:
+        if not (r.ok and r.rows and r.set_scores):
+            continue
+        key = {"dataset": r.dataset, "mask": r.mask, "method": r.method}
+        rows.append(key | {"bin": ALL_IMAGES, "n_images": len(r.rows["image_id"]),
+                           **{k: _number(v) for k, v in r.set_scores.items()}})
+        for name, count in (r.bin_counts or {}).items():  # a run with --bins: one row per hole-area bin
+            rows.append(key | {"bin": name, "n_images": count,
+                               **{k: _number(v.get(name)) for k, v in (r.bin_scores or {}).items()}})
     df = pd.DataFrame(rows)
     return df if rows else pd.DataFrame(columns=SET_COLUMNS)
+
+
+def _number(value) -> float:
+    return math.nan if value is None else float(value)
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
