@@ -93,6 +93,12 @@ class Method(Plugin, ABC):
     in_default_run : bool
         Whether ``benchkit run`` without ``--methods`` ("every available method") includes it;
         ``predictions`` does not (it needs a folder). ``--methods`` can always name it.
+    slow : bool
+        Whether the method takes long per image (seconds to minutes on a CPU): ``benchkit run``
+        without ``--methods`` leaves it out with a note naming it; ``--methods`` can always name it.
+    seconds_per_image : float or None
+        Measured seconds per image with the default options on a 32 x 32 image on a 2-core CPU
+        (shown by ``benchkit list``); None when not measured.
     needs_cell : bool
         If true, ``inpaint`` also receives the keywords ``mask`` (the canonical mask spec of the
         cell) and ``image_ids`` (the batch's positions in the test split): for methods that read
@@ -106,6 +112,8 @@ class Method(Plugin, ABC):
     install_hint: ClassVar[str] = ""
     needs_cell: ClassVar[bool] = False
     in_default_run: ClassVar[bool] = True
+    slow: ClassVar[bool] = False
+    seconds_per_image: ClassVar[float | None] = None
 
     @classmethod
     def missing_requirement(cls) -> str | None:

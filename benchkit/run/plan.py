@@ -166,6 +166,10 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
     notes = result.notes
     lenient = config.methods is None or config.optional_methods
     every = [n for n in registry.names("method") if registry.get("method", n).cls.in_default_run]
+    slow = [n for n in every if registry.get("method", n).cls.slow]
+    if config.methods is None and slow:
+        notes.append(f"left out as slow: {', '.join(slow)} (name them with --methods to run them)")
+        every = [n for n in every if n not in slow]
     method_specs = resolve_specs(config.methods if config.methods is not None else every,
                                  "method", "--methods", config, registry, notes)
     for method_spec in list(method_specs):

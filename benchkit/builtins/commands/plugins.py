@@ -20,9 +20,17 @@ def register_commands(subparsers):
 def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    rows = [(p.kind, p.name, p.description, p.distribution) for p in args.registry.all()]
-    print(tabulate(rows, headers=["kind", "name", "description", "distribution"]))
+    rows = [(p.kind, p.name, p.description, _speed(p.cls) if p.kind == "method" else "", p.distribution)
+            for p in args.registry.all()]
+    print(tabulate(rows, headers=["kind", "name", "description", "s/image", "distribution"]))
     return 0
+
+
+def _speed(cls) -> str:
+    """A method's measured seconds per image (32 px, default options, 2-core CPU), "slow" marked."""
+    seconds = getattr(cls, "seconds_per_image", None)
+    text = "" if seconds is None else f"{seconds:.3g}"
+    return f"{text} (slow)" if getattr(cls, "slow", False) else text
 
 
 def cmd_info(args: argparse.Namespace) -> int:

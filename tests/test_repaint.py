@@ -1,0 +1,56 @@
+"""RePaint over a small random DDPM: the sampling loop against diffusers' own DDPM sampling."""
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+
+from benchkit.builtins.diffusion import make_scheduler, make_unet  # noqa: E402
+from benchkit.builtins.repaint import jump_schedule, repaint  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def unet():
+    torch.manual_seed(0)
+    return make_unet(16, 1, 8).eval().requires_grad_(False)
+
+
+def streams(n, seed=0):
+    return [torch.Generator().manual_seed(seed + i) for i in range(n)]
+
+
+def test_jump_schedule_is_repaints():
+    """get_schedule_jump(t_T=20, jump_length=5, jump_n_sample=3) of andreas128/RePaint, written out:
+    down to 10, up to 15 and down again twice, the same at 5 and at 0, then to -1."""
+    down = lambda a, b: list(range(a, b - 1, -1))  # noqa: E731
+    up = lambda a, b: list(range(a, b + 1))  # noqa: E731
+    expected = (down(19, 10) + (up(11, 15) + down(14, 10)) * 2 + down(9, 5) + (up(6, 10) + down(9, 5)) * 2
+                + down(4, 0) + (up(1, 5) + down(4, 0)) * 2 + [-1])
+    assert jump_schedule(20, 5, 3) == expected
+    assert jump_schedule(7, 3, 1) == [6, 5, 4, 3, 2, 1, 0, -1]
+
+
+@torch.no_grad()
+def test_without_resampling_or_known_pixels_it_is_plain_ddpm_sampling(unet):
+    """diffusers' DDPMScheduler loop with the same per-image noise: the same images."""
+    n, steps = 3, 12
+    scheduler = make_scheduler()
+    scheduler.set_timesteps(steps)
+    generators = streams(n)
+    x = torch.cat([torch.randn(1, 1, 16, 16, generator=g) for g in generators])
+    for t in scheduler.timesteps:
+        x = scheduler.step(unet(x, t).sample, t, x, generator=generators).prev_sample
+    nothing_known = torch.zeros(n, 1, 16, 16, dtype=torch.bool)
+    got = repaint(unet, torch.zeros(n, 1, 16, 16), nothing_known, streams(n), steps, 5, 1)
+    torch.testing.assert_close(got, x, rtol=0, atol=1e-6)
+
+
+@torch.no_grad()
+def test_known_pixels_come_back_unchanged_and_each_image_has_its_own_noise(unet):
+    torch.manual_seed(1)
+    x0 = torch.rand(4, 1, 16, 16) * 2 - 1
+    known = torch.rand(4, 1, 16, 16) > 0.4
+    out = repaint(unet, x0, known, streams(4), 10, 3, 2)
+    assert torch.equal(out[known], x0[known])
+    assert out.abs().max() <= 1.0 + 1e-6
+    alone = repaint(unet, x0[2:3], known[2:3], streams(1, seed=2), 10, 3, 2)  # image 2 with its own stream
+    torch.testing.assert_close(alone, out[2:3], rtol=0, atol=1e-5)
