@@ -54,3 +54,25 @@ def test_known_pixels_come_back_unchanged_and_each_image_has_its_own_noise(unet)
     assert out.abs().max() <= 1.0 + 1e-6
     alone = repaint(unet, x0[2:3], known[2:3], streams(1, seed=2), 10, 3, 2)  # image 2 with its own stream
     torch.testing.assert_close(alone, out[2:3], rtol=0, atol=1e-5)
+
+
+def test_the_ddpm_trainer_saves_resumes_and_loads(tmp_path):
+    import json
+
+    from benchkit.builtins.diffusion import DDPMTrainer, load_ddpm
+    from benchkit.plugin.interfaces import TrainConfig
+
+    torch.manual_seed(0)
+    images = torch.rand(32, 1, 32, 32)
+    config = TrainConfig(dataset="toy", epochs=1, batch_size=16, checkpoint_minutes=0)
+    trainer = DDPMTrainer(width=8)
+    path = trainer.train(images, config, tmp_path / "models", "test", {})
+    info = json.loads(path.with_suffix(".json").read_text())
+    assert info["images_seen"] == 32 and info["epoch"] == 1 and info["weights"] == "ema"
+    assert (tmp_path / "models" / "ddpm-toy-samples" / "epoch-001.png").is_file()
+    config.epochs = 2  # the same command with more epochs goes on from the saved state
+    trainer.train(images, config, tmp_path / "models", "test", {})
+    info = json.loads(path.with_suffix(".json").read_text())
+    assert info["images_seen"] == 64 and info["epoch"] == 2
+    unet, _ = load_ddpm(path, torch.device("cpu"))
+    assert unet(torch.zeros(1, 1, 32, 32), torch.tensor(5)).sample.shape == (1, 1, 32, 32)

@@ -34,7 +34,7 @@ BUILTIN_MODULES = tuple(f"benchkit.builtins.{m}" for m in (
     "commands.plugins", "commands.models", "commands.export", "commands.results", "commands.run",  # run heads --help
     "datasets", "paper_datasets", "masks", "metrics", "baselines", "tv", "lowrank", "nn", "patchmatch",
     "references", "gan", "ce", "presets", "executors", "freeform", "mat_masks", "semantic", "perceptual", "weights",
-    "predictions", "diffusion", "repaint"))
+    "predictions", "diffusion", "repaint", "dip"))
 KINDS = {"method": Method, "mask": MaskGenerator, "metric": Metric, "dataset": Dataset, "trainer": Trainer,
          "preset": Preset, "executor": Executor}
 HOOKS = {"method": "register_methods", "mask": "register_masks", "metric": "register_metrics",

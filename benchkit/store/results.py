@@ -93,8 +93,8 @@ def _number(value) -> float:
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
     """The metric columns of a :func:`load_results` table, per image or per set (all but the keys,
-    seconds, missing_fraction, n_images)."""
-    return [c for c in df.columns if c not in KEY_COLUMNS + ["seconds", "missing_fraction", "n_images"]]
+    seconds, missing_fraction, bin, n_images)."""
+    return [c for c in df.columns if c not in KEY_COLUMNS + ["seconds", "missing_fraction", "bin", "n_images"]]
 
 
 def failures(path: str | Path) -> pd.DataFrame:

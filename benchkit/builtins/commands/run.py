@@ -143,7 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                       dtype=bool)]
     sets = sets[[key in wanted for key in zip(sets.dataset, sets["mask"], sets.method)]]
     # metrics named with --metrics all print; without it, the default preset's `shown` (all are in the folder)
-    shown = list(outcome.display["metrics"]) if args.metrics is not None else list(default.shown or default.metrics)
+    chosen = preset if preset is not None and (preset.shown or preset.metrics) else default
+    shown = list(outcome.display["metrics"]) if args.metrics is not None else list(chosen.shown or chosen.metrics)
     print(format_tables(df, shown, args.format, sets=sets, display=run_display(args.out)))
     for spec, metrics in outcome.metrics.items():
         split = outcome.splits[spec]
