@@ -136,7 +136,7 @@ def npz_bytes(arrays: dict[str, np.ndarray], compress: bool = True) -> bytes:
             array = np.asanyarray(array)
             member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             member.compress_type = zipfile.ZIP_DEFLATED if compress and _deflates(array) else zipfile.ZIP_STORED
-            member._compresslevel = 1  # the name Python 3.11 and 3.12 read (3.13 keeps it as an alias)
+            member._compresslevel = 1  # type: ignore[attr-defined]  # the name 3.11 and 3.12 read; 3.13 aliases it
             with archive.open(member, "w", force_zip64=True) as out:
                 np.lib.format.write_array(out, array, allow_pickle=False)
     return buffer.getvalue()
