@@ -80,3 +80,16 @@ def test_bins_print_a_table_per_bin_and_change_the_key(tmp_path, capsys):
     assert table and "90-100% (n=" in table[-1]
     assert main(args + ["--bins", "lama"]) == 0
     assert "1 finished cells reused" in capsys.readouterr().out
+
+
+def test_metrics_added_later_are_binned_too(tmp_path):
+    from benchkit.cli import main
+
+    out = str(tmp_path / "r")
+    assert main(["run", "--methods", "mean-fill", "--masks", "mat-large", "--metrics", "psnr", "--n-images", "24",
+                 "--bins", "comodgan", "--out", out]) == 0
+    assert main(["score", out, "--metrics", "fid-fmnist"]) == 0
+    sets = load_results(out, level="set")
+    binned = sets[sets.bin != "all"]
+    assert len(binned) == 5 and binned["fid-fmnist"].notna().sum() >= 2
+    assert (binned.loc[binned.n_images < 2, "fid-fmnist"].isna()).all()

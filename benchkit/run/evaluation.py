@@ -110,6 +110,7 @@ class Scores:
     columns: dict[str, list[float]] = field(default_factory=dict)
     states: dict[str, dict[str, MetricState]] = field(default_factory=dict)
     sets: dict[str, float] = field(default_factory=dict)
+    bins: dict[str, dict[str, float]] = field(default_factory=dict)  # set metric -> subset other than ALL -> value
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -234,12 +235,15 @@ def compute_sets(metrics: dict[str, Metric], states: dict[str, dict[str, MetricS
 
 def score(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor,
           labels: torch.Tensor | None, batch_size: int, device: str | torch.device,
-          image_ids: list[int] | None = None, bank: FeatureBank | None = None) -> Scores:
+          image_ids: list[int] | None = None, bank: FeatureBank | None = None,
+          subsets: dict[str, torch.Tensor] | None = None) -> Scores:
     """Score a whole set at once (:func:`update`, then :func:`compute_sets` on its own states):
-    per-image columns and one value per set metric in ``sets``."""
-    out = update(metrics, composite, truth, known, labels, batch_size, device, image_ids, bank)
+    per-image columns, one value per set metric in ``sets`` and, with ``subsets``, per subset in ``bins``."""
+    out = update(metrics, composite, truth, known, labels, batch_size, device, image_ids, bank, subsets)
     values = compute_sets(metrics, out.states, out.errors)
     out.sets = {name: (float("nan") if name in out.errors else by_subset[ALL]) for name, by_subset in values.items()}
+    out.bins = {name: {k: v for k, v in by_subset.items() if k != ALL} for name, by_subset in values.items()
+                if name not in out.errors and len(by_subset) > 1}
     out.sets |= {name: float("nan") for name in out.errors if metrics[name].level == "set"}
     return out
 

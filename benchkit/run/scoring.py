@@ -18,7 +18,7 @@ from benchkit.plugin.metric import FeatureBank
 from benchkit.plugin.registry import Registry
 from benchkit.plugin.spec import Spec, unique
 from benchkit.run.defaults import METRIC_BATCH_SIZE
-from benchkit.run.evaluation import metric_display
+from benchkit.run.evaluation import hole_bins, metric_display
 from benchkit.run.evaluation import score as evaluate
 from benchkit.run.masking import make_masks
 from benchkit.run.tasks import LoadedSplit, load_test_split, prepare_metrics
@@ -113,10 +113,12 @@ def score_cell(record: CellRecord, arrays: dict, truth: torch.Tensor, known: tor
     rows = record.rows["image_id"]
     order = [ids.index(i) for i in rows]
     outputs = torch.from_numpy(arrays["outputs"][order]).float().div_(255)
+    subsets = hole_bins(record.rows["missing_fraction"], record.bins) if record.bins else None
     scores = evaluate(metrics, outputs, truth[rows], known[rows], labels[rows] if labels is not None else None,
-                      batch_size, device, rows, bank)
+                      batch_size, device, rows, bank, subsets)
     record.rows |= scores.columns
     record.set_scores |= scores.sets
+    record.bin_scores = (record.bin_scores or {}) | scores.bins
     for name in metrics:
         record.metric_errors.pop(name, None)
         if name not in record.metrics:
