@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from benchkit.builtins.blending import poisson_blend
+from benchkit.builtins.graphs import repeat_step
 from benchkit.builtins.nets.dcgan import Discriminator, Generator, train_gan
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
@@ -87,17 +88,19 @@ def initial_z(images: torch.Tensor, known: torch.Tensor, nz: int, restarts: int,
 def latent_search(gen: Generator, disc: Discriminator, images: torch.Tensor, known: torch.Tensor,
                   iterations: int = 1500, lr: float = 0.03, lam: float = 0.003, window: int = 7,
                   restarts: int = 1, seed: int = 0, precision: str = "fp32",
-                  callback=None) -> tuple[torch.Tensor, torch.Tensor]:
+                  callback=None, graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Find z-hat for each image; returns (G(z-hat) in [-1, 1], final loss per image).
 
     ``images`` are ``N x C x H x W`` in [0, 1] (missing pixels may hold anything: their weight is 0).
     ``callback(step, z)``, if given, is called after every step with the clipped ``N*K x nz`` codes.
+    On CUDA (unless ``graph`` is false) the steps after a short warm-up replay one captured CUDA
+    graph (:mod:`benchkit.builtins.graphs`); the search is the same step for step.
     """
     n = images.shape[0]
     target = (images * 2 - 1).repeat_interleave(restarts, 0)  # [0, 1] -> G's range [-1, 1]
     weights = importance_weights(known, window).repeat_interleave(restarts, 0)
     z = initial_z(images, known, gen.nz, restarts, seed).requires_grad_(True)
-    optimizer = torch.optim.Adam([z], lr=lr)
+    optimizer = torch.optim.Adam([z], lr=lr, capturable=images.device.type == "cuda")  # its state stays on the GPU
     autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
     def losses() -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,15 +111,15 @@ def latent_search(gen: Generator, disc: Discriminator, images: torch.Tensor, kno
         prior = -F.softplus(logit.float())  # log(1 - sigmoid(logit)) = log(1 - D(G(z)))
         return context + lam * prior, fake
 
-    for step in range(iterations):
+    def step() -> None:
         loss, _ = losses()
-        optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()  # summed per image: no image's gradient depends on another
         optimizer.step()
         with torch.no_grad():
             z.clamp_(-1, 1)
-        if callback is not None:
-            callback(step + 1, z.detach())
+
+    repeat_step(step, lambda: optimizer.zero_grad(set_to_none=True), iterations, images.device,
+                None if callback is None else (lambda i: callback(i, z.detach())), graph=graph)
     with torch.no_grad():
         loss, fake = losses()
     best = loss.view(n, restarts).argmin(1) + torch.arange(n, device=loss.device) * restarts
