@@ -93,3 +93,4 @@ def test_metrics_added_later_are_binned_too(tmp_path):
     binned = sets[sets.bin != "all"]
     assert len(binned) == 5 and binned["fid-fmnist"].notna().sum() >= 2
     assert (binned.loc[binned.n_images < 2, "fid-fmnist"].isna()).all()
+
