@@ -62,6 +62,11 @@ def levels_for(size: int) -> int:
     return max(1, min(5, int(math.log2(size)) - 2))
 
 
+def width_for(size: int) -> int:
+    """Default channels per level for a ``size`` px image: 16 up to 32 px, doubling with the side, at most 128."""
+    return int(min(128, max(16, 16 * 2 ** math.ceil(math.log2(max(size, 1) / 32)))))
+
+
 def fit(images: torch.Tensor, known: torch.Tensor, seeds: list[int], iterations: int, lr: float,
         reg_noise_std: float, width: int) -> torch.Tensor:
     """Fit one network per image (``N x C x H x W`` in [0, 1], ``known`` ``N x 1 x H x W``), all at
@@ -113,8 +118,9 @@ class DeepImagePrior(Method):
         Adam's learning rate (the paper's 0.01).
     reg_noise_std : float
         Std of the noise added to the input at each step (the paper's 0.03).
-    width : int
-        Channels at every level of the hourglass (the paper's 128).
+    width : int or None
+        Channels at every level of the hourglass (the paper's 128); None: sized for the image
+        (16 up to 32 px, doubling with the side up to 128).
     """
 
     name = "dip"
@@ -124,7 +130,8 @@ class DeepImagePrior(Method):
 
     def __init__(self, iterations: Annotated[int, Range(1)] = 1000,
                  lr: Annotated[float, Range(0, exclusive=True)] = 0.01,
-                 reg_noise_std: Annotated[float, Range(0)] = 0.03, width: Annotated[int, Range(1, 1024)] = 32) -> None:
+                 reg_noise_std: Annotated[float, Range(0)] = 0.03,
+                 width: Annotated[int, Range(1, 1024)] | None = None) -> None:
         self.iterations, self.lr, self.reg_noise_std, self.width = iterations, lr, reg_noise_std, width
 
     def setup(self, context: MethodContext) -> None:
@@ -133,8 +140,9 @@ class DeepImagePrior(Method):
     def inpaint(self, images, known, mask: str = "", image_ids=()):
         ids = list(image_ids) or list(range(len(images)))
         with torch.enable_grad():
+            width = self.width or width_for(min(images.shape[-2:]))
             return fit(images, known, [self.seed * 1_000_003 + i for i in ids], self.iterations, self.lr,
-                       self.reg_noise_std, self.width)
+                       self.reg_noise_std, width)
 
 
 @hookimpl
