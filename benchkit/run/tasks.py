@@ -313,9 +313,9 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
                 raise ValueError(f"method returned shape {getattr(prediction, 'shape', type(prediction))}, "
                                  f"expected {tuple(truth.shape)}")
             prediction = prediction.to(device, torch.float32)
-            finite = torch.isfinite(prediction)
-            if not finite.all() and not finite[~known.expand_as(prediction)].all():  # only the hole must be finite
-                raise ValueError("method returned NaN or infinite values in the hole")
+            if not torch.isfinite(prediction.sum()):  # a finite sum: every value is finite; else check the hole
+                if not torch.isfinite(prediction[~known.expand_as(prediction)]).all():
+                    raise ValueError("method returned NaN or infinite values in the hole")
             composite = torch.where(known, truth, prediction.clamp(0, 1))
             scorer.add(composite, truth, known, None if labels_all is None else labels_all[start:start + len(truth)],
                        tuple(batch_ids), raw=prediction)
