@@ -16,30 +16,18 @@ default.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-
-def one_network(image, known, seed: int, iterations: int, width: int) -> torch.Tensor:
-    """The DIP loop of the paper's notebook for one image: one nn.Module, its own Adam."""
-    from benchkit.builtins.dip import INPUT_CHANNELS, Hourglass, levels_for
-
-    generator = torch.Generator().manual_seed(seed)
-    net = Hourglass(image.shape[0], levels_for(image.shape[-1]), width).to(image.device)
-    z = torch.rand(1, INPUT_CHANNELS, *image.shape[1:], generator=generator).mul_(0.1).to(image.device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
-    for _ in range(iterations):
-        noisy = z + torch.randn(z.shape, generator=generator).to(image.device) * 0.03
-        loss = ((net(noisy) - image) * known).pow(2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        return net(z)[0]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def speed(args) -> None:
+    from test_dip import one_at_a_time  # the notebook's loop: one nn.Module, its own Adam
+
     from benchkit.builtins.dip import fit, width_for
 
     device = torch.device(args.device)
@@ -56,7 +44,7 @@ def speed(args) -> None:
         batched = batch / (time.perf_counter() - started)
         started = time.perf_counter()
         for i in range(batch):
-            one_network(images[i], known[i].float(), i, args.iterations, width)
+            one_at_a_time(images[i], known[i].float(), i, args.iterations, 0.01, 0.03, width)
         alone = batch / (time.perf_counter() - started)
         print(f"| {batch} | {batched:.3f} | {alone:.3f} | {batched / alone:.1f}x |")
 

@@ -124,7 +124,26 @@ class FeatureDistance(SetMetric):
                                 *stats_from_sums(get("real_count"), get("real_sum"), get("real_outer")))
 
 
-class KernelDistance(FeatureDistance):
+class FeatureSets(FeatureDistance):
+    """A :class:`FeatureDistance` whose state is the features themselves, ``fake`` and ``real``
+    (joined across shards in image order, so row i of each is image i): for scores that need the
+    whole sets, not their moments."""
+
+    states = {"fake": "cat", "real": "cat"}
+
+    def update(self, batch) -> None:
+        for side, features in self.pairs(batch):
+            self.add(side, features)
+
+    def sets(self, needed: str) -> tuple[np.ndarray, np.ndarray]:
+        """The (fake, real) features; ValueError naming ``needed`` when none were added."""
+        fake, real = self.state.get("fake"), self.state.get("real")
+        if fake is None or real is None:
+            raise ValueError(f"{needed}, got 0")
+        return fake, real
+
+
+class KernelDistance(FeatureSets):
     """A :class:`FeatureDistance` with the kernel distance (KID) and its subset options.
 
     Parameters
@@ -135,22 +154,15 @@ class KernelDistance(FeatureDistance):
         Images per subset; sets no larger are compared whole.
     """
 
-    distance = "kernel"
-    states = {"fake": "cat", "real": "cat"}  # the features themselves: the subsets are drawn from whole sets
+    distance = "kernel"  # the subsets are drawn from the whole sets
     seed = 0
 
     def __init__(self, subsets: Annotated[int, Range(1)] = 100,
                  subset_size: Annotated[int, Range(2)] = 1000) -> None:
         self.subsets, self.subset_size = subsets, subset_size
 
-    def update(self, batch) -> None:
-        for side, features in self.pairs(batch):
-            self.add(side, features)
-
     def compute(self) -> float:
-        fake, real = self.state.get("fake"), self.state.get("real")
-        if fake is None or real is None:
-            raise ValueError("a kernel distance needs at least 2 images per set, got 0")
+        fake, real = self.sets("a kernel distance needs at least 2 images per set")
         return kernel_distance(fake, real, self.subsets, self.subset_size, seed=self.seed)
 
 
@@ -177,7 +189,7 @@ def discriminative_scores(real: np.ndarray, fake: np.ndarray) -> tuple[float, fl
     return float(pids), float(uids)
 
 
-class DiscriminativeScore(FeatureDistance):
+class DiscriminativeScore(FeatureSets):
     """P-IDS (``score = "pids"``) or U-IDS (``"uids"``) of a cell's composites against its ground truth
     (see :func:`discriminative_scores`); higher is better, at most 0.5. The state is the features
     themselves, paired by image. With fewer images than feature dimensions a linear SVM separates
@@ -185,7 +197,6 @@ class DiscriminativeScore(FeatureDistance):
 
     score: ClassVar[Literal["pids", "uids"]] = "pids"
     higher_is_better = True
-    states = {"fake": "cat", "real": "cat"}
 
     def __init__(self) -> None:  # created while the run is planned: a missing scikit-learn stops it there
         import importlib.util
@@ -193,14 +204,8 @@ class DiscriminativeScore(FeatureDistance):
         if importlib.util.find_spec("sklearn") is None:
             raise UserError(f"metric '{self.name}' needs scikit-learn: pip install 'benchkit[ids]'")
 
-    def update(self, batch) -> None:
-        for side, features in self.pairs(batch):
-            self.add(side, features)
-
     def compute(self) -> float:
-        fake, real = self.state.get("fake"), self.state.get("real")
-        if fake is None or real is None:
-            raise ValueError("P-IDS and U-IDS need at least one image, got 0")
+        fake, real = self.sets("P-IDS and U-IDS need at least one image")
         n, dimension = len(real), real.shape[1]
         if n <= dimension:
             warnings.warn(f"{self.name} on {n} images of {dimension} features: a linear SVM can separate so few "
