@@ -126,6 +126,7 @@ class DeepImagePrior(Method):
     """
 
     name = "dip"
+    seconds_per_image = 0.057  # measured: docs/results.md, the successors table
     description = "Deep Image Prior (Ulyanov et al. 2018): an untrained hourglass fitted to the known pixels"
     needs_cell = True
     slow = True

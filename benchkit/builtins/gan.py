@@ -154,6 +154,7 @@ class GANInpainting(Method):
     """
 
     name = "gan"
+    seconds_per_image = 2.07  # measured: docs/results.md, the successors table
     description = "Yeh et al. 2017: DCGAN latent search (Adam, 1500 its, lambda 0.003) + Poisson blend"
     needs_checkpoint = "gan"
     checkpoint_dirs = (MODELS,)

@@ -66,6 +66,7 @@ class RePaint(Method):
     """
 
     name = "repaint"
+    seconds_per_image = 0.25  # measured: docs/results.md, the successors table
     description = "RePaint (Lugmayr et al. 2022): DDPM sampling with the known region noised in, resampling jumps"
     needs_checkpoint = "ddpm"
     checkpoint_dirs = (MODELS,)
