@@ -63,6 +63,9 @@ class RePaint(Method):
         Steps the chain goes back up at each resampling.
     resamplings : int
         Times each stretch of ``jump_length`` steps is denoised (1: no resampling).
+    seed : int or None
+        Seed of the sampling noise (each image's stream is derived from it and the image's
+        position); None: the run's ``--seed``.
     """
 
     name = "repaint"
@@ -76,12 +79,13 @@ class RePaint(Method):
     slow = True
 
     def __init__(self, steps: Annotated[int, Range(2, 1000)] = 50, jump_length: Annotated[int, Range(1)] = 5,
-                 resamplings: Annotated[int, Range(1)] = 3) -> None:
-        self.steps, self.jump_length, self.resamplings = steps, jump_length, resamplings
+                 resamplings: Annotated[int, Range(1)] = 3, seed: Annotated[int, Range(0)] | None = None) -> None:
+        self.steps, self.jump_length, self.resamplings, self.noise_seed = steps, jump_length, resamplings, seed
 
     def setup(self, context: MethodContext) -> None:
         self.unet, _ = load_ddpm(context.checkpoint, context.device)
-        self.device, self.seed = context.device, context.seed
+        self.device = context.device
+        self.seed = context.seed if self.noise_seed is None else self.noise_seed
 
     @torch.no_grad()
     def inpaint(self, images, known, mask: str = "", image_ids=()):
