@@ -47,7 +47,8 @@ def in_chunks(net, *images: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         if images[0].device.type != "cpu":
             return net(*images)
-        return torch.cat([net(*parts) for parts in zip(*(x.split(CPU_CHUNK) for x in images))])
+        return torch.cat([net(*(part.contiguous(memory_format=torch.channels_last) for part in parts))
+                          for parts in zip(*(x.split(CPU_CHUNK) for x in images))])
 
 
 class InceptionFeatures:
