@@ -1,4 +1,4 @@
-"""Save image tensors as PNG files and grids."""
+"""Image tensors: decoding many files into one tensor, uint8 conversion, PNG files and grids."""
 from __future__ import annotations
 
 import math
@@ -6,6 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+
+def decode_into(out: torch.Tensor, count: int, decode) -> None:
+    """``out[i] = decode(i)`` for ``i < count``, ``decode`` giving an ``H x W x C`` array: on a few
+    threads, as image decoders release the GIL. Rows are written in place; the first failing ``i``
+    (in order) raises."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fill(i: int) -> None:
+        out[i] = torch.from_numpy(np.ascontiguousarray(decode(i).transpose(2, 0, 1)))
+
+    with ThreadPoolExecutor(max(1, min(4, torch.get_num_threads()))) as pool:
+        for _ in pool.map(fill, range(count)):
+            pass
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

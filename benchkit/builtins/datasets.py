@@ -229,15 +229,22 @@ class ImageFolder(Dataset):
                 raise UserError(f"cannot read image {file} ({_reason(exc)}): remove or replace it") from exc
 
     def images(self, split: Split, limit: int | None = None) -> torch.Tensor:
-        files, keys = self.files(split, limit), []
+        from benchkit.imaging import decode_into
+
+        files = self.files(split, limit)
+        keys = [""] * len(files)
         out = torch.empty(len(files), 3 if self.mode == "RGB" else 1, self.size, self.size)  # filled in place
-        for row, file in enumerate(files):
+
+        def decode(row: int) -> np.ndarray:
             try:
-                data = file.read_bytes()
+                data = files[row].read_bytes()
             except OSError as exc:
-                raise UserError(f"cannot read image {file} ({exc.strerror or exc}): check its permissions") from exc
-            keys.append(hashlib.sha256(data).hexdigest())
-            out[row] = torch.from_numpy(read_image(data, file, self.mode, self.size).transpose(2, 0, 1))
+                raise UserError(f"cannot read image {files[row]} ({exc.strerror or exc}): check its "
+                                "permissions") from exc
+            keys[row] = hashlib.sha256(data).hexdigest()
+            return read_image(data, files[row], self.mode, self.size)
+
+        decode_into(out, len(files), decode)
         self._keys[(split, limit)] = keys
         return out
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from benchkit.builtins.exchange import LAYOUTS, cell_folder_name, read_manifest, stem
 from benchkit.errors import UserError
+from benchkit.imaging import decode_into
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Method, MethodContext
 
@@ -166,8 +167,7 @@ class Predictions(Method):
     def inpaint(self, images, known, mask: str = "", image_ids=()):
         root = self.folder / cell_folder_name(self.dataset, mask)
         out = torch.empty(len(image_ids), *self.shape, dtype=images.dtype)  # filled in place: no stacked copy
-        for row, image_id in enumerate(image_ids):
-            out[row] = torch.from_numpy(self.read(self._path(root, image_id)).transpose(2, 0, 1))
+        decode_into(out, len(image_ids), lambda row: self.read(self._path(root, image_ids[row])))
         return out.to(images.device)
 
     def setup(self, context: MethodContext) -> None:  # check() ran in the plan, on another instance
