@@ -90,14 +90,10 @@ CONFIGS: dict[str, dict[int, LamaConfig]] = {
 }
 
 
-def _line(missing: np.ndarray, start: tuple[int, int], end: tuple[int, int], thickness: int) -> None:
-    import cv2
-
-    cv2.line(missing, start, end, 1, thickness)
-
-
 def irregular(height: int, width: int, p: Strokes, scale: float, rs: np.random.RandomState) -> np.ndarray:
     """LaMa's brush strokes (step 2 of the module docstring); ``uint8`` 1 in the hole."""
+    import cv2
+
     missing = np.zeros((height, width), np.uint8)
     for i in range(rs.randint(p.min_times, p.max_times + 2)):
         x, y = rs.randint(width), rs.randint(height)
@@ -109,7 +105,7 @@ def irregular(height: int, width: int, p: Strokes, scale: float, rs: np.random.R
             thickness = max(1, round((5 + rs.randint(p.max_width)) * scale))
             end_x = min(max(int(x + length * np.sin(angle)), 0), width)  # int(): truncation, as astype(int32)
             end_y = min(max(int(y + length * np.cos(angle)), 0), height)
-            _line(missing, (int(x), int(y)), (end_x, end_y), thickness)
+            cv2.line(missing, (int(x), int(y)), (end_x, end_y), 1, thickness)
             x, y = end_x, end_y
     return missing
 

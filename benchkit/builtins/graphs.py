@@ -26,21 +26,20 @@ def repeat_step(step: Callable[[], None], zero_grad: Callable[[], None], iterati
     read values back to the CPU. Returns "graph" when the steps after the warm-up were replayed
     from a CUDA graph, else "eager".
     """
-    if not (graph and device.type == "cuda" and iterations > WARMUP):
-        for i in range(iterations):
+    def eager(first: int, last: int) -> None:  # steps first+1 .. last, each launched from Python
+        for i in range(first, last):
             zero_grad()
             step()
             if callback is not None:
                 callback(i + 1)
+
+    if not (graph and device.type == "cuda" and iterations > WARMUP):
+        eager(0, iterations)
         return "eager"
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):
-        for i in range(WARMUP):
-            zero_grad()
-            step()
-            if callback is not None:
-                callback(i + 1)
+        eager(0, WARMUP)
     torch.cuda.current_stream(device).wait_stream(side)
     captured = torch.cuda.CUDAGraph()
     zero_grad()  # gradients are then allocated inside the graph's memory pool and rewritten by each replay
@@ -49,11 +48,7 @@ def repeat_step(step: Callable[[], None], zero_grad: Callable[[], None], iterati
             step()
     except RuntimeError as exc:
         warnings.warn(f"CUDA graph capture failed ({exc}); the remaining steps run eagerly")
-        for i in range(WARMUP, iterations):
-            zero_grad()
-            step()
-            if callback is not None:
-                callback(i + 1)
+        eager(WARMUP, iterations)
         return "eager"
     for i in range(WARMUP, iterations):
         captured.replay()

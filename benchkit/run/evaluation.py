@@ -233,6 +233,13 @@ def compute_sets(metrics: dict[str, Metric], states: dict[str, dict[str, MetricS
     return scores
 
 
+def per_bin(values: dict[str, dict[str, float]], errors: dict[str, str]) -> dict[str, dict[str, float]]:
+    """The values of :func:`compute_sets` for the subsets other than :data:`ALL` (the hole-area
+    bins), for each set metric that has them and did not fail."""
+    return {name: {subset: v for subset, v in by_subset.items() if subset != ALL}
+            for name, by_subset in values.items() if name not in errors and len(by_subset) > 1}
+
+
 def score(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor,
           labels: torch.Tensor | None, batch_size: int, device: str | torch.device,
           image_ids: list[int] | None = None, bank: FeatureBank | None = None,
@@ -242,8 +249,7 @@ def score(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tens
     out = update(metrics, composite, truth, known, labels, batch_size, device, image_ids, bank, subsets)
     values = compute_sets(metrics, out.states, out.errors)
     out.sets = {name: (float("nan") if name in out.errors else by_subset[ALL]) for name, by_subset in values.items()}
-    out.bins = {name: {k: v for k, v in by_subset.items() if k != ALL} for name, by_subset in values.items()
-                if name not in out.errors and len(by_subset) > 1}
+    out.bins = per_bin(values, out.errors)
     out.sets |= {name: float("nan") for name in out.errors if metrics[name].level == "set"}
     return out
 

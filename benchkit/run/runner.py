@@ -16,7 +16,7 @@ from tqdm import tqdm
 from benchkit.errors import WriteError
 from benchkit.plugin.interfaces import Executor
 from benchkit.plugin.registry import Registry
-from benchkit.run.evaluation import ALL, bin_index, bin_names, compute_sets
+from benchkit.run.evaluation import ALL, bin_index, bin_names, compute_sets, per_bin
 from benchkit.run.plan import CellPlan, RunConfig, RunPlan, metric_batch_size, plan, with_defaults
 from benchkit.run.reuse import reusable, shard_done
 from benchkit.run.scoring import score_cell
@@ -105,8 +105,7 @@ def _finish(outcome: RunOutcome, cell: CellPlan, config: RunConfig, shards: list
         if record.bins and record.rows:
             index = bin_index(record.rows["missing_fraction"], record.bins)
             record.bin_counts = {name: int((index == i).sum()) for i, name in enumerate(bin_names(record.bins))}
-            record.bin_scores = {name: {b: v for b, v in values[name].items() if b != ALL}
-                                 for name in metrics if name in values and name not in errors}
+            record.bin_scores = per_bin(values, errors)
         merged = record.metric_errors | errors
         record.metric_errors = {name: merged[name] for name in record.metrics if name in merged}  # the run's order
         outcome.notes.extend(f"metric '{name}' failed on {'/'.join(cell.key)}: {error}"
