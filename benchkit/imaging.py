@@ -7,15 +7,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
+FULL_SCALE = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}  # integer pixels k are read as k / full scale
+
 
 def decode_into(out: torch.Tensor, count: int, decode) -> None:
-    """``out[i] = decode(i)`` for ``i < count``, ``decode`` giving an ``H x W x C`` array: on a few
-    threads, as image decoders release the GIL. Rows are written in place; the first failing ``i``
+    """``out[i] = decode(i)`` for ``i < count``, into a float32 ``N x C x H x W`` CPU tensor, ``decode``
+    giving an ``H x W x C`` array: 8- or 16-bit integers (``k`` is read as ``k / 255`` or
+    ``k / 65535``, correctly rounded to float32) or floats in [0, 1]. Runs on a few threads, as image
+    decoders release the GIL; rows are written in place, in one pass each; the first failing ``i``
     (in order) raises."""
     from concurrent.futures import ThreadPoolExecutor
 
+    rows = out.numpy()
+
     def fill(i: int) -> None:
-        out[i] = torch.from_numpy(np.ascontiguousarray(decode(i).transpose(2, 0, 1)))
+        pixels = decode(i).transpose(2, 0, 1)
+        if pixels.dtype in FULL_SCALE:
+            np.divide(pixels, FULL_SCALE[pixels.dtype], out=rows[i], dtype=np.float32)
+        else:
+            rows[i] = pixels
 
     with ThreadPoolExecutor(max(1, min(4, torch.get_num_threads()))) as pool:
         for _ in pool.map(fill, range(count)):
@@ -24,7 +34,8 @@ def decode_into(out: torch.Tensor, count: int, decode) -> None:
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """``N x C x H x W`` float in [0, 1] -> ``N x H x W x C`` uint8 (rounded, clipped)."""
-    array = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    scaled = images.detach().float().mul(255)  # a new tensor: the in-place steps below leave ``images`` alone
+    array = scaled.clamp_(0, 255).round_().to(torch.uint8).cpu().numpy()
     return array.transpose(0, 2, 3, 1)
 
 

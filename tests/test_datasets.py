@@ -121,3 +121,18 @@ def test_folder_dataset_errors(tmp_path):
         ImageFolder(str(tmp_path)).images("test")
     with pytest.raises(UserError, match="no train/ subfolder"):
         ImageFolder(str(tmp_path)).images("train")
+
+
+def test_decoded_pixels_are_k_over_full_scale_in_float32():
+    """Every 8-bit value k becomes float32(k / 255) and every 16-bit one float32(k / 65535), each
+    division done in float64 here and rounded once; float pixels pass through; rows land in order."""
+    from benchkit.imaging import decode_into
+
+    eight = np.arange(256, dtype=np.uint8).reshape(16, 16, 1)
+    sixteen = np.arange(0, 65536, 256, dtype=np.uint16).reshape(16, 16, 1) + 255
+    floats = np.linspace(0, 1, 256).reshape(16, 16, 1)
+    out = torch.empty(3, 1, 16, 16)
+    decode_into(out, 3, lambda row: (eight, sixteen, floats)[row])
+    np.testing.assert_array_equal(out[0, 0].numpy(), (eight[..., 0] / 255.0).astype(np.float32))
+    np.testing.assert_array_equal(out[1, 0].numpy(), (sixteen[..., 0] / 65535.0).astype(np.float32))
+    np.testing.assert_array_equal(out[2, 0].numpy(), floats[..., 0].astype(np.float32))

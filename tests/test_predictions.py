@@ -148,13 +148,19 @@ def test_resizing_is_explicit_and_recorded(tmp_path, predictions, capsys):
 
 
 def test_sixteen_bit_predictions_are_read_at_full_depth_and_jpeg_warns(tmp_path, predictions, capsys):
+    import torch
+
     from benchkit.builtins.predictions import Predictions
+    from benchkit.imaging import decode_into
 
     path = sorted((predictions / CELLS[0]).glob("*.png"))[0]
     Image.fromarray(np.full((32, 32), 40000, dtype=np.uint16)).save(path)  # a 16-bit gray PNG
     reader = Predictions(str(predictions))
     reader.shape = (1, 32, 32)
-    assert reader.read(path)[0, 0, 0] == 40000 / 65535  # not 8 bits: 40000 / 65535 is no multiple of 1 / 255
+    assert reader.read(path)[0, 0, 0] == 40000  # 8 bits would read 156 or 255
+    decoded = torch.empty(1, 1, 32, 32)
+    decode_into(decoded, 1, lambda row: reader.read(path))
+    assert decoded[0, 0, 0, 0].item() == np.float32(40000 / 65535)  # no multiple of 1 / 255
     path2 = sorted((predictions / CELLS[1]).glob("*.png"))[0]
     Image.open(path2).save(path2.with_suffix(".jpg"), quality=95)
     path2.unlink()

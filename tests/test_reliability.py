@@ -255,7 +255,7 @@ def test_exif_orientation_is_applied(tmp_path):
     image.save(folder / "x.jpg", exif=exif.tobytes(), quality=100)
     from benchkit.builtins.datasets import read_image
 
-    shown = read_image((folder / "x.jpg").read_bytes(), folder / "x.jpg", "L", 10)[..., 0]
+    shown = read_image((folder / "x.jpg").read_bytes(), folder / "x.jpg", "L", 10)[..., 0] / 255
     # displayed 10 wide x 20 high with the white half on top; the centred 10x10 square is white in
     # its top 5 rows (ignoring EXIF, the white half would be on the left instead)
     assert shown[:4].mean() > 0.9 and shown[6:].mean() < 0.1

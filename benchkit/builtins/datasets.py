@@ -256,8 +256,10 @@ class ImageFolder(Dataset):
 
 
 def read_image(data: bytes, file: Path, mode: str, size: int) -> np.ndarray:
-    """Decode one image file's bytes to ``size x size x C`` float32 in [0, 1] (C = 3 for RGB, 1 for L):
-    EXIF orientation applied, centre-cropped, resized (bicubic), 16-bit gray read at full depth."""
+    """Decode one image file's bytes to ``size x size x C`` pixels (C = 3 for RGB, 1 for L): uint8 for
+    8-bit images, float32 in [0, 1] for 16- and 32-bit and float gray ones (read at full depth), as
+    :func:`~benchkit.imaging.decode_into` takes them. EXIF orientation applied, centre-cropped,
+    resized (bicubic)."""
     from PIL import Image, ImageOps
 
     try:
@@ -286,7 +288,7 @@ def read_image(data: bytes, file: Path, mode: str, size: int) -> np.ndarray:
         return np.repeat(channel, 3, axis=2) if mode == "RGB" else channel
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[24] == 16:
         warnings.warn(f"{file} is a 16-bit colour PNG: Pillow reads it at 8 bits per channel")
-    array = np.asarray(center_crop_resize(image.convert(mode), size), dtype=np.float32) / np.float32(255)
+    array = np.asarray(center_crop_resize(image.convert(mode), size))
     return array[..., None] if array.ndim == 2 else array
 
 

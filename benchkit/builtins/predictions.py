@@ -147,7 +147,8 @@ class Predictions(Method):
         return None
 
     def read(self, path: Path) -> np.ndarray:
-        """One prediction as ``H x W x C`` float64 in [0, 1] (16-bit PNGs at full depth)."""
+        """One prediction's pixels as ``H x W x C`` uint8, or uint16 for 16-bit PNGs (full depth),
+        for :func:`~benchkit.imaging.decode_into`."""
         channels, height, width = self.shape
         with Image.open(path) as image:
             if image.mode == "P":
@@ -155,14 +156,12 @@ class Predictions(Method):
             if image.size != (width, height):
                 image = image.resize((width, height), RESAMPLE[self.resize])
             array = np.asarray(image)
-        if array.dtype == np.uint8:
-            values = array.astype(np.float64) / 255
-        else:  # I;16 and I: 16-bit PNGs
-            values = array.astype(np.float64) / 65535
-        values = values[..., None] if values.ndim == 2 else values
-        if channels == 1 and values.shape[-1] == 3:  # gray stored as RGB (check() refused colour)
-            values = values[..., :1]
-        return values
+        if array.dtype != np.uint8:  # I;16 and I: 16-bit PNGs (a PNG holds at most 16 bits per value)
+            array = array.astype(np.uint16)
+        array = array[..., None] if array.ndim == 2 else array
+        if channels == 1 and array.shape[-1] == 3:  # gray stored as RGB (check() refused colour)
+            array = array[..., :1]
+        return array
 
     def inpaint(self, images, known, mask: str = "", image_ids=()):
         root = self.folder / cell_folder_name(self.dataset, mask)

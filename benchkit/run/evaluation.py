@@ -19,6 +19,7 @@ import torch
 
 from benchkit.errors import UserError
 from benchkit.plugin.metric import Batch, FeatureBank, Metric, MetricContext, MetricState, SetMetric
+from benchkit.run.allocator import keep_freed_memory
 
 WEIGHTS_ENV = "BENCHKIT_WEIGHTS"
 
@@ -190,6 +191,7 @@ def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Ten
     other shards' by :func:`benchkit.plugin.metric.merge_states` and computed by
     :func:`compute_sets`.
     """
+    keep_freed_memory()  # each batch's large tensors reuse the last one's memory
     n = len(composite)
     ids = list(range(n)) if image_ids is None else list(image_ids)
     scorer = Scorer(metrics, n, device, bank, subsets)

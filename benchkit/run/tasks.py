@@ -28,6 +28,7 @@ from benchkit.imaging import to_uint8
 from benchkit.plugin.interfaces import Dataset, Method, MethodContext
 from benchkit.plugin.metric import FeatureBank
 from benchkit.plugin.spec import Spec
+from benchkit.run.allocator import keep_freed_memory
 from benchkit.run.evaluation import (
     FailedSetup,
     Scorer,
@@ -278,6 +279,7 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
     """
     if task.threads:
         torch.set_num_threads(task.threads)
+    keep_freed_memory()  # each batch's large tensors reuse the last one's memory
     result = ShardResult(task)
     started = time.perf_counter()
     try:
@@ -300,7 +302,7 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
         seconds: list[float] = []
         for start in range(0, n, task.batch_size):  # one batch in memory at a time: made, scored, kept as uint8
             batch_ids = ids[start:start + task.batch_size]
-            truth = images[batch_ids].to(device)
+            truth = images[_rows(batch_ids)].to(device)
             known = known_all[start:start + task.batch_size].to(device)
             corrupted = truth * known  # missing pixels zeroed: no method sees the ground truth
             t0 = time.perf_counter()
@@ -316,7 +318,7 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
             if not torch.isfinite(prediction.sum()):  # a finite sum: every value is finite; else check the hole
                 if not torch.isfinite(prediction[~known.expand_as(prediction)]).all():
                     raise ValueError("method returned NaN or infinite values in the hole")
-            composite = torch.where(known, truth, prediction.clamp(0, 1))
+            composite = torch.where(known, truth, prediction).clamp_(0, 1)  # truth is in [0, 1] already
             scorer.add(composite, truth, known, None if labels_all is None else labels_all[start:start + len(truth)],
                        tuple(batch_ids), raw=prediction)
             outputs[start:start + len(truth)] = _uint8(composite.cpu())
@@ -338,6 +340,13 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
         result.rows = result.samples = None
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _rows(ids: list[int]) -> slice | list[int]:
+    """Index for the rows ``ids``: a slice (a view, no copy) when they are consecutive."""
+    if ids and ids == list(range(ids[0], ids[0] + len(ids))):
+        return slice(ids[0], ids[0] + len(ids))
+    return ids
 
 
 def _uint8(images: torch.Tensor) -> np.ndarray:

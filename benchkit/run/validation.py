@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,9 +19,9 @@ def check_images(images: torch.Tensor, source: str) -> None:
                         f"{getattr(images, 'dtype', '?')}: expected float N x C x H x W")
     if images.numel() == 0:
         raise UserError(f"{source} gave no images: check the data and --n-images")
-    if not torch.isfinite(images).all():
+    low, high = (value.item() for value in torch.aminmax(images))  # one pass; NaN propagates to both
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise UserError(f"{source} gave images with NaN or infinite values: fix or remove those images")
-    low, high = images.min().item(), images.max().item()
     if low < 0 or high > 1:
         raise UserError(f"{source} gave images with values in [{low:.3g}, {high:.3g}]: "
                         "expected [0, 1] (divide 8-bit images by 255)")

@@ -68,12 +68,14 @@ class LPIPS(nn.Module):
             setattr(self, f"lin{i}", Calibration(c))
         self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))
+        self.register_buffer("gain", 2 / self.scale, persistent=False)
+        self.register_buffer("offset", (-1 - self.shift) / self.scale, persistent=False)
 
     def backbone_state(self) -> dict[str, torch.Tensor]:
         return {f"features.{k}": v for k, v in self.features.state_dict().items()}
 
     def _maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        maps, x = [], (x * 2 - 1 - self.shift) / self.scale
+        maps, x = [], torch.addcmul(self.offset, x, self.gain)  # (2x - 1 - shift) / scale in one pass
         for i, layer in enumerate(self.features[: self.taps[-1] + 1]):
             x = layer(x)
             if i in self.taps:
