@@ -206,7 +206,8 @@ class ImageFolder(Dataset):
         except OSError as exc:
             raise UserError(f"cannot read image folder {folder} ({exc.strerror or exc}): check its permissions "
                             "(the folder needs read and execute rights)") from exc
-        skipped = [p.name for p in entries if p not in files]
+        kept = set(files)
+        skipped = [p.name for p in entries if p not in kept]
         if skipped and split not in self._warned:
             self._warned.add(split)
             warnings.warn(f"{folder}: skipped {len(skipped)} entries that are not {'/'.join(sorted(IMAGE_SUFFIXES))} "

@@ -11,7 +11,6 @@ positions ``ids``, the composited predictions ``samples`` and ground truth ``tru
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import shutil
@@ -20,12 +19,13 @@ import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from benchkit.errors import UserError
 from benchkit.plugin.metric import MetricState, merge_states
-from benchkit.store.files import atomic_write_bytes, atomic_write_text
+from benchkit.store.files import atomic_write_text, replacing
 
 MANIFEST = "manifest.json"
 CELLS = "cells"
@@ -116,30 +116,30 @@ def write_cell(path: Path, record: CellRecord, samples: dict[str, np.ndarray] | 
     ``compress=False`` stores the arrays as they are (shard files, read once and then removed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if samples is not None:
-        atomic_write_bytes(path.with_suffix(".npz"), npz_bytes(samples, compress))
+        with replacing(path.with_suffix(".npz")) as tmp, tmp.open("wb") as out:
+            write_npz(out, samples, compress)
     atomic_write_text(path, json.dumps(asdict(record), allow_nan=True))
 
 
 PROBE_BYTES = 1 << 20  # the slice of a large array deflated first, to see whether deflating it pays
 
 
-def npz_bytes(arrays: dict[str, np.ndarray], compress: bool = True) -> bytes:
-    """An ``.npz`` (what ``np.load`` reads) whose members are deflated at level 1 or stored.
+def write_npz(out: BinaryIO, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
+    """Write an ``.npz`` (what ``np.load`` reads) to the open file ``out``, its members deflated at
+    level 1 or stored, each streamed to the file as it is made.
 
     With ``compress``, a member is deflated unless a probe of its first bytes shrinks by less than
     a tenth (noise-like images): level 1 compresses kept composites several times faster than
     ``np.savez_compressed``'s level, to a similar size.
     """
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", allowZip64=True) as archive:
+    with zipfile.ZipFile(out, "w", allowZip64=True) as archive:
         for name, array in arrays.items():
             array = np.asanyarray(array)
             member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             member.compress_type = zipfile.ZIP_DEFLATED if compress and _deflates(array) else zipfile.ZIP_STORED
             member._compresslevel = 1  # type: ignore[attr-defined]  # the name 3.11 and 3.12 read; 3.13 aliases it
-            with archive.open(member, "w", force_zip64=True) as out:
-                np.lib.format.write_array(out, array, allow_pickle=False)
-    return buffer.getvalue()
+            with archive.open(member, "w", force_zip64=True) as stream:
+                np.lib.format.write_array(stream, array, allow_pickle=False)
 
 
 def _deflates(array: np.ndarray) -> bool:
