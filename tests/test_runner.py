@@ -1,4 +1,7 @@
+import ctypes
 import json
+import platform
+import sys
 
 import pytest
 import torch
@@ -126,3 +129,27 @@ def test_corrupt_cell_is_reported(registry, config):
         load_results(config.out)
     with pytest.raises(UserError, match="is corrupt"):
         run(config, registry, show_progress=False)
+
+
+@pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_a_batch_sized_allocation_is_not_a_fresh_mapping_once_freed_memory_is_kept():
+    """glibc's own accounting (mallinfo2: bytes in mmapped blocks) shows a 48 MiB block, a batch of
+    64 RGB images of 256 px in float32, served from the heap rather than a mapping of its own, which
+    it would be by default (glibc's threshold adapts to at most 32 MiB)."""
+    from benchkit.run.allocator import keep_freed_memory
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                         "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("glibc before 2.33 has no mallinfo2")
+    libc.mallinfo2.restype, libc.malloc.restype = MallInfo2, ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    assert keep_freed_memory()
+    before = libc.mallinfo2().hblkhd
+    block = libc.malloc(48 << 20)
+    during = libc.mallinfo2().hblkhd
+    libc.free(block)
+    assert block and during - before < 48 << 20
