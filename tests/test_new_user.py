@@ -2,6 +2,7 @@
 
 Each test names the item of the issue it covers ("new user N" for the list "Found by a new user").
 """
+import contextlib
 import errno
 import json
 import os
@@ -181,26 +182,27 @@ def test_every_training_image_is_checked_before_the_first_write(tmp_path, capsys
 def test_a_full_disk_is_one_line_and_the_rerun_resumes(tmp_path, capsys, monkeypatch):
     args = ["run", "--methods", "mean-fill,tv", "--masks", "center", "--metrics", "l1", "--n-images", "2",
             "--out", str(tmp_path / "R")]
-    real, writes = files.atomic_write_bytes, []
+    real, writes = files.replacing, []
 
-    def filling_up(path, data):
+    @contextlib.contextmanager
+    def filling_up(path):
         writes.append(path)
         if len(writes) > 3:  # the manifest, then the first cell's arrays and record: then the disk is full
             raise files.WriteError(f"cannot write {path} (No space left on device): free some space")
-        real(path, data)
+        with real(path) as tmp:
+            yield tmp
 
-    from benchkit.report import pictures
     from benchkit.store import cells
 
-    modules = (files, cells, pictures)  # every module that writes through atomic_write_bytes
+    modules = (files, cells)  # every module a run writes through (pictures write through files)
     for module in modules:
-        monkeypatch.setattr(module, "atomic_write_bytes", filling_up)
+        monkeypatch.setattr(module, "replacing", filling_up)
     code, out, err = cli(capsys, *args)
     assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()[-1:]) == 1
     assert [p.name for p in writes[:3]] == ["manifest.json", "fashion-mnist-mini__center__mean-fill.npz",
                                             "fashion-mnist-mini__center__mean-fill.json"]
     for module in modules:
-        monkeypatch.setattr(module, "atomic_write_bytes", real)
+        monkeypatch.setattr(module, "replacing", real)
     assert not list((tmp_path / "R").rglob(".*.tmp"))
     code, out, err = cli(capsys, *args)
     assert code == 0 and "1 finished cells reused" in out, err
