@@ -28,8 +28,7 @@ def decode_into(out: torch.Tensor, count: int, decode) -> None:
             rows[i] = pixels
 
     with ThreadPoolExecutor(max(1, min(4, torch.get_num_threads()))) as pool:
-        for _ in pool.map(fill, range(count)):
-            pass
+        list(pool.map(fill, range(count)))  # consumed in order: the first failing row raises
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

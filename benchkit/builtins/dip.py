@@ -140,11 +140,10 @@ class DeepImagePrior(Method):
         self.seed = context.seed
 
     def inpaint(self, images, known, mask: str = "", image_ids=()):
-        ids = list(image_ids) or list(range(len(images)))
+        seeds = self.image_seeds(self.seed, image_ids or range(len(images)))
         with torch.enable_grad():
             width = self.width or width_for(min(images.shape[-2:]))
-            return fit(images, known, [self.seed * 1_000_003 + i for i in ids], self.iterations, self.lr,
-                       self.reg_noise_std, width)
+            return fit(images, known, seeds, self.iterations, self.lr, self.reg_noise_std, width)
 
 
 @hookimpl

@@ -197,6 +197,7 @@ class DiscriminativeScore(FeatureSets):
 
     score: ClassVar[Literal["pids", "uids"]] = "pids"
     higher_is_better = True
+    digits = 3
 
     def __init__(self) -> None:  # created while the run is planned: a missing scikit-learn stops it there
         import importlib.util

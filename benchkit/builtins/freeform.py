@@ -161,8 +161,7 @@ class LamaMask(MaskGenerator):
     def known(self, height, width, *, index, rng):
         size = min(height, width)
         config = CONFIGS[self.kind][(256 if size <= 256 else 512) if self.config == "auto" else int(self.config)]
-        rs = np.random.RandomState(int(rng.integers(2**32)))
-        return ~lama_mask(height, width, config, rs, scale=size / config.size)
+        return ~lama_mask(height, width, config, self.legacy_state(rng), scale=size / config.size)
 
 
 class ThinMask(LamaMask):

@@ -80,7 +80,7 @@ def initial_z(images: torch.Tensor, known: torch.Tensor, nz: int, restarts: int,
     starts = []
     for image, mask in zip(images.cpu(), known.cpu()):
         key = zlib.crc32(image.numpy().tobytes() + mask.numpy().tobytes())
-        g = torch.Generator().manual_seed(seed * 1_000_003 + key)
+        g = torch.Generator().manual_seed(Method.image_seeds(seed, [key])[0])
         starts.append(torch.rand(restarts, nz, generator=g) * 2 - 1)
     return torch.cat(starts).to(images.device)
 

@@ -120,8 +120,8 @@ class MatMask(MaskGenerator):
     def known(self, height, width, *, index, rng):
         side = max(height, width)
         generator = 256 if side <= 256 else 512
-        rs = np.random.RandomState(int(rng.integers(2**32)))
-        hole = mat_mask(side, COUNTS[self.kind][generator], rs, self.hole_range, scale=side / generator)
+        hole = mat_mask(side, COUNTS[self.kind][generator], self.legacy_state(rng), self.hole_range,
+                        scale=side / generator)
         return ~hole[:height, :width]
 
 

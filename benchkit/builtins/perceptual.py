@@ -110,14 +110,12 @@ class KID(InceptionFeatures, KernelDistance):
 class PIDS(InceptionFeatures, DiscriminativeScore):
     name = "pids"
     description = "P-IDS of Inception-v3 features: a linear SVM's paired fake-above-real rate (set metric)"
-    digits = 3
 
 
 class UIDS(InceptionFeatures, DiscriminativeScore):
     name = "uids"
     description = "U-IDS of Inception-v3 features: a linear SVM's misclassification rate (set metric)"
     score = "uids"
-    digits = 3
 
 
 class LPIPSAlex(ImageMetric):

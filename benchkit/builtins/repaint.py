@@ -89,8 +89,8 @@ class RePaint(Method):
 
     @torch.no_grad()
     def inpaint(self, images, known, mask: str = "", image_ids=()):
-        ids = list(image_ids) or list(range(len(images)))
-        streams = [torch.Generator().manual_seed(self.seed * 1_000_003 + i) for i in ids]
+        seeds = self.image_seeds(self.seed, image_ids or range(len(images)))
+        streams = [torch.Generator().manual_seed(s) for s in seeds]
         return repaint(self.unet, images * 2 - 1, known, streams, self.steps, self.jump_length,
                        self.resamplings).add(1).div(2)
 

@@ -79,14 +79,12 @@ class ClassifierKernel(ClassifierUser, KernelDistance):
 class ClassifierPIDS(ClassifierUser, DiscriminativeScore):
     name = "pids-fmnist"
     description = "P-IDS of classifier features: a linear SVM's paired fake-above-real rate (set metric)"
-    digits = 3
 
 
 class ClassifierUIDS(ClassifierUser, DiscriminativeScore):
     name = "uids-fmnist"
     description = "U-IDS of classifier features: a linear SVM's misclassification rate (set metric)"
     score = "uids"
-    digits = 3
 
 
 class ClassifierTrainer(Trainer):

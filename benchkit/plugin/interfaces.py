@@ -156,6 +156,13 @@ class Method(Plugin, ABC):
             ``N x C x H x W`` float32 in [0, 1]. Only the missing pixels are used.
         """
 
+    @staticmethod
+    def image_seeds(seed: int, keys) -> list[int]:
+        """One seed per image, ``seed * 1_000_003 + key``: ``keys`` identify the images (their
+        positions in the test split, the ``image_ids`` of a ``needs_cell`` method), so that an
+        image's random draws depend on the run's seed and the image, not on its batch."""
+        return [seed * 1_000_003 + int(key) for key in keys]
+
 
 class MaskGenerator(Plugin, ABC):
     """Makes one ``known`` mask per image, deterministically from the generator it is given."""
@@ -171,6 +178,12 @@ class MaskGenerator(Plugin, ABC):
         ``index`` is the image's position in the test split; ``rng`` is seeded by the runner from
         (run seed, dataset identity, mask name, image identity), so drawing from it is reproducible.
         """
+
+    @staticmethod
+    def legacy_state(rng: np.random.Generator) -> np.random.RandomState:
+        """A numpy ``RandomState`` seeded by one draw from ``rng``: for procedures published with
+        numpy's legacy random functions (LaMa's, MAT's), which it then follows call for call."""
+        return np.random.RandomState(int(rng.integers(2**32)))
 
 
 class Dataset(Plugin, ABC):

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 Reduction = Literal["sum", "cat"]
+ALL = "all"  # the subset of every image of a cell (the others: hole-area bins)
 
 
 class MetricState:

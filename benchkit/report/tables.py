@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from benchkit.store.results import ALL_IMAGES, RunDisplay, summary
+from benchkit.plugin.metric import ALL
+from benchkit.store.results import RunDisplay, summary
 
 FORMATS = ("github", "latex", "csv", "html")
 
@@ -79,7 +80,7 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github", set
     lower_is_better = frozenset(m for m in metrics if not display.metric(m).higher_is_better)
     binned = None
     if sets is not None and "bin" in sets.columns:
-        binned, sets = sets[sets.bin != ALL_IMAGES], sets[sets.bin == ALL_IMAGES]
+        binned, sets = sets[sets.bin != ALL], sets[sets.bin == ALL]
     blocks = list(_blocks(df, sets, metrics))
     if not blocks:
         return "no results yet"
@@ -121,13 +122,7 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github", set
             if infinite or values.isna().any():
                 title += (f"; left out of the means: {infinite} infinite values (a perfect fill has PSNR +inf)"
                           f" and {int(values.isna().sum())} missing")
-        headers = ["method"] + masks
-        if fmt == "html":
-            out.append(f"<h4>{html.escape(title)}</h4>\n" + _html(headers, rows, bold))
-            continue
-        body = (_latex(headers, rows, bold) if fmt == "latex"
-                else tabulate(rows, headers, tablefmt="github", disable_numparse=True))
-        out.append((f"% {title}\n" if fmt == "latex" else f"{title}\n\n") + body)
+        out.append(_titled(title, ["method"] + masks, rows, bold, fmt))
     if binned is not None and len(binned):
         out += bin_tables(binned, [m for m in metrics if m in binned.columns], fmt, display)
     return "\n\n".join(out)
@@ -138,10 +133,10 @@ def bin_tables(binned: pd.DataFrame, metrics: list[str], fmt: str, display: RunD
     ``bin`` is not "all"). A bin without images shows "-"; one too small for the metric (its value
     NaN) shows its image count, "n=1"."""
     out = []
+    order = {mask: i for i, mask in enumerate(display.ordered("masks", list(dict.fromkeys(binned["mask"]))))}
+    groups = sorted(binned.groupby(["dataset", "mask"], sort=False), key=lambda group: order[group[0][1]])
     for metric in metrics:
         digits = display.metric(metric).digits
-        order = {mask: i for i, mask in enumerate(display.ordered("masks", list(dict.fromkeys(binned["mask"]))))}
-        groups = sorted(binned.groupby(["dataset", "mask"], sort=False), key=lambda group: order[group[0][1]])
         for (dataset, mask), part in groups:
             bins = list(dict.fromkeys(part.bin))
             cells = {(r["method"], r["bin"]): (float(r[metric]), int(r["n_images"])) for _, r in part.iterrows()}
@@ -152,13 +147,17 @@ def bin_tables(binned: pd.DataFrame, metrics: list[str], fmt: str, display: RunD
                      f"n=K: too few images for the metric)")
             headers = ["method"] + [f"{b} (n={cells[(methods[0], b)][1]})" if (methods[0], b) in cells else b
                                     for b in bins]
-            if fmt == "html":
-                out.append(f"<h4>{html.escape(title)}</h4>\n" + _html(headers, rows, set()))
-            elif fmt == "latex":
-                out.append(f"% {title}\n" + _latex(headers, rows, set()))
-            else:
-                out.append(f"{title}\n\n" + tabulate(rows, headers, tablefmt="github", disable_numparse=True))
+            out.append(_titled(title, headers, rows, set(), fmt))
     return out
+
+
+def _titled(title: str, headers: list[str], rows: list[list[str]], bold: set[tuple[int, int]], fmt: str) -> str:
+    """One table under its title, in ``fmt`` (github, latex or html), the cells at ``bold`` in bold."""
+    if fmt == "html":
+        return f"<h4>{html.escape(title)}</h4>\n" + _html(headers, rows, bold)
+    if fmt == "latex":
+        return f"% {title}\n" + _latex(headers, rows, bold)
+    return f"{title}\n\n" + tabulate(rows, headers, tablefmt="github", disable_numparse=True)
 
 
 def _bin_cell(value: float, n: int, digits: int) -> str:

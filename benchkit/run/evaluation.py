@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from benchkit.errors import UserError
-from benchkit.plugin.metric import Batch, FeatureBank, Metric, MetricContext, MetricState, SetMetric
+from benchkit.plugin.metric import ALL, Batch, FeatureBank, Metric, MetricContext, MetricState, SetMetric
 from benchkit.run.allocator import keep_freed_memory
 
 WEIGHTS_ENV = "BENCHKIT_WEIGHTS"
@@ -75,7 +75,6 @@ class FailedSetup(SetMetric):
     compute = update  # type: ignore[assignment]
 
 
-ALL = "all"  # the subset of every image of a cell
 HOLE_BINS = {"lama": 10, "comodgan": 5}  # LaMa's evaluator (bins=10); CoModGAN's -h0 ... -h4 (0.2 wide)
 
 
@@ -121,11 +120,13 @@ class Scorer:
 
     ``n`` is the number of images to come; ``subsets`` maps names to ``n`` bool (default: every
     image, :data:`ALL`); set metrics keep a state per subset. Each batch is moved to ``device`` once
-    and given to every metric that has not failed.
+    and given to every metric that has not failed. The process's allocator keeps freed memory from
+    then on (:mod:`benchkit.run.allocator`).
     """
 
     def __init__(self, metrics: dict[str, Metric], n: int, device: str | torch.device,
                  bank: FeatureBank | None = None, subsets: dict[str, torch.Tensor] | None = None) -> None:
+        keep_freed_memory()  # each batch's large tensors (the method's too) reuse the last one's memory
         self.metrics, self.n, self.device = metrics, n, torch.device(device)
         self.bank = bank or FeatureBank()
         self.subsets = subsets if subsets is not None else {ALL: torch.ones(n, dtype=torch.bool)}
@@ -191,7 +192,6 @@ def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Ten
     other shards' by :func:`benchkit.plugin.metric.merge_states` and computed by
     :func:`compute_sets`.
     """
-    keep_freed_memory()  # each batch's large tensors reuse the last one's memory
     n = len(composite)
     ids = list(range(n)) if image_ids is None else list(image_ids)
     scorer = Scorer(metrics, n, device, bank, subsets)

@@ -28,7 +28,6 @@ from benchkit.imaging import to_uint8
 from benchkit.plugin.interfaces import Dataset, Method, MethodContext
 from benchkit.plugin.metric import FeatureBank
 from benchkit.plugin.spec import Spec
-from benchkit.run.allocator import keep_freed_memory
 from benchkit.run.evaluation import (
     FailedSetup,
     Scorer,
@@ -279,7 +278,6 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
     """
     if task.threads:
         torch.set_num_threads(task.threads)
-    keep_freed_memory()  # each batch's large tensors reuse the last one's memory
     result = ShardResult(task)
     started = time.perf_counter()
     try:

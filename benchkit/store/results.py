@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from benchkit.errors import UserError
+from benchkit.plugin.metric import ALL
 from benchkit.store.cells import CELLS, KEY_COLUMNS, MANIFEST, CellRecord, read_cell, read_manifest
 
 
@@ -25,7 +26,6 @@ def cell_records(run_dir: Path) -> list[CellRecord]:
 
 
 SET_COLUMNS = ["dataset", "mask", "method", "bin", "n_images"]
-ALL_IMAGES = "all"  # the bin column of a cell's score over all its images
 
 
 def load_results(path: str | Path, level: str = "image") -> pd.DataFrame:
@@ -78,7 +78,7 @@ def _set_table(records: list[CellRecord]) -> pd.DataFrame:
         if not (r.ok and r.rows and r.set_scores):
             continue
         key = {"dataset": r.dataset, "mask": r.mask, "method": r.method}
-        rows.append(key | {"bin": ALL_IMAGES, "n_images": len(r.rows["image_id"]),
+        rows.append(key | {"bin": ALL, "n_images": len(r.rows["image_id"]),
                            **{k: _number(v) for k, v in r.set_scores.items()}})
         for name, count in (r.bin_counts or {}).items():  # a run with --bins: one row per hole-area bin
             rows.append(key | {"bin": name, "n_images": count,

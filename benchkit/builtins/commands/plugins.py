@@ -28,9 +28,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _speed(cls) -> str:
     """A method's measured seconds per image (32 px, default options, 2-core CPU), "slow" marked."""
-    seconds = getattr(cls, "seconds_per_image", None)
-    text = "" if seconds is None else f"{seconds:.3g}"
-    return f"{text} (slow)" if getattr(cls, "slow", False) else text
+    text = "" if cls.seconds_per_image is None else f"{cls.seconds_per_image:.3g}"
+    return f"{text} (slow)" if cls.slow else text
 
 
 def cmd_info(args: argparse.Namespace) -> int:
