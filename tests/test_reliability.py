@@ -97,7 +97,7 @@ def test_tables_report_non_finite_values_left_out():
 
     text = format_tables(df, ["psnr"], display=RunDisplay(metrics={"psnr": Display(True, "dB", 2)}))
     assert "| m        | 25.00 ± 63.53 |" in text  # mean and t-interval of 20 and 30 only
-    assert "left out of the means: 1 infinite values" in text
+    assert "left out of the means: 1 infinite and 0 missing values" in text and "n = 2 images" in text
     assert format_tables(df, ["psnr"], "csv").splitlines()[1].endswith(",2")  # n counts what was averaged
 
 

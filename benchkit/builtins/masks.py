@@ -137,6 +137,9 @@ class FileMask(MaskGenerator):
     def source(self, index: int) -> str:
         return str(self.files[index % len(self.files)])
 
+    def input_files(self) -> list[Path]:
+        return list(self.files)  # every file: their count decides which image gets which
+
     def known(self, height, width, *, index, rng):
         from PIL import Image, UnidentifiedImageError
 

@@ -1,6 +1,12 @@
 """Built-in metrics, per image and batched: ``psnr``, ``ssim``, ``l1`` and ``psnr_hole``.
 
 All take images in [0, 1] (data range 1) and compute in float64.
+
+PSNR of every kind is capped at :data:`PSNR_CAP_DB` (the MSE floored at ``10**-10``): an exact fill
+scores 100 dB, not +inf, so every image enters a mean, a paired comparison and a hole-area bin with
+the same value. Left out (as scikit-image's +inf would be), exact fills made a method's mean rest on
+its imperfect images only while near-exact fills of another (80 dB and more, from float rounding)
+stayed in, and the summary named a winner its own paired statistics contradicted.
 """
 from __future__ import annotations
 
@@ -11,15 +17,20 @@ from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import ImageMetric
 
 DATA_RANGE = 1.0
+PSNR_CAP_DB = 100.0  # the PSNR of an exact fill: MSE floored at data_range**2 * 10**-10
+
+
+def psnr_from_mse(mse: torch.Tensor, data_range: float = DATA_RANGE) -> torch.Tensor:
+    """10 log10(data_range^2 / MSE) in dB, capped at :data:`PSNR_CAP_DB` (NaN stays NaN)."""
+    floor = data_range**2 * 10 ** (-PSNR_CAP_DB / 10)
+    return 10 * torch.log10(data_range**2 / torch.clamp(mse, min=floor))
 
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = DATA_RANGE) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB of each image, 10 log10(data_range^2 / MSE).
-
-    Identical images give +inf.
-    """
+    """Peak signal-to-noise ratio in dB of each image, 10 log10(data_range^2 / MSE), capped at
+    :data:`PSNR_CAP_DB`: identical images give 100 dB."""
     mse = (prediction.double() - target.double()).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(data_range**2 / mse)
+    return psnr_from_mse(mse, data_range)
 
 
 def gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> torch.Tensor:
@@ -112,14 +123,13 @@ class HolePSNR(ImageMetric):
     unit, digits = "dB", 2
 
     def score(self, prediction, target, known):
-        mse = hole_errors(prediction, target, known).pow(2).nanmean(1)
-        return 10 * torch.log10(DATA_RANGE**2 / mse)
+        return psnr_from_mse(hole_errors(prediction, target, known).pow(2).nanmean(1))
 
 
 class KnownChange(ImageMetric):
     """How much a method changed the *known* pixels of its input, before the composite pastes them
     back: mean absolute error (``known-l1``) or PSNR in dB (``known-psnr``) of its raw output on the
-    known pixels. 0 and +inf for a method that keeps them; diffusion pipelines are known to alter
+    known pixels. 0 and 100 dB (the cap) for a method that keeps them; diffusion pipelines are known to alter
     them. Needs the raw outputs, which only a run has (not ``benchkit score``)."""
 
     name = "known-l1"
@@ -146,7 +156,7 @@ class KnownChangePSNR(KnownChange):
     unit, digits = "dB", 2
 
     def update(self, batch) -> None:
-        self.add("scores", 10 * torch.log10(DATA_RANGE**2 / self.errors(batch).pow(2).nanmean(1)))
+        self.add("scores", psnr_from_mse(self.errors(batch).pow(2).nanmean(1)))
 
 
 @hookimpl

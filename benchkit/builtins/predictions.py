@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchkit.builtins.exchange import LAYOUTS, cell_folder_name, read_manifest, stem
+from benchkit.builtins.exchange import LAYOUTS, MANIFEST, cell_folder_name, read_manifest, stem
 from benchkit.errors import UserError
 from benchkit.imaging import decode_into
 from benchkit.plugin.hookspecs import hookimpl
@@ -82,6 +82,10 @@ class Predictions(Method):
         if jpeg:
             warnings.warn(f"{len(jpeg)} predictions in {self.folder} are JPEG files ({', '.join(jpeg[:SHOWN])}): "
                           "lossy compression shifts the scores; save predictions as PNG")
+
+    def input_files(self, context: MethodContext, mask: str) -> list[Path]:
+        root = self.folder / cell_folder_name(context.dataset, mask)
+        return [self.folder / MANIFEST] + [self._path(root, i) for i in context.image_ids]
 
     def _check_files(self, folder: str, image_ids, exported_ids) -> list[str]:
         """The run's images' files there, readable and of the right size and channels; no file that

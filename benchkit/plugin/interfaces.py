@@ -131,6 +131,13 @@ class Method(Plugin, ABC):
         checkpoint's JSON, that a method's checkpoint was trained for ``context.image_shape``.
         Default: nothing more."""
 
+    def input_files(self, context: MethodContext, mask: str) -> list[Path]:
+        """The files whose bytes this method reads for the cell of ``context.dataset`` and ``mask``
+        (a folder of predictions made elsewhere), called after :meth:`check`. Their SHA-256 digests
+        join the cell's task key, so a changed file redoes exactly the cells that read it. A
+        checkpoint (``needs_checkpoint``) is keyed by the runner and need not be listed. Default: none."""
+        return []
+
     def preferred_batch_size(self, device: torch.device, image_shape: tuple[int, int, int]) -> int:
         """Images per ``inpaint`` call under ``--batch-size auto`` (the default): what this method
         measured fastest on ``device`` for images of ``image_shape`` ``(C, H, W)``. Default 64."""
@@ -170,6 +177,11 @@ class MaskGenerator(Plugin, ABC):
     def source(self, index: int) -> str | None:
         """Where image ``index``'s mask comes from (a file name), for error messages; None if drawn."""
         return None
+
+    def input_files(self) -> list[Path]:
+        """The files whose bytes decide the masks (a folder of mask images): their SHA-256 digests
+        join the task key of every cell that uses these masks. Default: none (drawn masks)."""
+        return []
 
     @abstractmethod
     def known(self, height: int, width: int, *, index: int, rng: np.random.Generator) -> np.ndarray:

@@ -20,6 +20,7 @@ from benchkit.report.pictures import grid_png, run_cells
 from benchkit.report.stats import compare_all
 from benchkit.report.svgplot import box_plot_svg
 from benchkit.report.tables import format_tables
+from benchkit.run.evaluation import bin_index, bin_names
 from benchkit.store.cells import read_manifest
 from benchkit.store.files import atomic_write_text
 from benchkit.store.results import RunDisplay, failures, load_tables, metric_columns, run_display
@@ -31,7 +32,7 @@ td.wrap{white-space:pre-wrap;overflow-wrap:anywhere;text-align:left;max-width:60
 h2{border-bottom:2px solid #ddd;margin-top:2em}img{max-width:100%;image-rendering:pixelated}
 .sig{background:#e3f4e3}.plots{display:flex;flex-wrap:wrap;gap:1em}pre{background:#f7f7f7;
 padding:1em;overflow:auto}.note{color:#666}"""
-BINS = np.linspace(0, 1, 11)  # missing fraction bins of width 0.1
+REPORT_BINS = "lama"  # missing-fraction bins of width 0.1, assigned by the one rule (run.evaluation.bin_index)
 
 
 def _section(title: str, body: str, note: str = "") -> str:
@@ -112,18 +113,22 @@ def distributions_section(df: pd.DataFrame, display: RunDisplay, metric: str, no
 
 def missing_fraction_section(df: pd.DataFrame, metric: str, note: str = "") -> str:
     bodies = []
+    names = bin_names(REPORT_BINS)
     for dataset, part in df.groupby("dataset", sort=False):
-        bins = pd.cut(part.missing_fraction, BINS, include_lowest=True)
-        labels = {b: f"{b.left:.0%}–{b.right:.0%}" for b in bins.cat.categories}
-        groups = part.groupby([part.method, bins.rename("bin")], observed=True, sort=False)
-        table = groups[metric].agg(["mean", "count"])
-        wide = table.apply(lambda r: f"{r['mean']:.2f} (n={int(r['count'])})", axis=1).unstack("bin")
-        wide = wide[[c for c in bins.cat.categories if c in wide.columns]]
-        wide.columns = [f"missing {labels[c]}" for c in wide.columns]
+        index = pd.Series(bin_index(part.missing_fraction, REPORT_BINS), index=part.index, name="bin")
+        values = pd.to_numeric(part[metric], errors="coerce").where(lambda v: np.isfinite(v))
+        table = values.groupby([part.method, index], sort=False).agg(["mean", "count"])
+        wide = table.apply(lambda r: _mean_count(r["mean"], int(r["count"])), axis=1).unstack("bin")
+        wide = wide[sorted(wide.columns)]
+        wide.columns = [f"{names[i]} missing" for i in wide.columns]
         bodies.append(f"<h4>{escape(dataset)}</h4>" + _table(wide.fillna("").reset_index()))
     return _section("By missing fraction", "".join(bodies),
-                    f"{note}Mean {metric} of the images whose fraction of missing pixels falls in each bin, "
-                    "all masks together.")
+                    f"{note}Mean {metric} of the images whose fraction of missing pixels falls in each bin "
+                    "(LaMa's bins, as --bins lama assigns them), all masks together.")
+
+
+def _mean_count(mean: float, count: int) -> str:
+    return f"{mean:.2f} (n={count})" if count and np.isfinite(mean) else f"– (n={count})"
 
 
 def statistics_section(df: pd.DataFrame, metrics: tuple[str, ...]) -> str:

@@ -43,11 +43,13 @@ def set_summary(sets: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def _images_per_cell(part: pd.DataFrame) -> str:
-    """How many images each cell's means are over: one number, or the range when cells differ (a
-    cell whose shards failed in part has fewer)."""
-    return _count_range(part.groupby(["method", "mask"], sort=False).image_id.nunique(),
-                        " (cells differ: some failed in part)")
+def _images_per_cell(part: pd.DataFrame, metric: str) -> str:
+    """How many images each cell's mean of ``metric`` is over (its finite values, the ones that
+    entered): one number, or the range when cells differ (a cell whose shards failed in part, or a
+    metric that gave NaN or infinite values for some images, has fewer)."""
+    entered = part.groupby(["method", "mask"], sort=False)[metric].apply(
+        lambda v: int(np.isfinite(pd.to_numeric(v, errors="coerce")).sum()))
+    return _count_range(entered, " (cells differ: some images have no finite value)")
 
 
 def _count_range(counts: pd.Series, why: str = "") -> str:
@@ -61,7 +63,7 @@ def _blocks(df: pd.DataFrame, sets: pd.DataFrame | None, metrics: list[str]):
     for metric in metrics:
         if metric in df.columns:
             for dataset, table in summary(df, metric).items():
-                yield metric, dataset, table, "mean ± 95% CI", _images_per_cell(df[df.dataset == dataset])
+                yield metric, dataset, table, "mean ± 95% CI", _images_per_cell(df[df.dataset == dataset], metric)
         elif sets is not None and metric in sets.columns:
             for dataset, table in set_summary(sets, metric).items():
                 yield metric, dataset, table, "one score per set", _count_range(sets.loc[sets.dataset == dataset,
@@ -120,8 +122,8 @@ def format_tables(df: pd.DataFrame, metrics: list[str], fmt: str = "github", set
             values = pd.to_numeric(df.loc[df.dataset == dataset, metric], errors="coerce")
             infinite = int(np.isinf(values).sum())
             if infinite or values.isna().any():
-                title += (f"; left out of the means: {infinite} infinite values (a perfect fill has PSNR +inf)"
-                          f" and {int(values.isna().sum())} missing")
+                title += (f"; left out of the means: {infinite} infinite and {int(values.isna().sum())} missing "
+                          "values")
         out.append(_titled(title, ["method"] + masks, rows, bold, fmt))
     if binned is not None and len(binned):
         out += bin_tables(binned, [m for m in metrics if m in binned.columns], fmt, display)

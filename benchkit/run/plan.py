@@ -21,7 +21,7 @@ from benchkit.plugin.registry import Registry
 from benchkit.plugin.spec import Spec, unique
 from benchkit.run.defaults import DEFAULT_N_IMAGES, DEFAULT_OUT, DEFAULT_PRESET, METRIC_BATCH_SIZE
 from benchkit.run.evaluation import HOLE_BINS, metric_display
-from benchkit.run.taskkey import content_key, file_digest
+from benchkit.run.taskkey import content_key, file_digest, file_digests
 from benchkit.run.tasks import (
     LoadedSplit,
     ShardTask,
@@ -199,6 +199,8 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
     methods = {s.label: registry.create("method", s) for s in method_specs}
     canonical = {s.label: s.canonical for s in method_specs}  # what a worker creates; the label names rows
     masks = {s.canonical: registry.create("mask", s) for s in mask_specs}
+    mask_files = {name: file_digests(generator.input_files()) for name, generator in masks.items()}
+    mask_keys = {name: content_key(files) if files else None for name, files in mask_files.items()}
     metric_names = [s.canonical for s in metric_specs]
     metrics = {name: registry.create("metric", name) for name in metric_names}
     datasets: dict[str, LoadedSplit] = {}
@@ -230,7 +232,7 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
         result.splits[spec] = split
         for mask_spec, generator in masks.items():  # every mask is made and checked here, before any write
             result.known[(spec, mask_spec)] = split_masks(generator, spec, mask_spec, config.seed, split,
-                                                          config.n_images)
+                                                          config.n_images, files=mask_keys[mask_spec])
         kept = sample_positions(n, config.seed, digest or spec)
         ranges = [(start, min(start + (shard_size or n), n)) for start in range(0, n, shard_size or n)]
         for name, method in methods.items():
@@ -263,6 +265,7 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
             batch = config.batch_size or method.preferred_batch_size(torch.device(config.device),
                                                                      (channels, height, width))
             for mask_spec in masks:
+                files = mask_files[mask_spec] | file_digests(method.input_files(context, mask_spec))
                 identity: dict[str, Any] = {
                     "dataset": spec, "mask": mask_spec, "method": canonical[name], "seed": config.seed, "n_images": n,
                     "dataset_digest": digest, "checkpoint_sha256": file_digest(checkpoint), "benchkit": __version__,
@@ -270,9 +273,12 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
                                  (("dataset", spec), ("mask", mask_spec), ("method", canonical[name]))}}
                 if config.bins:  # the set metrics' states are kept per bin
                     identity["bins"] = config.bins
+                if files:  # predictions, mask images: a changed file redoes the cells that read it
+                    identity["input_files"] = files
                 settings = {"n_images": n, "seed": config.seed, "metrics": sorted(metric_names),
                             "checkpoint": checkpoint, "dataset_digest": digest, "benchkit": __version__,
-                            "method_version": identity["versions"]["method"], "task_key": content_key(identity)}
+                            "method_version": identity["versions"]["method"], "task_key": content_key(identity),
+                            "input_files": files}
                 record = CellRecord(spec, mask_spec, name, "ok", settings=settings, metrics=list(metric_names),
                                     bins=config.bins)
                 cell = CellPlan((spec, mask_spec, name), cell_path(config.out, spec, mask_spec, name), record)
@@ -284,7 +290,7 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
                                          device=config.device, sample_ids=tuple(i for i in kept if a <= i < b),
                                          digest=digest, block_external=registry.block_external, threads=threads,
                                          metric_checkpoints=metric_checkpoints, weights_dir=config.weights_dir,
-                                         bins=config.bins)
+                                         bins=config.bins, mask_files=mask_keys[mask_spec])
                                for a, b in ranges]
                 cell.todo = list(cell.shards)
                 result.cells.append(cell)

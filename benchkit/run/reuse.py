@@ -24,6 +24,10 @@ def reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> st
             notes.append(f"dataset '{key[0]}' changed since cell {'/'.join(key)} was run (digest "
                          f"{str(old.get('dataset_digest'))[:12]} -> {str(settings.get('dataset_digest'))[:12]}): "
                          "redoing it")
+        changed = changed_files(old.get("input_files"), settings.get("input_files") or {})
+        if changed:
+            more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+            notes.append(f"file {changed[0]}{more} changed since cell {'/'.join(key)} was run: redoing it")
         return None
     scored = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
     complete = set(settings["metrics"]) <= scored  # `benchkit score` may have added columns: more is fine
@@ -35,6 +39,14 @@ def reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> st
     if complete:
         return "reuse"
     return "rescore" if "outputs" in arrays else None
+
+
+def changed_files(old, new: dict[str, str]) -> list[str]:
+    """The files of ``new`` (path -> SHA-256) whose digest differs from ``old``'s, in order; none when
+    the earlier cell recorded no files (it read none, or was written before files were recorded)."""
+    if not isinstance(old, dict) or not old:
+        return []
+    return [path for path, digest in new.items() if path in old and old[path] != digest]
 
 
 def shard_done(cell_file: Path, task: ShardTask) -> bool:

@@ -22,7 +22,7 @@ def content_key(data: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=1 << 16)
 def _file_digest(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -32,8 +32,14 @@ def _file_digest(path: str, size: int, mtime_ns: int) -> str:
 
 
 def file_digest(path: str | Path | None) -> str | None:
-    """SHA-256 of a file's bytes (a checkpoint), read once per process while the file is unchanged."""
+    """SHA-256 of a file's bytes (a checkpoint, a prediction, a mask file), read again in a process only
+    when the file's size or modification time changed."""
     if path is None:
         return None
     stat = Path(path).stat()
     return _file_digest(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def file_digests(paths) -> dict[str, str]:
+    """``{path: SHA-256}`` of files a cell reads, in the order given (see :func:`file_digest`)."""
+    return {str(path): file_digest(path) or "" for path in paths}

@@ -82,6 +82,7 @@ class ShardTask:
     metric_checkpoints: dict = field(default_factory=dict)  # metric spec -> its checkpoint, for those that need one
     weights_dir: str | None = None
     bins: str | None = None  # hole-area binning of the set metrics (evaluation.HOLE_BINS), or none
+    mask_files: str | None = None  # content key of the files a mask reads (file: masks): cached masks follow them
 
     @property
     def label(self) -> str:
@@ -162,13 +163,14 @@ def load_test_split(registry, spec: str, data_dir: str | None, n_images: int, fr
 
 
 def split_masks(generator, dataset: str, mask: str, seed: int, split: LoadedSplit,
-                n_images: int, ids: list[int] | None = None) -> torch.Tensor:
+                n_images: int, ids: list[int] | None = None, files: str | None = None) -> torch.Tensor:
     """The masks of images ``ids`` of a loaded split (all if None), made once per process.
 
     The runner makes (and checks) every mask while it plans, so an in-process run's shards take
     theirs from that; a worker elsewhere makes only its shards' masks, once for all methods.
+    ``files`` is the content key of the files the masks are read from, if any: changed files are read again.
     """
-    key = _key("masks", dataset, mask, seed, split.digest, n_images)
+    key = _key("masks", dataset, mask, seed, split.digest, n_images, files)
     if ids is not None and key in _CACHE:
         return _CACHE[key][ids]
     ids = list(range(len(split.images))) if ids is None else ids
@@ -286,8 +288,9 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
         images = split.images
         ids = list(task.image_ids)
         n = len(ids)
-        generator = _cached(_key("mask", task.mask), lambda: registry.create("mask", task.mask))
-        known_all = split_masks(generator, task.dataset, task.mask, task.seed, split, task.n_images, ids)
+        generator = _cached(_key("mask", task.mask, task.mask_files), lambda: registry.create("mask", task.mask))
+        known_all = split_masks(generator, task.dataset, task.mask, task.seed, split, task.n_images, ids,
+                                task.mask_files)
         method = _method(task, registry, images.shape[1:])
         setup_seconds = time.perf_counter() - started
         device = torch.device(task.device)

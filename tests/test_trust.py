@@ -1,0 +1,137 @@
+"""Results a user can trust: every file a cell reads is in its key, summaries agree with the paired
+statistics, nothing is deleted unless asked for exactly, and bad outputs of a plugin are named."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import benchkit
+from benchkit.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _export_and_predict(tmp_path, n=6):
+    pytest.importorskip("cv2")
+    exported = tmp_path / "E"
+    assert main(["export", "--datasets", "fashion-mnist-mini", "--masks", "center,thick", "--n-images", str(n),
+                 "--layout", "lama", "--out", str(exported)]) == 0
+    out = tmp_path / "P"
+    subprocess.run([sys.executable, str(ROOT / "examples" / "external_telea.py"), str(exported), str(out)],
+                   check=True)
+    return out
+
+
+def _run(tmp_path, capsys, methods, masks, n=6, *extra):
+    code = main(["run", "--methods", methods, "--masks", masks, "--n-images", str(n), "--metrics", "psnr",
+                 "--out", str(tmp_path / "R"), *extra])
+    return code, capsys.readouterr().out
+
+
+def test_a_changed_prediction_file_redoes_exactly_the_cells_that_read_it(tmp_path, capsys):
+    folder = _export_and_predict(tmp_path)
+    code, _ = _run(tmp_path, capsys, f"predictions:{folder}[name=ext]", "center,thick")
+    assert code == 0
+    before = benchkit.load_results(tmp_path / "R").set_index(["mask", "image_id"]).psnr
+    changed = folder / "fashion-mnist-mini__thick" / "00003_mask000.png"  # LaMa's layout: image 3's prediction
+    shape = np.asarray(Image.open(changed)).shape
+    Image.fromarray(np.full(shape, 255, np.uint8)).save(changed)  # a new model version: a white prediction
+    code, out = _run(tmp_path, capsys, f"predictions:{folder}[name=ext]", "center,thick")
+    assert code == 0
+    assert f"file {changed} changed since cell fashion-mnist-mini/thick/ext was run: redoing it" in out
+    assert "1 finished cells reused" in out  # center read none of the changed files
+    after = benchkit.load_results(tmp_path / "R").set_index(["mask", "image_id"]).psnr
+    image_id = 3
+    assert after[("thick", image_id)] < before[("thick", image_id)]
+    assert after.drop(("thick", image_id)).equals(before.drop(("thick", image_id)))
+
+
+def test_redrawn_mask_files_redo_the_cells_that_use_them(tmp_path, capsys):
+    masks = tmp_path / "M"
+    masks.mkdir()
+    big = np.zeros((32, 32), np.uint8)
+    big[4:28, 4:28] = 255  # white = missing
+    Image.fromarray(big).save(masks / "a.png")
+    code, _ = _run(tmp_path, capsys, "mean-fill", f"file:{masks}")
+    assert code == 0
+    before = benchkit.load_results(tmp_path / "R").psnr.mean()
+    tiny = np.zeros((32, 32), np.uint8)
+    tiny[15:17, 15:17] = 255
+    Image.fromarray(tiny).save(masks / "a.png")
+    code, out = _run(tmp_path, capsys, "mean-fill", f"file:{masks}")
+    assert code == 0 and f"file {masks / 'a.png'} changed" in out and "reused" not in out
+    results = benchkit.load_results(tmp_path / "R")
+    assert (results.missing_fraction == 4 / 1024).all()  # the new masks, not the stale ones
+    assert results.psnr.mean() > before + 10
+
+
+def _fills(rng, n_background=6, n_object=10):
+    """Truth images (16 x 16 grey) whose hole (the centre 4 x 4) is black background in the first
+    ``n_background`` and textured elsewhere, and two methods' fills: ``a`` exact on background and
+    about 2 dB better on the textured holes; ``b`` near-exact (float rounding) on background."""
+    n = n_background + n_object
+    truth = torch.zeros(n, 1, 16, 16, dtype=torch.float64)
+    truth[n_background:, :, 6:10, 6:10] = torch.from_numpy(rng.uniform(0.2, 0.8, (n_object, 1, 4, 4)))
+    hole = torch.zeros_like(truth, dtype=torch.bool)
+    hole[:, :, 6:10, 6:10] = True
+    noise = torch.from_numpy(rng.normal(0, 0.1, truth.shape))
+    a = torch.where(hole, truth + noise, truth)
+    b = torch.where(hole, truth + 1.26 * noise, truth)  # 20 log10(1.26) = 2 dB worse
+    a[:n_background], b[:n_background] = truth[:n_background], truth[:n_background] + 1e-7 * hole[:n_background]
+    return truth, a, b
+
+
+def test_the_summary_table_names_the_winner_its_paired_statistics_name(tmp_path):
+    from benchkit.builtins.metrics import PSNR_CAP_DB, psnr
+    from benchkit.report.html import missing_fraction_section
+    from benchkit.report.stats import compare
+    from benchkit.report.tables import format_tables
+    from benchkit.store.results import summary
+
+    truth, a, b = _fills(np.random.default_rng(0))
+    values = {"a": psnr(a, truth).numpy(), "b": psnr(b, truth).numpy()}
+    exact = 10 * np.log10(1 / ((b - truth) ** 2).flatten(1).mean(1)[:6].numpy())
+    assert (exact > PSNR_CAP_DB).all()  # near-exact fills above the cap, which scikit-image would keep...
+    assert (values["a"][:6] == PSNR_CAP_DB).all()  # ...and an exact fill is the cap, not +inf
+    assert np.isfinite(np.concatenate(list(values.values()))).all()
+    df = pd.DataFrame([{"dataset": "d", "mask": "m", "method": method, "image_id": i, "psnr": v,
+                        "missing_fraction": 16 / 256} for method, vs in values.items() for i, v in enumerate(vs)])
+    table = summary(df, "psnr")["d"]
+    paired = compare(df, "a", "b", "psnr").iloc[0]
+    assert table.at["a", "m"][0] > table.at["b", "m"][0] and paired["diff"] > 0 and paired["ci_low"] > 0
+    assert paired["n"] == 16  # every image enters the paired statistics and the means alike
+    assert math.isclose(paired["diff"], table.at["a", "m"][0] - table.at["b", "m"][0], rel_tol=1e-9)
+    # the published convention written out: mean of per-image 10 log10(1 / max(MSE, 1e-10))
+    by_hand = np.mean([10 * math.log10(1 / max(float(((x - t) ** 2).mean()), 1e-10)) for x, t in zip(a, truth)])
+    assert math.isclose(table.at["a", "m"][0], by_hand, rel_tol=1e-12)
+    text = format_tables(df, ["psnr"], "html")
+    assert "<b>" + f"{table.at['a', 'm'][0]:.4f}" in text and "n = 16 images" in text
+    assert "inf" not in missing_fraction_section(df, "psnr") and "0-10% missing" in missing_fraction_section(df, "psnr")
+
+
+def test_the_header_counts_the_images_that_entered_and_no_mean_is_inf():
+    from benchkit.report.tables import format_tables
+
+    df = pd.DataFrame({"dataset": "d", "mask": "m", "method": "x", "image_id": range(5),
+                       "psnr": [20.0, 21.0, np.inf, np.nan, 22.0], "missing_fraction": 0.2})
+    text = format_tables(df, ["psnr"])
+    assert "n = 3 images" in text and "21.0000" in text and "inf ±" not in text
+    assert "left out of the means: 1 infinite and 1 missing values" in text
+
+
+def test_the_report_bins_images_by_lama_s_rule():
+    from benchkit.report.html import missing_fraction_section
+
+    df = pd.DataFrame({"dataset": "d", "mask": "m", "method": "x", "image_id": range(3),
+                       "psnr": [20.0, 30.0, 40.0], "missing_fraction": [0.2, 0.5, 1.0]})
+    text = missing_fraction_section(df, "psnr")  # LaMa: searchsorted(side="right"), an area of 1 in the last bin
+    for name, value in (("20-30%", 20.0), ("50-60%", 30.0), ("90-100%", 40.0)):
+        assert f"{name} missing" in text and f"{value:.2f} (n=1)" in text
+    assert "10-20%" not in text and "40-50%" not in text
