@@ -97,5 +97,6 @@ def test_null_scores_load_as_nan(tmp_path):
                                                                                     "psnr": [None, None]}))
     df = load_results(tmp_path)
     assert df.psnr.dtype == float and df.psnr.isna().all()
-    assert "left out of the means: 0 infinite values" in format_tables(df, ["psnr"])
+    text = format_tables(df, ["psnr"])
+    assert "left out of the means: 0 infinite and 2 missing values" in text and "| x        | –   |" in text
     assert json.loads((tmp_path / "cells" / "c.json").read_text())["rows"]["psnr"] == [None, None]

@@ -67,11 +67,15 @@ def test_changed_options_redo_only_affected_cells(registry, config):
     assert [r.mask for r in outcome.ran] == ["random[missing=0.5]"]  # its own cell: the old one stays
 
 
-def test_changed_seed_needs_force(registry, config):
+def test_changed_seed_needs_another_folder_or_replace_folder(registry, config):
     run(config, registry, show_progress=False)
     config.seed = 1
-    with pytest.raises(UserError, match="--force"):
-        run(config, registry, show_progress=False)
+    for force in (False, True):
+        config.force = force
+        with pytest.raises(UserError, match="choose another --out .* or add --replace-folder"):
+            run(config, registry, show_progress=False)
+    config.replace_folder = True
+    assert not run(config, registry, show_progress=False).failed
 
 
 @pytest.mark.parametrize("dataset,message", [

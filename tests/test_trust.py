@@ -2,6 +2,7 @@
 statistics, nothing is deleted unless asked for exactly, and bad outputs of a plugin are named."""
 import json
 import math
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -135,3 +136,38 @@ def test_the_report_bins_images_by_lama_s_rule():
     for name, value in (("20-30%", 20.0), ("50-60%", 30.0), ("90-100%", 40.0)):
         assert f"{name} missing" in text and f"{value:.2f} (n=1)" in text
     assert "10-20%" not in text and "40-50%" not in text
+
+
+def test_the_guide_s_step_three_after_the_readme_run_loses_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = _export_and_predict(tmp_path, n=8)
+    assert main(["run", "--methods", "mean-fill,tv", "--masks", "center", "--n-images", "4"]) == 0  # the README's
+    cells = sorted((tmp_path / "results" / "default" / "cells").glob("*.json"))
+    guide = (ROOT / "docs" / "guides" / "external-models.md").read_text()
+    step = next(line for line in guide.splitlines() if line.startswith("benchkit run --methods \"predictions:P"))
+    assert "--out" in step  # every command of the guide names its folder
+    args = shlex.split(step.replace("P[", f"{folder}[").replace("64", "8"))[1:]
+    capsys.readouterr()
+    assert main(args) == 0
+    capsys.readouterr()
+    assert sorted((tmp_path / "results" / "default" / "cells").glob("*.json")) == cells
+    # the same command without --out stops and offers a new folder first; --force deletes nothing either
+    no_out = args[:args.index("--out")]
+    for extra in ([], ["--force"]):
+        assert main(no_out + extra) == 2
+        err = capsys.readouterr().err
+        assert "choose another --out" in err and "2 cells (mean-fill: 1, tv: 1)" in err and err.count("\n") == 1
+        assert sorted((tmp_path / "results" / "default" / "cells").glob("*.json")) == cells
+
+
+def test_only_replace_folder_deletes_and_it_says_what(tmp_path, capsys):
+    run = ["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "2", "--metrics", "psnr",
+           "--out", str(tmp_path / "R")]
+    assert main(run) == 0 and main(run[:2] + ["tv"] + run[3:]) == 0  # two runs' cells in one folder
+    assert len(list((tmp_path / "R" / "cells").glob("*.json"))) == 2
+    assert main(run + ["--force"]) == 0  # redoes mean-fill's cell, keeps tv's
+    assert len(list((tmp_path / "R" / "cells").glob("*.json"))) == 2
+    capsys.readouterr()
+    assert main([*run[:6], "3", *run[7:], "--replace-folder"]) == 0
+    assert "note: --replace-folder removed 2 cells (mean-fill: 1, tv: 1) from" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "R" / "cells").glob("*.json")] == ["fashion-mnist-mini__center__mean-fill.json"]

@@ -19,6 +19,8 @@ def _cell(value, digits: int) -> str:
     if not isinstance(value, tuple):
         return ""
     mean, half = value
+    if not math.isfinite(mean):  # no finite value entered: nothing to show (the title says what was left out)
+        return "–"
     if math.isnan(half):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
@@ -49,7 +51,7 @@ def _images_per_cell(part: pd.DataFrame, metric: str) -> str:
     metric that gave NaN or infinite values for some images, has fewer)."""
     entered = part.groupby(["method", "mask"], sort=False)[metric].apply(
         lambda v: int(np.isfinite(pd.to_numeric(v, errors="coerce")).sum()))
-    return _count_range(entered, " (cells differ: some images have no finite value)")
+    return _count_range(entered, " (cells differ: some failed in part or have non-finite values)")
 
 
 def _count_range(counts: pd.Series, why: str = "") -> str:

@@ -58,7 +58,8 @@ class RunConfig:
     batch_size: int | None = None  # images per method call; None: each method's preferred size (auto)
     device: str = "cpu"
     out: Path = Path(DEFAULT_OUT)
-    force: bool = False
+    force: bool = False  # redo this run's finished cells (others in the folder are kept)
+    replace_folder: bool = False  # delete every cell of --out first (another run's too)
     data_dir: str | None = None
     models_dir: str | None = None
     options: dict[str, dict[str, str]] = field(default_factory=dict)

@@ -148,7 +148,7 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
     executor.start()  # an unreachable scheduler fails here, before anything is written
     lock = None
     try:
-        previous, lock = prepare_out(config)
+        previous, lock = prepare_out(config, outcome.notes)
         _mark_done(outcome, config)  # a corrupt cell file is found here, before the first write
     except BaseException:
         if lock is not None:

@@ -51,10 +51,11 @@ def lock_out(out: Path) -> TextIO | None:
     return handle
 
 
-def prepare_out(config) -> tuple[dict | None, TextIO | None]:
+def prepare_out(config, notes: list[str]) -> tuple[dict | None, TextIO | None]:
     """Make sure the output folder can be written, take its lock, and check that it holds a
-    compatible run (or --force). Returns the previous manifest (None if there is none, or if --force
-    replaces a corrupt one) and the lock, held until it is closed."""
+    compatible run. Returns the previous manifest (None if there is none, or if ``--force`` replaces
+    a corrupt one) and the lock, held until it is closed. Cells of other runs are kept: only
+    ``config.replace_folder`` deletes them, and a note says how many of which methods."""
     out = config.out
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -66,35 +67,68 @@ def prepare_out(config) -> tuple[dict | None, TextIO | None]:
                         "choose another --out") from exc
     lock = lock_out(out)
     try:
-        return _check_previous(config, out), lock
+        return _check_previous(config, out, notes), lock
     except BaseException:
         if lock is not None:
             lock.close()
         raise
 
 
-def _check_previous(config, out: Path) -> dict | None:
+def folder_cells(out: Path) -> dict[str, int]:
+    """How many cell files of each method a results folder holds (names read from the files, or
+    the file name where a file cannot be read)."""
+    counts: dict[str, int] = {}
+    for path in sorted((out / CELLS).glob("*.json")):
+        try:
+            method = str(json.loads(path.read_text()).get("method", path.stem))
+        except (OSError, ValueError, AttributeError):
+            method = path.stem
+        counts[method] = counts.get(method, 0) + 1
+    return counts
+
+
+def _described(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    return f"{total} cells ({', '.join(f'{m}: {n}' for m, n in counts.items())})"
+
+
+def _replace(config, out: Path, notes: list[str]) -> None:
+    """``--replace-folder``: delete every cell of the folder, saying how many of which methods."""
+    counts = folder_cells(out)
+    if counts or (out / CELLS).exists():
+        shutil.rmtree(out / CELLS, ignore_errors=True)
+        notes.append(f"--replace-folder removed {_described(counts)} from {out}")
+
+
+def _check_previous(config, out: Path, notes: list[str]) -> dict | None:
+    new = {"seed": config.seed, "n_images": config.n_images}
+    if config.replace_folder:
+        _replace(config, out, notes)
+        return None
     try:
         manifest = read_manifest(out)
-    except UserError:
+    except UserError as exc:
         if not config.force:
-            raise
-        shutil.rmtree(out / CELLS, ignore_errors=True)  # --force replaces a corrupt run
-        return None
+            raise UserError(f"{exc}; add --force to write a new manifest.json (the cells are kept)") from None
+        return None  # a new manifest; cells carry their own task keys and are reused or redone by them
     if manifest is None:
-        if (out / CELLS).exists() and any((out / CELLS).iterdir()):
-            if not config.force:
-                raise UserError(f"{out} holds cells but no manifest.json: it is corrupt; "
-                                "add --force to replace it, or choose another --out")
-            shutil.rmtree(out / CELLS, ignore_errors=True)
+        if (out / CELLS).exists() and any((out / CELLS).glob("*.json")) and not config.force:
+            raise UserError(f"{out} holds cells but no manifest.json: add --force to write a new one (the cells "
+                            "are kept), or choose another --out")
         return None
-    old = manifest.get("settings", {})
-    new = {"seed": config.seed, "n_images": config.n_images}
-    if old != new:
+    old = manifest.get("settings")
+    if not (isinstance(old, dict) and all(type(old.get(k)) is int for k in new)):
         if not config.force:
-            raise UserError(f"{out} holds a run with {old}, not {new}: add --force to replace it, "
-                            "or choose another --out")
-        shutil.rmtree(out / CELLS, ignore_errors=True)
+            raise UserError(f"{out}/manifest.json has no valid settings (seed, n_images): it is corrupt; add "
+                            "--force to write a new one (the cells are kept), or choose another --out")
+        return None
+    if old != new:
+        counts = folder_cells(out)
+        suggestion = out.parent / f"{out.name}-seed{config.seed}-n{config.n_images}"
+        raise UserError(f"{out} holds a run with seed {old.get('seed')} and --n-images {old.get('n_images')} "
+                        f"({_described(counts)}), this run uses seed {config.seed} and --n-images "
+                        f"{config.n_images}: choose another --out (e.g. --out {suggestion}), or add "
+                        f"--replace-folder to delete those {sum(counts.values())} cells")
     return manifest
 
 

@@ -59,7 +59,11 @@ def register_commands(subparsers, registry):
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     run.add_argument("--out", type=out_folder, default=Path(DEFAULT_OUT), help=f"run folder (default {DEFAULT_OUT})")
     run.add_argument("--force", action="store_true",
-                     help="redo cells that are already finished (also replaces a corrupt results folder)")
+                     help="redo this run's cells that are already finished (other cells in --out are kept); "
+                     "also writes a new manifest over a corrupt one")
+    run.add_argument("--replace-folder", action="store_true",
+                     help="delete every cell in --out first, other runs' too (a note says how many of which "
+                     "methods); needed to reuse a folder with another --seed or --n-images")
     run.add_argument("--data-dir", help="folder searched first for dataset files")
     run.add_argument("--models-dir", type=Path, help="folder searched first for trained checkpoints")
     run.add_argument("--weights-dir", type=Path, help=WEIGHTS_HELP)
@@ -123,7 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        metrics=args.metrics if args.metrics is not None else list(
                            (preset.metrics if preset else ()) or default.metrics),
                        n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, device=args.device,
-                       out=args.out, force=args.force, data_dir=args.data_dir,
+                       out=args.out, force=args.force, replace_folder=args.replace_folder,
+                       data_dir=args.data_dir,
                        models_dir=str(args.models_dir) if args.models_dir else None,
                        options=parse_options(args.option), command="benchkit " + shlex.join(args.argv),
                        optional_datasets=bool(preset and not args.datasets),
