@@ -171,3 +171,38 @@ def test_only_replace_folder_deletes_and_it_says_what(tmp_path, capsys):
     assert main([*run[:6], "3", *run[7:], "--replace-folder"]) == 0
     assert "note: --replace-folder removed 2 cells (mean-fill: 1, tv: 1) from" in capsys.readouterr().out
     assert [p.name for p in (tmp_path / "R" / "cells").glob("*.json")] == ["fashion-mnist-mini__center__mean-fill.json"]
+
+
+def test_score_refuses_raw_output_metrics_and_never_wipes_stored_values(tmp_path, capsys, monkeypatch):
+    run = ["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "3", "--out", str(tmp_path / "R")]
+    assert main(run + ["--metrics", "psnr,known-l1"]) == 0
+    cell = next((tmp_path / "R" / "cells").glob("*.json"))
+    before = cell.read_bytes()
+    capsys.readouterr()
+    assert main(["score", str(tmp_path / "R"), "--metrics", "known-l1"]) == 2
+    err = capsys.readouterr().err
+    assert "metric 'known-l1' scores each method's raw output" in err and err.count("\n") == 1
+    assert cell.read_bytes() == before
+
+    from benchkit.builtins.metrics import PSNR
+
+    def broken(self, prediction, target, known):
+        raise RuntimeError("a broken network")
+
+    monkeypatch.setattr(PSNR, "score", broken)
+    assert main(["score", str(tmp_path / "R"), "--metrics", "psnr"]) == 1
+    assert "its stored values are kept" in capsys.readouterr().out
+    stored = json.loads(cell.read_text())
+    assert stored["rows"]["psnr"] == json.loads(before)["rows"]["psnr"] and "psnr" not in stored["metric_errors"]
+
+
+def test_a_run_that_adds_a_raw_output_metric_runs_the_method_again(tmp_path, capsys):
+    run = ["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "3", "--out", str(tmp_path / "R")]
+    assert main(run + ["--metrics", "psnr"]) == 0
+    capsys.readouterr()
+    assert main(run + ["--metrics", "psnr,known-l1"]) == 0
+    out = capsys.readouterr().out
+    assert "lacks known-l1, which scores the method's raw output: running the method again" in out
+    df = benchkit.load_results(tmp_path / "R")
+    assert benchkit.store.results.failures(tmp_path / "R").empty
+    assert np.isfinite(df["known-l1"]).all() and (df["known-l1"] >= 0).all()

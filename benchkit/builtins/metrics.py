@@ -135,6 +135,7 @@ class KnownChange(ImageMetric):
     name = "known-l1"
     description = "mean absolute change of the known pixels by the method's raw output (before the composite)"
     higher_is_better = False
+    needs_raw_output = True
 
     def score(self, prediction, target, known):  # only through update(): the raw output is in the batch
         raise ValueError("scores the raw output, given in update()")

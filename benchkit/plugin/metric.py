@@ -221,7 +221,10 @@ class Metric(ABC):
     table titles, e.g. "dB") and ``digits`` (decimals shown) drive every table, bold cell and
     report: presentation never looks at a metric's name. ``needs_labels``: batches carry ``labels``
     and the metric runs only on datasets that have them. ``needs_checkpoint``/``checkpoint_dirs``:
-    as for methods. A metric that raises fails only its own column; the method's results stand.
+    as for methods. ``needs_raw_output``: the metric reads ``batch.raw``, the method's output before
+    the composite, which only a run has: ``benchkit score`` refuses it, and a run that adds it to a
+    finished cell runs the method again. A metric that raises fails only its own column; the
+    method's results stand.
     """
 
     name: ClassVar[str] = ""
@@ -235,6 +238,7 @@ class Metric(ABC):
     needs_labels: ClassVar[bool] = False
     needs_checkpoint: ClassVar[str | None] = None
     checkpoint_dirs: ClassVar[tuple[Path, ...]] = ()
+    needs_raw_output: ClassVar[bool] = False
     about: ClassVar[dict[str, str]] = {}  # what a score is (variant, resize, features): kept with the run's scores
 
     state: MetricState

@@ -11,10 +11,12 @@ from benchkit.run.tasks import ShardTask
 from benchkit.store.cells import read_cell, read_samples, shard_path
 
 
-def reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> str | None:
+def reusable(out_file: Path, settings: dict, key: tuple, notes: list[str],
+             raw_metrics: frozenset[str] = frozenset()) -> str | None:
     """``"reuse"`` when a finished cell can be kept as it is, ``"rescore"`` when it only lacks some of
     the run's metrics and kept its outputs (they are scored without running the method), else None;
-    says why not in ``notes`` where it matters."""
+    says why not in ``notes`` where it matters. A cell that lacks one of ``raw_metrics`` (metrics of
+    the method's raw output, which a cell does not keep) is redone."""
     record = read_cell(out_file)
     if not record.ok:
         return None
@@ -31,6 +33,11 @@ def reusable(out_file: Path, settings: dict, key: tuple, notes: list[str]) -> st
         return None
     scored = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
     complete = set(settings["metrics"]) <= scored  # `benchkit score` may have added columns: more is fine
+    lacking_raw = sorted((set(settings["metrics"]) - scored) & raw_metrics)
+    if lacking_raw:
+        notes.append(f"cell {'/'.join(key)} lacks {', '.join(lacking_raw)}, which scores the method's raw output: "
+                     "running the method again")
+        return None
     arrays = read_samples(out_file, outputs=not complete)  # every composite is read only to score it
     if arrays is None:
         notes.append(f"cell {'/'.join(key)} lost its pictures ({out_file.with_suffix('.npz').name} is missing or "

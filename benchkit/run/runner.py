@@ -53,8 +53,9 @@ class RunOutcome(RunPlan):
 def _mark_done(result: RunPlan, config: RunConfig) -> None:
     """Look up each cell's and shard's reuse key in the results folder (held under its lock)."""
     for cell in result.cells:
+        raw = frozenset(name for name, m in result.metrics[cell.key[0]].items() if m.needs_raw_output)
         reuse = (not config.force and cell.out_file.exists()
-                 and reusable(cell.out_file, cell.record.settings, cell.key, result.notes))
+                 and reusable(cell.out_file, cell.record.settings, cell.key, result.notes, raw))
         if reuse:
             result.skipped.append(cell.key)
             cell.todo = []

@@ -47,6 +47,11 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
     notes: list[str] = []
     names = [s.canonical for s in unique([Spec.parse(m, "metric").resolve(registry) for m in metrics],
                                          "--metrics", notes)]  # an unknown name: one line with "did you mean"
+    raw = [name for name in names if registry.get("metric", Spec.parse(name, "metric").name).cls.needs_raw_output]
+    if raw:
+        raise UserError(f"metric '{raw[0]}' scores each method's raw output before the composite, which a run does "
+                        f"not keep: add it with `benchkit run` and the run's flags plus --metrics ...,{raw[0]} "
+                        "(its cells run their methods again)")
     jobs: list[tuple] = []
     inputs: dict[tuple, tuple] = {}
     splits: dict[tuple, LoadedSplit] = {}
@@ -116,15 +121,19 @@ def score_cell(record: CellRecord, arrays: dict, truth: torch.Tensor, known: tor
     subsets = hole_bins(record.rows["missing_fraction"], record.bins) if record.bins else None
     scores = evaluate(metrics, outputs, truth[rows], known[rows], labels[rows] if labels is not None else None,
                       batch_size, device, rows, bank, subsets)
-    record.rows |= scores.columns
-    record.set_scores |= scores.sets
-    record.bin_scores = (record.bin_scores or {}) | scores.bins
+    stored = (set(record.rows) | set(record.set_scores)) - set(record.metric_errors)
+    kept = [name for name in scores.errors if name in stored]  # a failure never wipes values a cell holds
+    record.rows |= {name: v for name, v in scores.columns.items() if name not in kept}
+    record.set_scores |= {name: v for name, v in scores.sets.items() if name not in kept}
+    record.bin_scores = (record.bin_scores or {}) | {name: v for name, v in scores.bins.items() if name not in kept}
     for name in metrics:
-        record.metric_errors.pop(name, None)
+        if name not in kept:
+            record.metric_errors.pop(name, None)
         if name not in record.metrics:
             record.metrics.append(name)
-    record.metric_errors |= scores.errors
-    return [f"metric '{name}' failed on {'/'.join(record.key)}: {error}" for name, error in scores.errors.items()]
+    record.metric_errors |= {name: e for name, e in scores.errors.items() if name not in kept}
+    return [f"metric '{name}' failed on {'/'.join(record.key)}: {error}"
+            + (" (its stored values are kept)" if name in kept else "") for name, error in scores.errors.items()]
 
 
 def _inputs_key(record: CellRecord) -> tuple:
