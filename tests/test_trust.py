@@ -206,3 +206,55 @@ def test_a_run_that_adds_a_raw_output_metric_runs_the_method_again(tmp_path, cap
     df = benchkit.load_results(tmp_path / "R")
     assert benchkit.store.results.failures(tmp_path / "R").empty
     assert np.isfinite(df["known-l1"]).all() and (df["known-l1"] >= 0).all()
+
+
+def _returning(name, make):
+    class Returning(benchkit.plugin.interfaces.Method):
+        def inpaint(self, images, known):
+            return make(images, known)
+
+    Returning.name = name
+    return Returning
+
+
+BAD_OUTPUTS = {
+    "times-255": (lambda x, k: torch.where(k, x, 0.4) * 255, "values in [102, 102] in the hole, expected [0, 1]"),
+    "constant-3": (lambda x, k: torch.full_like(x, 3.0), "values in [3, 3] in the hole, expected [0, 1]"),
+    "negative": (lambda x, k: x - 0.5, "values in [-0.5, -0.5] in the hole"),
+    "numpy": (lambda x, k: x.numpy(), "returned a numpy.ndarray, expected a float torch.Tensor of shape (2, 1, 16, 16)"),
+    "uint8": (lambda x, k: (x * 255).to(torch.uint8), "returned torch.uint8 values, expected a float torch.Tensor"),
+    "meta": (lambda x, k: x.to("meta"), "returned a tensor on meta, the batch is on cpu"),
+    "nan": (lambda x, k: x / 0 * 0, "NaN or infinite values in the hole"),
+    "one-image": (lambda x, k: x[:1], "returned shape (1, 1, 16, 16), expected (2, 1, 16, 16)"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_OUTPUTS))
+def test_a_method_s_bad_output_fails_its_cell_with_one_line_saying_what_came_back(tmp_path, name):
+    from benchkit.plugin.registry import Registry
+    from benchkit.run.runner import RunConfig, run
+    from benchkit.store.results import failures
+
+    make, message = BAD_OUTPUTS[name]
+
+    class Plugins:
+        @benchkit.hookimpl
+        def register_methods(self, register):
+            register(_returning(name, make))
+            register(_returning("slight-overshoot", lambda x, k: torch.where(k, x, 1 + 1e-3)))
+
+    registry = Registry(block_external=True, extra=[Plugins(), *conftest_plugins()])
+    config = RunConfig(methods=[name, "slight-overshoot"], datasets=["tiny"], masks=["center"], n_images=2,
+                       metrics=["psnr"], batch_size=2, out=tmp_path / "R")
+    outcome = run(config, registry, show_progress=False)
+    failed = failures(tmp_path / "R").set_index("method").error
+    assert list(failed.index) == [name] and message in failed[name] and "\n" not in failed[name]
+    assert len(outcome.failed) == 1  # within the stated tolerance: clamped, as rounding would
+    overshoot = benchkit.load_results(tmp_path / "R")
+    assert np.isfinite(overshoot.psnr).all() and len(overshoot) == 2
+
+
+def conftest_plugins():
+    from conftest import TestPlugins
+
+    return [TestPlugins()]

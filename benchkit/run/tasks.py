@@ -38,6 +38,7 @@ from benchkit.run.evaluation import (
 )
 from benchkit.run.masking import make_masks
 from benchkit.run.taskkey import content_key
+from benchkit.run.validation import BadOutput, check_output
 
 N_SAMPLES = 16  # images per cell kept for pictures, chosen by the run's seed
 _CACHE: dict = {}  # per process: registry, datasets, masks and set-up methods (see _cached)
@@ -312,14 +313,8 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             batch_seconds = time.perf_counter() - t0
-            if not isinstance(prediction, torch.Tensor) or prediction.shape != truth.shape:
-                raise ValueError(f"method returned shape {getattr(prediction, 'shape', type(prediction))}, "
-                                 f"expected {tuple(truth.shape)}")
-            prediction = prediction.to(device, torch.float32)
-            if not torch.isfinite(prediction.sum()):  # a finite sum: every value is finite; else check the hole
-                if not torch.isfinite(prediction[~known.expand_as(prediction)]).all():
-                    raise ValueError("method returned NaN or infinite values in the hole")
-            composite = torch.where(known, truth, prediction).clamp_(0, 1)  # truth is in [0, 1] already
+            prediction = check_output(prediction, corrupted, known)
+            composite = torch.where(known, truth, prediction).clamp_(0, 1)  # within the tolerance; truth is in [0, 1]
             scorer.add(composite, truth, known, None if labels_all is None else labels_all[start:start + len(truth)],
                        tuple(batch_ids), raw=prediction)
             outputs[start:start + len(truth)] = _uint8(composite.cpu())
@@ -337,7 +332,8 @@ def run_shard(task: ShardTask, registry=None, progress: Callable[[int], None] | 
                           "truth": _uint8(images[list(task.sample_ids)]), "known": known_all[keep].numpy(),
                           "output_ids": np.asarray(ids, dtype=np.int64), "outputs": outputs}
     except Exception as exc:  # a failing method (or a worker without the data) must not stop the run
-        result.error, result.traceback = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        result.error = str(exc) if isinstance(exc, BadOutput) else f"{type(exc).__name__}: {exc}"
+        result.traceback = traceback.format_exc()
         result.rows = result.samples = None
     result.seconds = time.perf_counter() - started
     return result

@@ -27,6 +27,39 @@ def check_images(images: torch.Tensor, source: str) -> None:
                         "expected [0, 1] (divide 8-bit images by 255)")
 
 
+OUTPUT_TOLERANCE = 0.5 / 255  # half an 8-bit level: an overshoot clamping cannot tell from rounding
+
+
+class BadOutput(ValueError):
+    """A method returned something that is not an image batch in [0, 1]; its cell fails with this line."""
+
+
+def check_output(output, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """A method's output, checked as a dataset's images are: a floating torch.Tensor of the batch's
+    shape, on its device, finite and within [0, 1] (up to :data:`OUTPUT_TOLERANCE`) in the hole, the
+    only pixels the composite takes. Returns it as float32; raises :class:`BadOutput` saying what came back."""
+    expected = f"a float torch.Tensor of shape {tuple(images.shape)} on {images.device}"
+    if not isinstance(output, torch.Tensor):
+        raise BadOutput(f"method returned a {type(output).__module__}.{type(output).__name__}, expected {expected}")
+    if tuple(output.shape) != tuple(images.shape):
+        raise BadOutput(f"method returned shape {tuple(output.shape)}, expected {tuple(images.shape)}")
+    if not output.is_floating_point():
+        raise BadOutput(f"method returned {output.dtype} values, expected {expected} with values in [0, 1]")
+    if output.device != images.device:
+        raise BadOutput(f"method returned a tensor on {output.device}, the batch is on {images.device}")
+    output = output.to(torch.float32)
+    hole = output[~known.expand_as(output)]
+    if hole.numel() == 0:
+        return output
+    low, high = (value.item() for value in torch.aminmax(hole))  # NaN propagates to both
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise BadOutput("method returned NaN or infinite values in the hole")
+    if low < -OUTPUT_TOLERANCE or high > 1 + OUTPUT_TOLERANCE:
+        raise BadOutput(f"method returned values in [{low:.4g}, {high:.4g}] in the hole, expected [0, 1] "
+                        f"(tolerance {OUTPUT_TOLERANCE:.2g}): scale its output to [0, 1]")
+    return output
+
+
 def check_known(known: torch.Tensor, images, source: str, where: Callable[[int], str] | None = None) -> None:
     """Masks must be bool ``N x 1 x H x W`` matching the images (a tensor, or its shape), each with
     known and missing pixels. ``where(i)`` names the i-th mask in messages (default ``image i``)."""
