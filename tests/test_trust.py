@@ -258,3 +258,25 @@ def conftest_plugins():
     from conftest import TestPlugins
 
     return [TestPlugins()]
+
+
+@pytest.mark.parametrize("size", [25, 50, 100])
+def test_dip_works_on_sizes_that_are_not_multiples_of_its_downsampling(size):
+    from benchkit.builtins.dip import DeepImagePrior, fit, levels_for, pad_to_multiple
+
+    rng = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, size, size, generator=rng)
+    known = torch.rand(2, 1, size, size, generator=rng) > 0.3
+    method = DeepImagePrior(iterations=2, width=4)
+    method.seed = 0
+    out = method.inpaint(images * known, known, image_ids=(0, 1))
+    assert out.shape == images.shape and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+    # the padded problem written out: the same fit on the padded inputs, cropped by hand
+    multiple = 2 ** levels_for(size)
+    pad = -size % multiple
+    padded, padded_known, _ = pad_to_multiple(images * known, known, multiple)
+    assert padded.shape[-1] % multiple == 0 and padded.shape[-1] == size + pad
+    assert not padded_known[..., :pad // 2, :].any() and torch.equal(
+        padded_known[..., pad // 2:pad // 2 + size, pad // 2:pad // 2 + size], known)
+    whole = fit(padded, padded_known, method.image_seeds(0, (0, 1)), 2, 0.01, 0.03, 4)
+    torch.testing.assert_close(out, whole[..., pad // 2:pad // 2 + size, pad // 2:pad // 2 + size])

@@ -8,7 +8,9 @@ is the prior. The network is the skip-less hourglass of the paper's inpainting s
 (DmitryUlyanov/deep-image-prior, ``inpainting.ipynb`` with ``models/skip.py``: stride-2 3x3
 convolutions down, nearest upsampling, batch norm and LeakyReLU, a 1x1 convolution after each up
 block, a sigmoid out), sized for the image: ``levels = log2(size) - 2`` (3 at 32 px, 5 from 128
-px) and ``width`` channels at every level (the paper's 128; 32 by default here at 32 px).
+px) and ``width`` channels at every level (the paper's 128; 32 by default here at 32 px). An image
+whose sides are not multiples of ``2**levels`` is padded with unknown pixels to the next multiple
+(the paper's notebook crops the image to a multiple of 32 instead) and the output cropped back.
 
 Each image gets its own network and noise, seeded from the run's seed and the image's position.
 The networks of a batch are trained together: their parameters are stacked and one
@@ -73,6 +75,8 @@ def fit(images: torch.Tensor, known: torch.Tensor, seeds: list[int], iterations:
     once; ``seeds`` one per image. Returns each network's output on its own noise image."""
     from torch.func import functional_call, stack_module_state, vmap
 
+    levels = levels_for(min(images.shape[-2:]))
+    images, known, crop = pad_to_multiple(images, known, 2**levels)
     n, channels, height, width_px = images.shape
     device = images.device
     streams = [torch.Generator().manual_seed(s) for s in seeds]
@@ -80,7 +84,7 @@ def fit(images: torch.Tensor, known: torch.Tensor, seeds: list[int], iterations:
     for stream in streams:  # each network and its noise from the image's own stream
         with torch.random.fork_rng(devices=[]):  # the initialisation's draws leave the global generator alone
             torch.manual_seed(int(torch.randint(2**62, (1,), generator=stream)))
-            nets.append(Hourglass(channels, levels_for(min(height, width_px)), width).to(device))
+            nets.append(Hourglass(channels, levels, width).to(device))
         inputs.append(torch.rand(1, INPUT_CHANNELS, height, width_px, generator=stream).mul_(0.1))
     z = torch.stack(inputs).to(device)  # N x 1 x 32 x H x W
     params, buffers = stack_module_state(nets)
@@ -104,7 +108,21 @@ def fit(images: torch.Tensor, known: torch.Tensor, seeds: list[int], iterations:
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        return run_all(params, buffers, z).squeeze(1)
+        return run_all(params, buffers, z).squeeze(1)[crop]
+
+
+def pad_to_multiple(images: torch.Tensor, known: torch.Tensor, multiple: int):
+    """Images and masks padded (zeros, unknown: outside the loss) to sides that are multiples of
+    ``multiple``, as the hourglass's downsampling needs, split evenly between the two sides; and
+    the index that crops the network's output back to the images' size."""
+    height, width = images.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    top, left = pad_h // 2, pad_w // 2
+    crop = (..., slice(top, top + height), slice(left, left + width))
+    if not pad_h and not pad_w:
+        return images, known, crop
+    pad = (left, pad_w - left, top, pad_h - top)
+    return torch.nn.functional.pad(images, pad), torch.nn.functional.pad(known, pad, value=False), crop
 
 
 class DeepImagePrior(Method):
