@@ -17,7 +17,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from benchkit.errors import Terminated, UserError
+from benchkit.errors import OutputClosed, Terminated, UserError
 
 DESCRIPTION = ("benchkit: benchmark image inpainting methods on datasets x masks, score them and report. "
                "`benchkit COMMAND --help` describes each command.")
@@ -72,13 +72,15 @@ def _main(argv: list[str]) -> int:
     except UserError as exc:
         print(f"benchkit: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OutputClosed:  # the reader of a run's output left: finished cells are kept
+        _silence()
+        return 141
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
         print(f"benchkit: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}; run the same command "
               "again to resume", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
-    except BrokenPipeError:  # `benchkit report ... | head`: the reader left; nothing is wrong
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush does not fail again
+    except BrokenPipeError:  # `benchkit report ... | head`: the reader left after the work was done
+        _silence()
         return 0
     except OSError as exc:
         if exc.errno not in SYSTEM_ERRNOS:
@@ -89,6 +91,16 @@ def _main(argv: list[str]) -> int:
         return 2
     except Exception as exc:  # a bug: one line for the user, the traceback in a file for the report
         return _internal_error(exc)
+
+
+def _silence() -> None:
+    """Point stdout and stderr at /dev/null, so that Python's exit flush does not fail on a closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
 
 
 def _internal_error(exc: BaseException) -> int:

@@ -22,3 +22,9 @@ class RunStopped(UserError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM: stops a run as Ctrl-C does (the CLI exits with 143)."""
+
+
+class OutputClosed(KeyboardInterrupt):
+    """The reader of the output went away during a run (``benchkit run ... | head``): the run stops as
+    Ctrl-C stops it, finished cells kept and the manifest ``interrupted``; the CLI exits with 141
+    (128 + SIGPIPE, as a shell reports a command that a closed pipe stopped)."""

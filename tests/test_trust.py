@@ -280,3 +280,24 @@ def test_dip_works_on_sizes_that_are_not_multiples_of_its_downsampling(size):
         padded_known[..., pad // 2:pad // 2 + size, pad // 2:pad // 2 + size], known)
     whole = fit(padded, padded_known, method.image_seeds(0, (0, 1)), 2, 0.01, 0.03, 4)
     torch.testing.assert_close(out, whole[..., pad // 2:pad // 2 + size, pad // 2:pad // 2 + size])
+
+
+def test_a_closed_output_pipe_ends_the_run_as_an_interrupt(tmp_path):
+    import os
+
+    args = [sys.executable, "-m", "benchkit.cli", "run", "--methods", "mean-fill,tv", "--masks", "center,random",
+            "--n-images", "8", "--metrics", "psnr", "--out", str(tmp_path / "R")]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `benchkit run ... 2>&1 | head` after head has gone: every write fails with EPIPE
+    result = subprocess.run(args, stdout=write_end, stderr=write_end)
+    os.close(write_end)
+    assert result.returncode == 141
+    assert json.loads((tmp_path / "R" / "manifest.json").read_text())["status"] == "interrupted"
+    kept = sorted(p.name for p in (tmp_path / "R" / "cells").glob("*.json"))
+    assert kept == ["fashion-mnist-mini__center__mean-fill.json"]  # the cell finished before the first line
+    rerun = subprocess.run(args, capture_output=True, text=True)
+    assert rerun.returncode == 0 and "1 finished cells reused" in rerun.stdout
+    log = rerun.stderr.splitlines()  # not a terminal: one line per cell, no carriage returns
+    assert "\r" not in rerun.stderr and log == [
+        f"benchkit: finished fashion-mnist-mini/{cell} ({n}/24 images done)"
+        for cell, n in (("random/mean-fill", 8), ("center/tv", 16), ("random/tv", 24))]

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tqdm import tqdm
-
-from benchkit.errors import WriteError
+from benchkit.errors import OutputClosed, WriteError
 from benchkit.plugin.interfaces import Executor
 from benchkit.plugin.registry import Registry
 from benchkit.run.evaluation import ALL, bin_index, bin_names, compute_sets, per_bin
+from benchkit.run.progress import Progress
 from benchkit.run.plan import CellPlan, RunConfig, RunPlan, metric_batch_size, plan, with_defaults
 from benchkit.run.reuse import reusable, shard_done
 from benchkit.run.scoring import score_cell
@@ -168,12 +167,12 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
         write_manifest(config.out, manifest)
         tasks = [task for cell in outcome.cells for task in cell.todo]
         total = sum(len(t.image_ids) for t in tasks)
-        bar = tqdm(total=total, unit="img", disable=not show_progress or total == 0, dynamic_ncols=True)
+        bar = Progress(total, show_progress)
         by_key = {task.key: cell for cell in outcome.cells for task in cell.todo}
         remaining = {cell.key: len(cell.todo) for cell in outcome.cells}
         if executor.local:  # in this process: the caller's registry, progress per batch, the shard's name
             def fn(task: ShardTask):
-                bar.set_description(task.label)
+                bar.describe(task.label)
                 return run_shard(task, registry=registry, progress=bar.update)
         else:
             fn = run_shard
@@ -186,19 +185,24 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
             cell = by_key[result.task.key]
             if not executor.local:
                 bar.update(len(result.task.image_ids))
-                bar.set_description(f"done {result.task.label}")
+                bar.describe(f"done {result.task.label}")
             remaining[cell.key] -= 1
             if len(cell.shards) == 1:  # the whole cell: written at once, no shard file in between
                 outcome.ran.append(_finish(outcome, cell, config, [_shard(cell, result)]))
-                continue
-            _write_shard(cell, result)  # this process is the only writer
+            else:
+                _write_shard(cell, result)  # this process is the only writer
+                if remaining[cell.key] == 0:
+                    outcome.ran.append(_finish(outcome, cell, config))
             if remaining[cell.key] == 0:
-                outcome.ran.append(_finish(outcome, cell, config))
+                bar.cell_done("/".join(cell.key), outcome.ran[-1].ok)
         bar.close()
         manifest["status"] = "finished"
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"
         raise
+    except BrokenPipeError as exc:  # the progress bar's reader left: stop as an interrupt does
+        manifest["status"] = "interrupted"
+        raise OutputClosed() from exc
     except BaseException as exc:  # never leave the manifest "running"
         manifest["status"] = "failed"
         manifest["error"] = f"{type(exc).__name__}: {exc}"
@@ -217,3 +221,4 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
             if lock is not None:
                 lock.close()
     return outcome
+
