@@ -301,3 +301,25 @@ def test_a_closed_output_pipe_ends_the_run_as_an_interrupt(tmp_path):
     assert "\r" not in rerun.stderr and log == [
         f"benchkit: finished fashion-mnist-mini/{cell} ({n}/24 images done)"
         for cell, n in (("random/mean-fill", 8), ("center/tv", 16), ("random/tv", 24))]
+
+
+def test_sixteen_bit_colour_predictions_are_read_at_full_depth(tmp_path):
+    import cv2
+
+    from benchkit.builtins.predictions import Predictions, sixteen_bit_colour
+    from benchkit.imaging import decode_into
+
+    rgb = np.zeros((8, 8, 3), np.uint16)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 40000, 1000, 65535  # no multiples of 257: 8 bits cannot hold them
+    path = tmp_path / "p.png"
+    assert cv2.imwrite(str(path), rgb[..., ::-1])  # OpenCV writes BGR
+    assert sixteen_bit_colour(path) and Image.open(path).mode == "RGB"  # what Pillow would cut to 8 bits
+    reader = Predictions(str(tmp_path))
+    reader.shape, reader.resize = (3, 8, 8), "none"
+    decoded = torch.empty(1, 3, 8, 8)
+    decode_into(decoded, 1, lambda row: reader.read(path))
+    expected = torch.tensor([40000, 1000, 65535], dtype=torch.float64) / 65535
+    torch.testing.assert_close(decoded[0, :, 0, 0], expected.float(), rtol=0, atol=0)
+    assert reader._problem(path) is None
+    reader.shape, reader.resize = (3, 16, 16), "bicubic"
+    assert "16-bit colour PNG of 8x8" in reader._problem(path)

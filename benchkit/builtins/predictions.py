@@ -142,6 +142,9 @@ class Predictions(Method):
         if size != (width, height) and self.resize == "none":
             return (f"{size[0]}x{size[1]}, the images are {width}x{height}: resize them, or add "
                     "resize=bicubic to the spec")
+        if size != (width, height) and sixteen_bit_colour(path):
+            return (f"a 16-bit colour PNG of {size[0]}x{size[1]}, the images are {width}x{height}: save it at the "
+                    "images' size (resize= reads 16-bit colour only at that size)")
         if channels == 3 and mode not in ("RGB", "P"):
             return f"mode {mode}, the images are RGB"
         if channels == 1 and mode not in ("L", "I;16", "I", "RGB", "P"):
@@ -151,9 +154,14 @@ class Predictions(Method):
         return None
 
     def read(self, path: Path) -> np.ndarray:
-        """One prediction's pixels as ``H x W x C`` uint8, or uint16 for 16-bit PNGs (full depth),
-        for :func:`~benchkit.imaging.decode_into`."""
+        """One prediction's pixels as ``H x W x C`` uint8, or uint16 for 16-bit PNGs (full depth, grey
+        or colour), for :func:`~benchkit.imaging.decode_into`."""
         channels, height, width = self.shape
+        if sixteen_bit_colour(path):  # Pillow would cut these to 8 bits per channel: OpenCV reads all 16
+            import cv2
+
+            array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[..., 2::-1]  # BGR -> RGB
+            return np.ascontiguousarray(array[..., :1] if channels == 1 else array)
         with Image.open(path) as image:
             if image.mode == "P":
                 image = image.convert("RGB")
@@ -176,6 +184,14 @@ class Predictions(Method):
     def setup(self, context: MethodContext) -> None:  # check() ran in the plan, on another instance
         self.dataset, self.shape = context.dataset, context.image_shape
         self.layout = LAYOUTS[read_manifest(self.folder, "predictions folder")["layout"]]
+
+
+def sixteen_bit_colour(path: Path) -> bool:
+    """Whether a file is a PNG of 16 bits per channel in colour (RGB or RGBA): its IHDR's bit depth
+    (byte 24) is 16 and its colour type (byte 25) is 2 or 6."""
+    with open(path, "rb") as handle:
+        head = handle.read(26)
+    return head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 and head[24] == 16 and head[25] in (2, 6)
 
 
 @hookimpl
