@@ -323,3 +323,29 @@ def test_sixteen_bit_colour_predictions_are_read_at_full_depth(tmp_path):
     assert reader._problem(path) is None
     reader.shape, reader.resize = (3, 16, 16), "bicubic"
     assert "16-bit colour PNG of 8x8" in reader._problem(path)
+
+
+def test_predictions_for_a_folder_dataset_score_any_subset_and_refuse_changed_images(tmp_path, capsys):
+    pytest.importorskip("cv2")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    dataset = f"folder:{photos}[size=16]"
+    assert main(["export", "--datasets", dataset, "--masks", "center", "--n-images", "6", "--layout", "lama",
+                 "--out", str(tmp_path / "E")]) == 0
+    subprocess.run([sys.executable, str(ROOT / "examples" / "external_telea.py"), str(tmp_path / "E"),
+                    str(tmp_path / "P")], check=True)
+    run = ["run", "--datasets", dataset, "--masks", "center", "--metrics", "psnr", "--methods",
+           f"predictions:{tmp_path / 'P'}[name=ext]"]
+    assert main([*run, "--n-images", "6", "--out", str(tmp_path / "all")]) == 0
+    assert main([*run, "--n-images", "3", "--out", str(tmp_path / "three")]) == 0  # the same images, fewer
+    every, three = (benchkit.load_results(tmp_path / name).set_index("image_id").psnr for name in ("all", "three"))
+    assert list(three.index) == [0, 1, 2] and three.equals(every.loc[[0, 1, 2]])
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(photos / "1.png")  # another photo
+    capsys.readouterr()
+    assert main([*run, "--n-images", "3", "--out", str(tmp_path / "changed")]) == 2
+    err = capsys.readouterr().err
+    assert "made for other images" in err and "image 1 and 0 more differ" in err
+    assert not (tmp_path / "changed").exists()

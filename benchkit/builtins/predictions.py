@@ -70,9 +70,7 @@ class Predictions(Method):
                 made = ", ".join(f"{d}/{m}" for d, m in cells) or "nothing"
                 raise UserError(f"predictions folder {self.folder} holds no predictions for {context.dataset}/{mask} "
                                 f"(its manifest covers {made}): export and predict those, or leave it out")
-            if cell.get("dataset_digest") != context.dataset_digest:
-                raise UserError(f"predictions folder {self.folder} was made for other images of '{context.dataset}' "
-                                "(its manifest's dataset digest differs): export again from these images")
+            self._check_images(cell, context)
             missing_ids = sorted(set(context.image_ids) - set(cell.get("image_ids") or []))
             if missing_ids:
                 raise UserError(f"predictions folder {self.folder} has no image {missing_ids[0]} of "
@@ -82,6 +80,21 @@ class Predictions(Method):
         if jpeg:
             warnings.warn(f"{len(jpeg)} predictions in {self.folder} are JPEG files ({', '.join(jpeg[:SHOWN])}): "
                           "lossy compression shifts the scores; save predictions as PNG")
+
+    def _check_images(self, cell: dict, context: MethodContext) -> None:
+        """The exported images are the run's: by each image's content key where the manifest has them
+        (so a run of fewer images of the same folder scores the same predictions), else by the
+        digest of the whole exported set."""
+        keys = cell.get("image_keys")
+        if isinstance(keys, list) and context.image_keys is not None:
+            differing = [i for i in context.image_ids if i < len(keys) and keys[i] != context.image_keys[i]]
+            if differing:
+                raise UserError(f"predictions folder {self.folder} was made for other images of '{context.dataset}' "
+                                f"(image {differing[0]} and {len(differing) - 1} more differ from the exported "
+                                "ones): export again from these images")
+        elif cell.get("dataset_digest") != context.dataset_digest:
+            raise UserError(f"predictions folder {self.folder} was made for other images of '{context.dataset}' "
+                            "(its manifest's dataset digest differs): export again from these images")
 
     def input_files(self, context: MethodContext, mask: str) -> list[Path]:
         root = self.folder / cell_folder_name(context.dataset, mask)

@@ -66,6 +66,7 @@ class MethodContext:
     masks: tuple[str, ...] = ()
     image_ids: tuple[int, ...] = ()
     dataset_digest: str | None = None
+    image_keys: tuple[str, ...] | None = None  # content keys of the run's images (folder datasets), by position
 
 
 class Plugin:

@@ -250,7 +250,8 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
             context = MethodContext(dataset=spec, device=torch.device(config.device),
                                     image_shape=(channels, height, width),
                                     checkpoint=Path(checkpoint) if checkpoint else None, seed=config.seed,
-                                    masks=tuple(masks), image_ids=tuple(range(n)), dataset_digest=digest)
+                                    masks=tuple(masks), image_ids=tuple(range(n)), dataset_digest=digest,
+                                    image_keys=tuple(split.keys) if split.keys is not None else None)
             if checkpoint is not None:
                 check_model_shape(Path(checkpoint), (channels, height, width))  # from its JSON, before any write
             method.check(context)  # the method's own cheap checks

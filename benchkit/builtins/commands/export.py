@@ -85,7 +85,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                 images = {"truth": pixels[i], "mask": mask_image, "masked": pixels[i] * (~hole)[..., None]}
                 for role, name in layout.files(stem(i)).items():
                     files[f"{folder}/{name}"] = png_bytes(images[role])
-            cells.append({"dataset": dataset, "dataset_digest": split.digest, "mask": mask, "folder": folder,
+            cells.append({"dataset": dataset, "dataset_digest": split.digest, "image_keys": split.keys,
+                          "mask": mask, "folder": folder,
                           "image_ids": list(range(len(pixels))), "image_shape": list(split.images.shape[1:])})
     manifest = {"benchkit": __version__, "benchkit_format": FORMAT, "layout": layout.name, "seed": config.seed,
                 "n_images": config.n_images, "cells": cells}
