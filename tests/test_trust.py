@@ -221,7 +221,8 @@ BAD_OUTPUTS = {
     "times-255": (lambda x, k: torch.where(k, x, 0.4) * 255, "values in [102, 102] in the hole, expected [0, 1]"),
     "constant-3": (lambda x, k: torch.full_like(x, 3.0), "values in [3, 3] in the hole, expected [0, 1]"),
     "negative": (lambda x, k: x - 0.5, "values in [-0.5, -0.5] in the hole"),
-    "numpy": (lambda x, k: x.numpy(), "returned a numpy.ndarray, expected a float torch.Tensor of shape (2, 1, 16, 16)"),
+    "numpy": (lambda x, k: x.numpy(),
+              "returned a numpy.ndarray, expected a float torch.Tensor of shape (2, 1, 16, 16)"),
     "uint8": (lambda x, k: (x * 255).to(torch.uint8), "returned torch.uint8 values, expected a float torch.Tensor"),
     "meta": (lambda x, k: x.to("meta"), "returned a tensor on meta, the batch is on cpu"),
     "nan": (lambda x, k: x / 0 * 0, "NaN or infinite values in the hole"),
@@ -349,3 +350,25 @@ def test_predictions_for_a_folder_dataset_score_any_subset_and_refuse_changed_im
     err = capsys.readouterr().err
     assert "made for other images" in err and "image 1 and 0 more differ" in err
     assert not (tmp_path / "changed").exists()
+
+
+def test_threads_are_a_run_setting_recorded_in_the_manifest(tmp_path, capsys, monkeypatch):
+    import os
+
+    from benchkit.run import plan as planning
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    notes: list[str] = []
+    assert planning.worker_threads(None, 1, notes) == 4 and planning.worker_threads(None, 3, notes) == 1
+    assert notes == []
+    assert planning.worker_threads(3, 2, notes) == 3
+    assert notes == ["2 workers x 3 threads = 6 threads on 4 cores: they will wait for each other; lower --threads "
+                     "(or --workers)"]
+    run = ["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "2", "--metrics", "psnr"]
+    assert main([*run, "--out", str(tmp_path / "A"), "--threads", "1"]) == 0
+    manifest = json.loads((tmp_path / "A" / "manifest.json").read_text())
+    assert manifest["hardware"]["torch_threads"] == 1 and manifest["config"]["threads"] == 1
+    assert torch.get_num_threads() == 1  # the shard ran with it
+    assert main([*run, "--out", str(tmp_path / "B"), "--threads", "0"]) == 2
+    assert "--threads 0 must be at least 1" in capsys.readouterr().err
+    torch.set_num_threads(len(os.sched_getaffinity(0)))

@@ -26,7 +26,6 @@ class InProcess(Executor):
     description = "one shard after another in this process (default)"
     local = True
     default_shard_size = None  # one shard per cell
-    threads = None
 
     def map(self, fn, tasks):
         for task in tasks:

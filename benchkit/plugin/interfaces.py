@@ -328,13 +328,10 @@ class Executor(Plugin, ABC):
         Tasks run in this process: they may use in-process plugins and report progress per batch.
     default_shard_size : int or None
         Images per shard when ``--shard-size`` is not given; None means one shard per cell.
-    threads : int or None
-        torch threads each task sets in its worker (None leaves the worker's setting).
     """
 
     local: ClassVar[bool] = False
     default_shard_size: ClassVar[int | None] = 256
-    threads: ClassVar[int | None] = 1
 
     @classmethod
     def add_arguments(cls, parser) -> None:

@@ -8,6 +8,7 @@ per-process cache of :mod:`benchkit.run.tasks`, where the shards of an in-proces
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ class RunConfig:
     weights_dir: str | None = None  # pretrained weights of metrics (FID's Inception ...); else $BENCHKIT_WEIGHTS
     shard_size: int | None = None
     bins: str | None = None  # set metrics also per hole-area bin: "lama" (10 of 0.1) or "comodgan" (5 of 0.2)
+    threads: int | None = None  # torch threads per worker; None: this process's cores divided among the workers
 
 
 @dataclass
@@ -97,6 +99,7 @@ class RunPlan:
     reused_shards: int = 0  # finished shards of unfinished cells, kept from an interrupted run
     rescore: list = field(default_factory=list)  # finished cells that only lack metrics: scored from their outputs
     executor: Spec | None = None  # resolved; created and started by :func:`run`
+    threads: int = 1  # torch threads each shard runs with
     metrics: dict = field(default_factory=dict)  # dataset -> {metric spec: metric set up for it}
     splits: dict = field(default_factory=dict)  # dataset -> its LoadedSplit
     known: dict = field(default_factory=dict)  # (dataset, mask) -> the masks of the dataset's test images
@@ -122,6 +125,26 @@ def with_defaults(config: RunConfig, registry: Registry) -> RunConfig:
                    metrics=list(default.metrics) if config.metrics is None else config.metrics)
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container or ``taskset`` limits it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform
+        return os.cpu_count() or 1
+
+
+def worker_threads(threads: int | None, workers: int, notes: list[str]) -> int:
+    """torch threads per worker: ``--threads``, or the available cores divided among the workers
+    (at least one). A note when the workers' threads together exceed the cores: on a CPU that other
+    jobs share, threads that wait for each other slow a run down many times."""
+    cores = available_cores()
+    chosen = threads or max(1, cores // workers)
+    if workers * chosen > cores:
+        notes.append(f"{workers} workers x {chosen} threads = {workers * chosen} threads on {cores} cores: they will "
+                      "wait for each other; lower --threads (or --workers)")
+    return chosen
+
+
 def _check_config(config: RunConfig) -> None:
     if config.n_images < 0 or (config.batch_size is not None and config.batch_size < 1):
         raise UserError("--n-images must be >= 0 (0 = all) and --batch-size >= 1 (or auto)")
@@ -133,6 +156,8 @@ def _check_config(config: RunConfig) -> None:
             raise UserError(f"{label} is empty: name at least one")
     if config.methods is not None and not config.methods:
         raise UserError("--methods is empty: name at least one, or leave it out for all")
+    if config.threads is not None and config.threads < 1:
+        raise UserError(f"--threads {config.threads} must be at least 1 (or leave it out for the available cores)")
     if config.shard_size is not None and config.shard_size < 1:
         raise UserError(f"--shard-size {config.shard_size} must be at least 1")
     if config.bins and config.bins not in HOLE_BINS:
@@ -217,7 +242,9 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
         raise UserError("no dataset to run: " + "; ".join(missing) + "; or name others with --datasets")
     notes += missing
     executor_class = registry.get("executor", executor_spec.name).cls  # created and started by run()
-    shard_size, threads = config.shard_size or executor_class.default_shard_size, executor_class.threads
+    shard_size = config.shard_size or executor_class.default_shard_size
+    workers = 1 if executor_class.local else int(getattr(registry.create("executor", result.executor), "workers", 1))
+    threads = result.threads = worker_threads(config.threads, workers, notes)
     for spec, split in datasets.items():
         dataset, digest = split.dataset, split.digest
         n, channels, height, width = split.images.shape

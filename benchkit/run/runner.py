@@ -15,8 +15,8 @@ from benchkit.errors import OutputClosed, WriteError
 from benchkit.plugin.interfaces import Executor
 from benchkit.plugin.registry import Registry
 from benchkit.run.evaluation import ALL, bin_index, bin_names, compute_sets, per_bin
-from benchkit.run.progress import Progress
 from benchkit.run.plan import CellPlan, RunConfig, RunPlan, metric_batch_size, plan, with_defaults
+from benchkit.run.progress import Progress
 from benchkit.run.reuse import reusable, shard_done
 from benchkit.run.scoring import score_cell
 from benchkit.run.tasks import (
@@ -157,6 +157,7 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
         raise
     manifest = build_manifest(config, registry)
     manifest["dataset_digests"] = outcome.digests
+    manifest["hardware"]["torch_threads"] = outcome.threads  # per worker
     manifest["display"] = merge_display(previous.get("display") if isinstance(previous, dict) else None,
                                         outcome.display)
     if isinstance(previous, dict):  # a resumed run keeps the record of earlier attempts

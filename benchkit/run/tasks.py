@@ -79,7 +79,7 @@ class ShardTask:
     sample_ids: tuple[int, ...] = ()
     digest: str | None = None
     block_external: bool | None = None
-    threads: int | None = None  # torch threads in the worker (None: leave as is)
+    threads: int | None = None  # torch threads in the worker (the run's --threads; None: leave as is)
     metric_checkpoints: dict = field(default_factory=dict)  # metric spec -> its checkpoint, for those that need one
     weights_dir: str | None = None
     bins: str | None = None  # hole-area binning of the set metrics (evaluation.HOLE_BINS), or none

@@ -74,6 +74,8 @@ def register_commands(subparsers, registry):
                      help=f"where shards run: {', '.join(registry.names('executor'))} (default {DEFAULT_EXECUTOR})")
     run.add_argument("--workers", type=int, help="parallel executors: number of worker processes (default 2)")
     run.add_argument("--shard-size", type=int, help="images per shard (default: the executor's)")
+    run.add_argument("--threads", type=int, help="torch threads per worker (default: the cores this process may use, "
+                     "divided among the workers); use 1 when other jobs share the CPU")
     run.add_argument("--bins", choices=sorted(HOLE_BINS), default=None,
                      help="also score set metrics (FID ...) per hole-area bin: lama (10 bins of 0.1, LaMa's "
                           "evaluator) or comodgan (5 of 0.2)")
@@ -133,7 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        options=parse_options(args.option), command="benchkit " + shlex.join(args.argv),
                        optional_datasets=bool(preset and not args.datasets),
                        optional_methods=bool(preset),  # a preset skips methods with no model for a dataset
-                       executor=executor, shard_size=args.shard_size, executor_options=executor_options, bins=args.bins,
+                       executor=executor, shard_size=args.shard_size, threads=args.threads,
+                       executor_options=executor_options, bins=args.bins,
                        weights_dir=str(args.weights_dir) if args.weights_dir else None)
     outcome = run(config, registry)
     for note in outcome.notes:
