@@ -1,7 +1,7 @@
 """benchkit: a plugin-based benchmark toolkit for image inpainting."""
 from benchkit.plugin.hookspecs import hookimpl
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 def load_results(path, level="image"):

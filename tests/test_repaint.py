@@ -40,6 +40,45 @@ def test_without_resampling_or_known_pixels_it_is_plain_ddpm_sampling(unet):
     for t in scheduler.timesteps:
         x = scheduler.step(unet(x, t).sample, t, x, generator=generators).prev_sample
     nothing_known = torch.zeros(n, 1, 16, 16, dtype=torch.bool)
+    got = repaint(unet, torch.zeros(n, 1, 16, 16), nothing_known, streams(n), steps, 5, 1, spacing="diffusers")
+    torch.testing.assert_close(got, x, rtol=0, atol=1e-6)
+
+
+def space_timesteps(num_timesteps, count):
+    """RePaint's guided_diffusion/respace.py, one section, as the paper's configs call it: a float
+    index from 0, advanced by (T - 1) / (count - 1) per step, rounded with Python's round."""
+    stride, index, kept = (num_timesteps - 1) / (count - 1), 0.0, set()
+    for _ in range(count):
+        kept.add(round(index))
+        index += stride
+    return kept
+
+
+def test_respacing_is_repaint_s_by_default_and_diffusers_on_request():
+    from diffusers import RePaintScheduler
+
+    from benchkit.builtins.repaint import respaced_timesteps
+
+    for steps in (2, 12, 50, 250, 1000):
+        assert respaced_timesteps(steps) == sorted(space_timesteps(1000, steps))
+        reference = RePaintScheduler(num_train_timesteps=1000)
+        reference.set_timesteps(steps, jump_length=1, jump_n_sample=1)
+        assert respaced_timesteps(steps, "diffusers") == sorted(set(reference.timesteps.tolist()))
+    assert max(respaced_timesteps(250)) == 999 and max(respaced_timesteps(250, "diffusers")) == 996
+
+
+@torch.no_grad()
+def test_the_chain_runs_on_repaint_s_timesteps(unet):
+    """With nothing known and no resampling: diffusers' DDPM loop over RePaint's kept timesteps."""
+    n, steps = 2, 12
+    scheduler = make_scheduler()
+    scheduler.set_timesteps(timesteps=sorted(space_timesteps(1000, steps), reverse=True))
+    assert scheduler.timesteps[0] == 999
+    generators = streams(n)
+    x = torch.cat([torch.randn(1, 1, 16, 16, generator=g) for g in generators])
+    for t in scheduler.timesteps:
+        x = scheduler.step(unet(x, t).sample, t, x, generator=generators).prev_sample
+    nothing_known = torch.zeros(n, 1, 16, 16, dtype=torch.bool)
     got = repaint(unet, torch.zeros(n, 1, 16, 16), nothing_known, streams(n), steps, 5, 1)
     torch.testing.assert_close(got, x, rtol=0, atol=1e-6)
 

@@ -9,6 +9,12 @@ in [-1, 1]; ``m`` is the known mask. Going down from ``t`` to ``t - 1`` on the r
 * the unknown part is one reverse step of the DDPM (``DDPMScheduler.step``) from ``x_t``;
 * ``x_{t-1} = m * known + (1 - m) * unknown``.
 
+The respaced chain keeps the timesteps RePaint keeps (``guided_diffusion/respace.py``,
+``space_timesteps``: a fractional stride from 0 to the last timestep, 0 ... 999 for 250 of 1000),
+which the paper's numbers used; ``spacing=diffusers`` keeps diffusers' ``RePaintScheduler``
+mapping instead (``i * (1000 // steps)``: 0 ... 996). Either way the step between two kept
+timesteps uses the betas of the respaced chain, ``1 - abar_t / abar_prev``.
+
 Resampling follows the jump schedule of andreas128/RePaint (``guided_diffusion/scheduler.py``,
 ``get_schedule_jump``): every ``jump_length`` steps on the way down, the chain is sent back up
 ``jump_length`` steps with the forward process, ``x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) z``
@@ -22,11 +28,11 @@ image's fill does not depend on its batch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 
-from benchkit.builtins.diffusion import load_ddpm, make_scheduler
+from benchkit.builtins.diffusion import TRAIN_STEPS, load_ddpm, make_scheduler
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Method, MethodContext
 from benchkit.plugin.options import Range
@@ -52,6 +58,23 @@ def jump_schedule(steps: int, jump_length: int, resamplings: int) -> list[int]:
     return visited + [-1]
 
 
+def respaced_timesteps(steps: int, spacing: str = "repaint", train_steps: int = TRAIN_STEPS) -> list[int]:
+    """The model's timesteps (of ``train_steps``) that a ``steps``-long chain visits, ascending.
+
+    ``repaint``: RePaint's ``space_timesteps`` with one section: an index that starts at 0 and grows
+    by ``(train_steps - 1) / (steps - 1)`` per step, each value rounded as Python rounds (half to even).
+    ``diffusers``: ``RePaintScheduler.set_timesteps``'s ``i * (train_steps // steps)``.
+    """
+    if spacing == "diffusers":
+        return [i * (train_steps // steps) for i in range(steps)]
+    stride = (train_steps - 1) / (steps - 1) if steps > 1 else 1.0
+    kept, index = [], 0.0
+    for _ in range(steps):
+        kept.append(round(index))
+        index += stride
+    return sorted(set(kept))
+
+
 class RePaint(Method):
     """RePaint with the shipped DDPM (trained with ``benchkit train ddpm``).
 
@@ -66,6 +89,9 @@ class RePaint(Method):
     seed : int or None
         Seed of the sampling noise (each image's stream is derived from it and the image's
         position); None: the run's ``--seed``.
+    spacing : str
+        Which timesteps the respaced chain keeps: ``repaint`` (RePaint's ``space_timesteps``, the
+        paper's) or ``diffusers`` (``RePaintScheduler``'s); see :func:`respaced_timesteps`.
     """
 
     name = "repaint"
@@ -79,8 +105,10 @@ class RePaint(Method):
     slow = True
 
     def __init__(self, steps: Annotated[int, Range(2, 1000)] = 50, jump_length: Annotated[int, Range(1)] = 5,
-                 resamplings: Annotated[int, Range(1)] = 3, seed: Annotated[int, Range(0)] | None = None) -> None:
+                 resamplings: Annotated[int, Range(1)] = 3, seed: Annotated[int, Range(0)] | None = None,
+                 spacing: Literal["repaint", "diffusers"] = "repaint") -> None:
         self.steps, self.jump_length, self.resamplings, self.noise_seed = steps, jump_length, resamplings, seed
+        self.spacing = spacing
 
     def setup(self, context: MethodContext) -> None:
         self.unet, _ = load_ddpm(context.checkpoint, context.device)
@@ -92,15 +120,16 @@ class RePaint(Method):
         seeds = self.image_seeds(self.seed, image_ids or range(len(images)))
         streams = [torch.Generator().manual_seed(s) for s in seeds]
         return repaint(self.unet, images * 2 - 1, known, streams, self.steps, self.jump_length,
-                       self.resamplings).add(1).div(2)
+                       self.resamplings, self.spacing).add(1).div(2)
 
 
 def repaint(unet, x0: torch.Tensor, known: torch.Tensor, streams: list[torch.Generator], steps: int,
-            jump_length: int, resamplings: int) -> torch.Tensor:
+            jump_length: int, resamplings: int, spacing: str = "repaint") -> torch.Tensor:
     """RePaint of ``x0`` (``N x C x H x W`` in [-1, 1], read only where ``known``); ``streams`` one
     generator per image. Returns the fills in [-1, 1] with the known pixels equal to ``x0``'s."""
     scheduler = make_scheduler()
-    scheduler.set_timesteps(steps)
+    scheduler.set_timesteps(timesteps=respaced_timesteps(steps, spacing)[::-1])  # the scheduler's order: descending
+    steps = len(scheduler.timesteps)
     timesteps = scheduler.timesteps.flip(0)  # ascending: index i -> the model's timestep
     abar = scheduler.alphas_cumprod
     device, m = x0.device, known.to(x0.dtype)
