@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -19,6 +20,15 @@ from benchkit.errors import UserError
 from benchkit.plugin.interfaces import MetricContext
 from benchkit.plugin.registry import Registry
 from tests.reference_impls import reference
+
+
+def publish(monkeypatch, name: str, path) -> None:
+    """Make the file at ``path`` the published weights ``name`` for this test (its SHA-256 expected):
+    every load checks the digest, so random weights under a published name are otherwise refused."""
+    import dataclasses
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(weights_module.WEIGHTS, name, dataclasses.replace(weights_module.WEIGHTS[name], sha256=digest))
 
 
 def random_spd(d: int, rng) -> np.ndarray:
@@ -108,6 +118,7 @@ def test_inception_matches_pytorch_fid_with_the_same_random_weights(monkeypatch,
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * expected.abs().max())
     # the same state dict, written as the published file is, loads through the fid metric
     torch.save(state, tmp_path / weights_module.WEIGHTS["inception-fid"].filename)
+    publish(monkeypatch, "inception-fid", tmp_path / weights_module.WEIGHTS["inception-fid"].filename)
     metric = Registry().create("metric", "fid")
     metric.setup(MetricContext("x", torch.device("cpu"), (3, 40, 48), weights_dir=tmp_path))
     with torch.no_grad():
@@ -115,7 +126,7 @@ def test_inception_matches_pytorch_fid_with_the_same_random_weights(monkeypatch,
 
 
 @pytest.mark.parametrize("backbone", ["alex", "vgg"])
-def test_lpips_matches_the_reference_with_the_same_random_weights(backbone, tmp_path):
+def test_lpips_matches_the_reference_with_the_same_random_weights(backbone, tmp_path, monkeypatch):
     lpips = reference("lpips")
     torch.manual_seed(1)
     theirs = lpips.LPIPS(pretrained=False, net=backbone, pnet_rand=True, verbose=False).eval()
@@ -138,6 +149,8 @@ def test_lpips_matches_the_reference_with_the_same_random_weights(backbone, tmp_
     published = {f"features.{k}": v for k, v in features.items()} | {"classifier.1.weight": torch.randn(4, 4)}
     torch.save(published, tmp_path / weights_module.WEIGHTS[backbone_name].filename)
     torch.save(lins, tmp_path / weights_module.WEIGHTS[f"lpips-{backbone}"].filename)
+    for name in (backbone_name, f"lpips-{backbone}"):
+        publish(monkeypatch, name, tmp_path / weights_module.WEIGHTS[name].filename)
     metric = Registry().create("metric", f"lpips-{backbone}")
     metric.setup(MetricContext("x", torch.device("cpu"), (3, 64, 64), weights_dir=tmp_path))
     known = torch.zeros(10, 1, 64, 64, dtype=torch.bool)
@@ -160,15 +173,18 @@ class Payload:  # an object that is not a tensor: weights_only refuses to unpick
     pass
 
 
-def test_corrupt_or_pickled_weights_are_refused(tmp_path):
+def test_corrupt_or_pickled_weights_are_refused(tmp_path, monkeypatch):
     path = tmp_path / weights_module.WEIGHTS["lpips-alex"].filename
     path.write_bytes(b"not a torch file")
+    publish(monkeypatch, "lpips-alex", path)
     with pytest.raises(UserError, match="unreadable"):
         weights_module.load_state_dict("lpips-alex", tmp_path)
     torch.save({"lin0.model.1.weight": Payload()}, path)
+    publish(monkeypatch, "lpips-alex", path)
     with pytest.raises(UserError, match="unreadable"):
         weights_module.load_state_dict("lpips-alex", tmp_path)
     torch.save({"lin0.model.1.weight": "text"}, path)
+    publish(monkeypatch, "lpips-alex", path)
     with pytest.raises(UserError, match="not a state dict"):
         weights_module.load_state_dict("lpips-alex", tmp_path)
     torch.save({"lin0.model.1.weight": torch.zeros(1, 3, 1, 1)}, path)  # wrong shape for lin0 (64 channels)
@@ -214,7 +230,7 @@ def test_clean_fid_resize_is_pil_bicubic_in_float_per_channel():
     assert not np.allclose(out[0, 0].numpy(), quantised, atol=1e-4)  # no 8-bit step in between
 
 
-def test_fid_variants_record_their_resize_and_features_with_the_scores(tmp_path):
+def test_fid_variants_record_their_resize_and_features_with_the_scores(tmp_path, monkeypatch):
     from benchkit.run.runner import RunConfig, run
 
     torch.manual_seed(0)
@@ -223,6 +239,7 @@ def test_fid_variants_record_their_resize_and_features_with_the_scores(tmp_path)
     state = _calibrated(FIDInception(), torch.rand(4, 3, 64, 64)).state_dict()
     torch.save(state | {"fc.weight": torch.randn(1008, 2048), "fc.bias": torch.randn(1008)},
                weights / weights_module.WEIGHTS["inception-fid"].filename)
+    publish(monkeypatch, "inception-fid", weights / weights_module.WEIGHTS["inception-fid"].filename)
     out = tmp_path / "R"
     run(RunConfig(methods=["mean-fill"], masks=["center"], n_images=6, metrics=["fid", "fid-clean"], out=out,
                   weights_dir=str(weights)), Registry(block_external=True), show_progress=False)
@@ -236,3 +253,41 @@ def test_fid_variants_record_their_resize_and_features_with_the_scores(tmp_path)
     assert about["fid"]["about"]["variant"] == "pytorch-fid" and "bilinear" in about["fid"]["about"]["resize"]
     clean = about["fid-clean"]["about"]
     assert clean["variant"] == "clean-fid" and "PIL bicubic" in clean["resize"]
+
+
+def test_other_weights_under_a_published_name_stop_the_run_before_anything_is_written(tmp_path, capsys):
+    from benchkit.cli import main
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.manual_seed(0)
+    state = FIDInception().state_dict() | {"fc.weight": torch.randn(1008, 2048), "fc.bias": torch.randn(1008)}
+    path = weights / weights_module.WEIGHTS["inception-fid"].filename
+    torch.save(state, path)  # a random Inception under the published name
+    code = main(["run", "--methods", "mean-fill", "--masks", "center", "--n-images", "4", "--metrics", "psnr,fid",
+                 "--weights-dir", str(weights), "--out", str(tmp_path / "R")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"weights file {path} has SHA-256" in err
+    assert "not the published 6726825d" in err and not (tmp_path / "R").exists()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert json.loads((weights / (path.name + ".sha256")).read_text())["sha256"] == digest  # kept for next time
+    assert weights_module.file_sha256(path) == digest
+    path.write_bytes(path.read_bytes()[:-1] + b"x")  # changed: its size is the same, its time is not
+    assert weights_module.file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest() != digest
+
+
+def test_the_lpips_wheel_s_calibration_files_are_the_published_ones(tmp_path):
+    """The offline route of the evaluation guide: lpips ships alex.pth and vgg.pth, whose bytes are
+    the published files' (their SHA-256 is checked on load)."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("lpips")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("lpips is not installed")
+    shipped = Path(list(spec.submodule_search_locations)[0]) / "weights" / "v0.1"
+    for backbone in ("alex", "vgg"):
+        shutil.copy(shipped / f"{backbone}.pth", tmp_path / weights_module.WEIGHTS[f"lpips-{backbone}"].filename)
+        state = weights_module.load_state_dict(f"lpips-{backbone}", tmp_path)
+        assert sorted(state) == [f"lin{i}.model.1.weight" for i in range(5)]

@@ -8,12 +8,18 @@ for, in order, in ``--weights-dir``, ``$BENCHKIT_WEIGHTS``, ``~/.cache/benchkit/
 (``~/.cache/torch/hub/checkpoints``, where torchvision keeps the AlexNet and VGG files it downloaded).
 
 Checksums: the LPIPS calibration files have their full SHA-256 here; the Inception, AlexNet and VGG
-files are checked against the SHA-256 prefix in their published names (as ``torch.hub`` does).
+files are checked against the SHA-256 prefix in their published names (as ``torch.hub`` does). The
+check runs at download and again whenever a run loads a file, so a file of other weights under a
+published name (a random or fine-tuned network) stops the run before anything is written: scores
+from it would be reported as the published metric's. A file's digest is computed once per
+process, and kept beside the file (``FILE.sha256``, with its size and modification time) so that
+the next process hashes it only if it changed.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +30,7 @@ from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.run.evaluation import weights_dir as given_or_env_weights_dir
 from benchkit.store.datafiles import fetch
+from benchkit.store.files import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,38 @@ def sha256_matches(path: Path, expected: str) -> bool:
         return hashlib.file_digest(f, "sha256").hexdigest().startswith(expected)
 
 
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, read from ``PATH.sha256`` while the file's size and modification time are
+    the ones recorded there; else computed (once per process) and recorded there, where writable."""
+    from benchkit.run.taskkey import file_digest
+
+    stat = path.stat()
+    sidecar = path.with_name(path.name + ".sha256")
+    try:
+        recorded = json.loads(sidecar.read_text())
+        if recorded.get("size") == stat.st_size and recorded.get("mtime_ns") == stat.st_mtime_ns:
+            return str(recorded["sha256"])
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass
+    digest = file_digest(path) or ""
+    try:
+        atomic_write_text(sidecar, json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}))
+    except OSError:  # a read-only folder: hashed again by the next process
+        pass
+    return digest
+
+
+def verified(name: str, path: Path) -> Path:
+    """``path`` if its SHA-256 is the published one of weights ``name``; else a one-line UserError."""
+    expected = WEIGHTS[name].sha256
+    digest = file_sha256(path)
+    if not digest.startswith(expected):
+        raise UserError(f"weights file {path} has SHA-256 {digest[:16]}..., not the published {expected[:16]}...: "
+                        f"it holds other weights than '{name}', whose scores it would be reported as; delete it and "
+                        f"run `benchkit weights download {name}`")
+    return path
+
+
 def find_weights(name: str, weights_dir: Path | None) -> Path:
     """The path of weights file ``name``; a missing one raises the one-line error saying how to get it."""
     entry = WEIGHTS[name]
@@ -87,8 +126,9 @@ def find_weights(name: str, weights_dir: Path | None) -> Path:
 
 
 def load_state_dict(name: str, weights_dir: Path | None) -> dict[str, torch.Tensor]:
-    """Read weights file ``name`` as a state dict of tensors (``weights_only``: nothing is unpickled)."""
-    path = find_weights(name, weights_dir)
+    """Read weights file ``name``, checked against its published SHA-256, as a state dict of tensors
+    (``weights_only``: nothing is unpickled)."""
+    path = verified(name, find_weights(name, weights_dir))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or holding objects that are not tensors
