@@ -372,3 +372,19 @@ def test_threads_are_a_run_setting_recorded_in_the_manifest(tmp_path, capsys, mo
     assert main([*run, "--out", str(tmp_path / "B"), "--threads", "0"]) == 2
     assert "--threads 0 must be at least 1" in capsys.readouterr().err
     torch.set_num_threads(len(os.sched_getaffinity(0)))
+
+
+def test_grids_show_every_method_of_the_folder_and_follow_its_cells(tmp_path):
+    from benchkit.report.pictures import comparison_grid
+
+    run = ["run", "--masks", "center", "--n-images", "4", "--metrics", "psnr", "--out", str(tmp_path / "R")]
+    assert main([*run, "--methods", "mean-fill"]) == 0 and main([*run, "--methods", "tv"]) == 0
+    grid = tmp_path / "R" / "grids" / "fashion-mnist-mini__center.png"
+    _, labels = comparison_grid(tmp_path / "R", "fashion-mnist-mini", "center")
+    assert labels == ["input", "tv", "mean-fill", "truth"]  # the later run's first, the earlier one's kept
+    columns = Image.open(grid).size[0]
+    assert main([*run, "--methods", "tv", "--masks", "random"]) == 0  # another pair: this grid is left alone
+    assert Image.open(grid).size[0] == columns  # four columns, both methods
+    assert main(["run", "--masks", "random", "--n-images", "2", "--metrics", "psnr", "--methods", "tv",
+                 "--out", str(tmp_path / "R"), "--replace-folder"]) == 0  # the centre cells are gone: their grid too
+    assert sorted(p.name for p in (tmp_path / "R" / "grids").glob("*.png")) == ["fashion-mnist-mini__random.png"]

@@ -43,15 +43,16 @@ def error_image(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
 
 
 def run_cells(run_dir: Path) -> list[tuple[str, str, str]]:
-    """(dataset, mask, method) of every finished cell, in the run's order of methods."""
+    """(dataset, mask, method) of every finished cell, methods in the order the folder's runs gave
+    them (the manifest's display record; a folder of benchkit 0.1 has only its command's order)."""
     keys = []
     for path in sorted((Path(run_dir) / CELLS).glob("*.json")):
         record = read_cell(path)
         if record.ok:
             keys.append(record.key)
     manifest = read_manifest(Path(run_dir)) or {}
-    config = manifest.get("config")
-    order = (config.get("methods") if isinstance(config, dict) else None) or []
+    record = manifest.get("display") if isinstance(manifest.get("display"), dict) else manifest.get("config")
+    order = (record.get("methods") if isinstance(record, dict) else None) or []
     order = [m for m in order if isinstance(m, str)] if isinstance(order, list) else []
     return sorted(keys, key=lambda k: (order.index(k[2]) if k[2] in order else len(order), k[2]))
 
@@ -121,16 +122,20 @@ def grid_png(run_dir: Path, dataset: str, mask: str, methods: list[str] | None =
     return render_grid(*made, title=f"{dataset} / {mask}")
 
 
-def save_grids(run_dir: Path, cells: list[tuple[str, str, str]] | None = None, rows: int = 6,
+def save_grids(run_dir: Path, pairs: list[tuple[str, str]] | None = None, rows: int = 6,
                errors: bool = False) -> list[Path]:
-    """Write ``RUN/grids/DATASET__MASK.png`` for every (dataset, mask) among ``cells`` (default:
-    every finished cell), with those cells' methods; returns the files written."""
+    """Write ``RUN/grids/DATASET__MASK.png`` for every (dataset, mask) of ``pairs`` (default: every
+    one with a finished cell), each with every method of the folder that kept pictures for it, not
+    only the last run's; remove the grids of pairs that have no finished cell any more. Returns the
+    files written."""
     run_dir = Path(run_dir)
     if not (run_dir / MANIFEST).is_file():
         return []
-    cells = run_cells(run_dir) if cells is None else cells
+    cells = run_cells(run_dir)
+    present = list(dict.fromkeys((d, k) for d, k, _ in cells))
+    wanted = present if pairs is None else [p for p in dict.fromkeys(pairs) if p in present]
     written = []
-    for dataset, mask in dict.fromkeys((d, k) for d, k, _ in cells):
+    for dataset, mask in wanted:
         methods = [m for d, k, m in cells if (d, k) == (dataset, mask)]
         png = grid_png(run_dir, dataset, mask, methods=methods, rows=rows, errors=errors)
         if png is None:
@@ -139,4 +144,8 @@ def save_grids(run_dir: Path, cells: list[tuple[str, str, str]] | None = None, r
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, png)
         written.append(path)
+    current = {grid_path(run_dir, d, k) for d, k in present}
+    for stale in (run_dir / "grids").glob("*.png"):
+        if stale not in current:
+            stale.unlink(missing_ok=True)
     return written

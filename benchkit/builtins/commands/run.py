@@ -164,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\n" + paper_table(df, preset, args.format))
     present = set(zip(df.dataset, df["mask"], df.method))
     finished = [key for key in outcome.keys if key in present]  # this command's cells, in its order
-    grids = save_grids(args.out, cells=finished, errors=args.grid_errors)
+    grids = save_grids(args.out, pairs=[(d, k) for d, k, _ in finished], errors=args.grid_errors)
     if grids:
         print(f"\ncomparison grids: {grids[0].parent}/ ({len(grids)} PNG files)")
     print(f"per-image results: benchkit.load_results('{args.out}')")
