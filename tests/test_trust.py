@@ -388,3 +388,18 @@ def test_grids_show_every_method_of_the_folder_and_follow_its_cells(tmp_path):
     assert main(["run", "--masks", "random", "--n-images", "2", "--metrics", "psnr", "--methods", "tv",
                  "--out", str(tmp_path / "R"), "--replace-folder"]) == 0  # the centre cells are gone: their grid too
     assert sorted(p.name for p in (tmp_path / "R" / "grids").glob("*.png")) == ["fashion-mnist-mini__random.png"]
+
+
+def test_each_plugin_is_credited_to_the_distribution_that_registered_it(tmp_path, capsys):
+    from benchkit.plugin.registry import Registry
+
+    pytest.importorskip("benchkit_example")
+    registry = Registry(block_external=False)
+    assert registry.get("preset", "stripes-demo").distribution == "benchkit-example-plugin"
+    assert registry.get("preset", "default").distribution == "benchkit"
+    assert registry.get("method", "flat-fill").distribution == "benchkit-example-plugin"
+    assert main(["run", "--preset", "stripes-demo", "--n-images", "2", "--out", str(tmp_path / "R")]) == 0
+    plugins = json.loads((tmp_path / "R" / "manifest.json").read_text())["plugins"]
+    assert plugins["preset stripes-demo"] == "benchkit-example-plugin" and plugins["preset default"] == "benchkit"
+    capsys.readouterr()
+    assert main(["info", "stripes-demo"]) == 0 and "(from benchkit-example-plugin)" in capsys.readouterr().out

@@ -99,8 +99,10 @@ class Registry:
                             f"{', '.join(sorted(HOOKS.values()))} and register_commands; fix its name, or set "
                             f"{BLOCK_ENV}=1") from exc
         self._plugins: dict[str, dict[str, PluginInfo]] = {kind: {} for kind in KINDS}
-        for kind, hook in HOOKS.items():
-            getattr(self._pm.hook, hook)(register=lambda cls, kind=kind: self._add(kind, cls))
+        for kind, hook in HOOKS.items():  # each plugin credited to the distribution whose hook registered it
+            for impl in reversed(getattr(self._pm.hook, hook).get_hookimpls()):  # pluggy's call order
+                source = self._dist_of_plugin(impl.plugin)
+                impl.function(register=lambda cls, kind=kind, source=source: self._add(kind, cls, source))
 
     def _register(self, plugin: Any, name: str, dist: str) -> None:
         if self._pm.is_registered(plugin):
@@ -136,10 +138,8 @@ class Registry:
         """Let every plugin, benchkit's own commands included, add its subcommands (argparse sub-parsers)."""
         self._pm.hook.register_commands(subparsers=subparsers, registry=self)
 
-    def _add(self, kind: str, cls: Any) -> None:
+    def _add(self, kind: str, cls: Any, dist: str) -> None:
         base = KINDS[kind]
-        module = cls.__module__ if isinstance(cls, type) else type(cls).__module__
-        dist = self._dist_of_module(module)
         valid = isinstance(cls, base) if kind == "preset" else isinstance(cls, type) and issubclass(cls, base)
         if not valid or not getattr(cls, "name", ""):
             shape = "instance" if kind == "preset" else "subclass"

@@ -143,7 +143,7 @@ def build_manifest(config, registry) -> dict:
         "settings": {"seed": config.seed, "n_images": config.n_images},
         "versions": {"benchkit": __version__, "python": platform.python_version(), "torch": torch.__version__,
                      "numpy": numpy.__version__, "scipy": scipy.__version__, "pandas": pandas.__version__},
-        "plugins": {p.name: p.distribution for p in registry.all()},
+        "plugins": {f"{p.kind} {p.name}": p.distribution for p in registry.all()},  # where each came from
         "hardware": {"machine": platform.machine(), "processor": processor_name(),
                      "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                      "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
