@@ -90,7 +90,7 @@ def test_html_report_is_self_contained_and_complete(run_dir, capsys):
         Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).verify()
     assert all(link.startswith("data:") for link in parser.links), "nothing is fetched from elsewhere"
     assert parser.tags.count("svg") == 2 and parser.tags.count("rect") >= 4  # a box per method and mask
-    assert "mean-fill − tv" in html and "Wilcoxon p" in html and "20-30% missing" in html
+    assert "tv[max_iter=50] − mean-fill" in html and "Holm p" in html and "20-30% missing" in html
 
 
 def test_report_to_an_unwritable_place_is_one_line_exit_2(run_dir, tmp_path, capsys):

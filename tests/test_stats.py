@@ -56,3 +56,27 @@ def test_compare_pairs_by_image_and_matches_scipy():
 def test_compare_unknown_method():
     with pytest.raises(UserError, match="method 'C' is not in these results"):
         benchkit.compare(_results([1.0], [2.0]), "A", "C")
+
+
+def test_holm_adjusts_as_the_step_down_procedure_written_out():
+    from benchkit.report.stats import holm
+
+    p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
+    # by hand: sorted 0.005, 0.01, 0.03, 0.04 (m = 4) -> 4 * 0.005, 3 * 0.01, 2 * 0.03, 1 * 0.04, then
+    # running maximum: 0.02, 0.03, 0.06, 0.06
+    expected = np.array([0.03, 0.06, 0.06, 0.02, np.nan])
+    np.testing.assert_allclose(holm(p), expected, equal_nan=True)
+    assert holm([0.6, 0.9]).tolist() == [1.0, 1.0]  # capped at 1
+
+
+def test_compare_to_a_reference_and_all_pairs_carry_holm_p_values():
+    from benchkit.report.stats import compare_all, compare_to, holm
+
+    rng = np.random.default_rng(0)
+    rows = [{"dataset": "d", "mask": "m", "method": method, "image_id": i, "psnr": 20 + shift + rng.normal()}
+            for method, shift in (("a", 0.0), ("b", 1.0), ("c", 0.1)) for i in range(30)]
+    df = pd.DataFrame(rows)
+    table = compare_to(df, "a", "psnr")
+    assert list(table.method_a) == ["b", "c"] and set(table.method_b) == {"a"} and table["diff"].iloc[0] > 0
+    np.testing.assert_allclose(table.p_holm, holm(table.p_wilcoxon))
+    assert len(compare_all(df, "psnr")) == 3

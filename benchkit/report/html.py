@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from benchkit.report.pictures import grid_png, run_cells
-from benchkit.report.stats import compare_all
+from benchkit.report.stats import compare_all, compare_to
 from benchkit.report.svgplot import box_plot_svg
 from benchkit.report.tables import format_tables
 from benchkit.run.evaluation import bin_index, bin_names
@@ -31,7 +31,7 @@ text-align:right;white-space:pre}th{background:#f3f3f3}td:first-child{text-align
 td.wrap{white-space:pre-wrap;overflow-wrap:anywhere;text-align:left;max-width:60em}
 h2{border-bottom:2px solid #ddd;margin-top:2em}img{max-width:100%;image-rendering:pixelated}
 .sig{background:#e3f4e3}.plots{display:flex;flex-wrap:wrap;gap:1em}pre{background:#f7f7f7;
-padding:1em;overflow:auto}.note{color:#666}"""
+padding:1em;overflow:auto}.note{color:#666}.scroll{overflow-x:auto;max-width:100%}"""
 REPORT_BINS = "lama"  # missing-fraction bins of width 0.1, assigned by the one rule (run.evaluation.bin_index)
 
 
@@ -121,7 +121,7 @@ def missing_fraction_section(df: pd.DataFrame, metric: str, note: str = "") -> s
         wide = table.apply(lambda r: _mean_count(r["mean"], int(r["count"])), axis=1).unstack("bin")
         wide = wide[sorted(wide.columns)]
         wide.columns = [f"{names[i]} missing" for i in wide.columns]
-        bodies.append(f"<h4>{escape(dataset)}</h4>" + _table(wide.fillna("").reset_index()))
+        bodies.append(f"<h4>{escape(dataset)}</h4>" + _scrolling(_table(wide.fillna("").reset_index())))
     return _section("By missing fraction", "".join(bodies),
                     f"{note}Mean {metric} of the images whose fraction of missing pixels falls in each bin "
                     "(LaMa's bins, as --bins lama assigns them), all masks together.")
@@ -131,23 +131,39 @@ def _mean_count(mean: float, count: int) -> str:
     return f"{mean:.2f} (n={count})" if count and np.isfinite(mean) else f"– (n={count})"
 
 
-def statistics_section(df: pd.DataFrame, metrics: tuple[str, ...]) -> str:
-    table = compare_all(df, metrics)
-    if table.empty:
+def statistics_section(df: pd.DataFrame, metrics: tuple[str, ...], reference: str | None = None,
+                       all_pairs: bool = False) -> str:
+    """Paired differences against ``reference`` (default: the first method), or between every pair
+    with ``all_pairs``; significance is judged on Holm-adjusted p-values over every row shown."""
+    methods = list(dict.fromkeys(df.method))
+    if len(methods) < 2:
         return _section("Paired statistics", "<p>Only one method: nothing to compare.</p>")
+    reference = reference or methods[0]
+    table = compare_all(df, metrics) if all_pairs else compare_to(df, reference, metrics)
+    if table.empty:
+        return _section("Paired statistics", "<p>No metric to compare.</p>")
     shown = pd.DataFrame({
         "dataset": table.dataset, "mask": table["mask"], "metric": table.metric,
         "a − b": table.method_a + " − " + table.method_b, "n": table.n,
         "mean difference": table["diff"].map(lambda v: f"{v:+.4f}"),
         "95% bootstrap CI": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(table.ci_low, table.ci_high)],
-        "Wilcoxon p": table.p_wilcoxon.map(lambda p: f"{p:.2g}")})
-    significant = (table.p_wilcoxon < 0.05) & ((table.ci_low > 0) | (table.ci_high < 0))
-    return _section("Paired statistics", _table(shown, significant),
-                    "Per-image differences a − b (in each metric's unit), paired by image. Green: p < 0.05 and a CI "
-                    "that excludes 0. Also from Python: benchkit.compare(df, method_a, method_b).")
+        "Wilcoxon p": table.p_wilcoxon.map(lambda p: f"{p:.2g}"),
+        "Holm p": table.p_holm.map(lambda p: f"{p:.2g}")})
+    significant = (table.p_holm < 0.05) & ((table.ci_low > 0) | (table.ci_high < 0))
+    against = "between every pair of methods" if all_pairs else f"of each method against {reference}"
+    return _section("Paired statistics", _scrolling(_table(shown, significant)),
+                    f"Per-image differences a − b {against} (in each metric's unit), paired by image. Green: "
+                    f"Holm-adjusted p < 0.05 over the {len(table)} comparisons shown, and a CI that excludes 0. "
+                    "`benchkit report --html --reference M` picks the reference, `--all-pairs` compares every "
+                    "pair. Also from Python: benchkit.compare(df, method_a, method_b).")
 
 
-def build_html(run_dir: Path, errors: bool = False) -> str:
+def _scrolling(html: str) -> str:
+    """A wide table in a box that scrolls sideways instead of running off the page."""
+    return f'<div class="scroll">{html}</div>'
+
+
+def build_html(run_dir: Path, errors: bool = False, reference: str | None = None, all_pairs: bool = False) -> str:
     """The whole report of a run folder as one HTML document."""
     run_dir = Path(run_dir)
     df, sets = load_tables(run_dir)
@@ -164,7 +180,7 @@ def build_html(run_dir: Path, errors: bool = False) -> str:
         if per_image:
             primary, note = per_image[0], ""
             parts += [distributions_section(df, display, primary, note), missing_fraction_section(df, primary, note),
-                      statistics_section(df, tuple(per_image[:2]))]
+                      statistics_section(df, tuple(per_image[:2]), reference, all_pairs)]
     failed = failures(run_dir)
     if not failed.empty:
         parts.append(_section("Failed cells", _table(failed)))
@@ -175,9 +191,10 @@ def build_html(run_dir: Path, errors: bool = False) -> str:
             + "".join(parts) + "</body></html>")
 
 
-def write_html(run_dir: Path, path: Path, errors: bool = False) -> Path:
+def write_html(run_dir: Path, path: Path, errors: bool = False, reference: str | None = None,
+               all_pairs: bool = False) -> Path:
     """Write the report atomically to ``path``; returns it."""
-    text = build_html(run_dir, errors)
+    text = build_html(run_dir, errors, reference, all_pairs)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text)
     return path

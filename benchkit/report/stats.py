@@ -75,8 +75,8 @@ def compare(df: pd.DataFrame, method_a: str, method_b: str, metrics: str | tuple
     pandas.DataFrame
         One row per (dataset, mask, metric): ``n`` (paired images), ``mean_a``, ``mean_b``,
         ``diff`` (mean of a - b; dB for PSNR), ``ci_low``, ``ci_high`` (bootstrap CI of ``diff``)
-        and ``p_wilcoxon``. Images where either value is not finite (PSNR is +inf for a perfect
-        fill) are left out of ``n``; a (dataset, mask, metric) with no finite pair is left out, with
+        and ``p_wilcoxon``. Images where either value is not finite (NaN where a metric failed;
+        benchkit's PSNR is capped, never infinite) are left out of ``n``; a (dataset, mask, metric) with no finite pair is left out, with
         a warning.
     """
     import warnings
@@ -115,10 +115,41 @@ def compare(df: pd.DataFrame, method_a: str, method_b: str, metrics: str | tuple
     return pd.DataFrame(rows)
 
 
-def compare_all(df: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "ssim")) -> pd.DataFrame:
-    """:func:`compare` for every pair of methods in ``df`` (each unordered pair once); empty when
-    ``df`` has none of ``metrics``."""
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979) of a family of ``m`` tests, in the given order:
+    sorted ascending, the i-th smallest (from 0) is multiplied by ``m - i``, made non-decreasing
+    along the order, and capped at 1. NaN stays NaN and is not counted in ``m``."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    finite = np.flatnonzero(~np.isnan(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = len(order)
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order]) if m else np.zeros(0)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def _with_holm(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The comparisons joined, with ``p_holm``: Wilcoxon p-values adjusted over all of them together."""
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not table.empty:
+        table["p_holm"] = holm(table.p_wilcoxon.to_numpy())
+    return table
+
+
+def compare_to(df: pd.DataFrame, reference: str, metrics: tuple[str, ...] = ("psnr", "ssim")) -> pd.DataFrame:
+    """:func:`compare` of every other method against ``reference`` (``method_a`` the other one, so a
+    positive ``diff`` is a gain over the reference), with ``p_holm`` adjusted over every row; empty
+    when ``df`` has none of ``metrics``."""
     if not any(m in df.columns for m in _names(metrics)):
         return pd.DataFrame()
-    frames = [compare(df, a, b, metrics) for a, b in itertools.combinations(list(dict.fromkeys(df.method)), 2)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return _with_holm([compare(df, m, reference, metrics) for m in dict.fromkeys(df.method) if m != reference])
+
+
+def compare_all(df: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "ssim")) -> pd.DataFrame:
+    """:func:`compare` for every pair of methods in ``df`` (each unordered pair once), with ``p_holm``
+    adjusted over every row; empty when ``df`` has none of ``metrics``."""
+    if not any(m in df.columns for m in _names(metrics)):
+        return pd.DataFrame()
+    return _with_holm([compare(df, a, b, metrics)
+                       for a, b in itertools.combinations(list(dict.fromkeys(df.method)), 2)])

@@ -14,7 +14,7 @@ import numpy as np
 
 WIDTH_PER_BOX = 90
 HEIGHT = 260
-MARGIN = {"left": 56, "right": 12, "top": 24, "bottom": 44}
+MARGIN = {"left": 56, "right": 12, "top": 32, "bottom": 44}  # the title has the band above the plot to itself
 
 
 def box_stats(values: np.ndarray) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     span = high - low or 1.0
     step = 10 ** math.floor(math.log10(span / count))
     step *= next(m for m in (1, 2, 5, 10) if span / (step * m) <= count)
-    return [t for t in np.arange(math.ceil(low / step) * step, high + step / 2, step)]
+    return [t for t in np.arange(math.ceil(low / step) * step, high + step / 2, step) if t <= high]
 
 
 def box_plot_svg(groups: dict[str, np.ndarray], title: str = "", unit: str = "") -> str:

@@ -158,7 +158,7 @@ def bin_tables(binned: pd.DataFrame, metrics: list[str], fmt: str, display: RunD
 def _titled(title: str, headers: list[str], rows: list[list[str]], bold: set[tuple[int, int]], fmt: str) -> str:
     """One table under its title, in ``fmt`` (github, latex or html), the cells at ``bold`` in bold."""
     if fmt == "html":
-        return f"<h4>{html.escape(title)}</h4>\n" + _html(headers, rows, bold)
+        return f'<h4>{html.escape(title)}</h4>\n<div class="scroll">' + _html(headers, rows, bold) + "</div>"
     if fmt == "latex":
         return f"% {title}\n" + _latex(headers, rows, bold)
     return f"{title}\n\n" + tabulate(rows, headers, tablefmt="github", disable_numparse=True)

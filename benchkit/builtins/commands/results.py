@@ -18,6 +18,10 @@ def register_commands(subparsers):
     report.add_argument("--html", nargs="?", const="", metavar="FILE",
                         help="write one self-contained HTML report (default FILE: PATH/report.html)")
     report.add_argument("--errors", action="store_true", help="HTML: add error images |x - x_hat| x 2 to the grids")
+    report.add_argument("--reference", metavar="METHOD",
+                        help="HTML: compare every other method with this one (default: the first method)")
+    report.add_argument("--all-pairs", action="store_true",
+                        help="HTML: compare every pair of methods instead (Holm-adjusted over all of them)")
     report.set_defaults(handler=cmd_report)
 
     scoring = subparsers.add_parser("score", help="add metrics to a finished run from its kept outputs (no method "
@@ -43,8 +47,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         from benchkit.report.html import write_html
 
         target = Path(args.html) if args.html else args.path / "report.html"
+        if args.reference is not None and args.reference not in set(df.method):
+            raise UserError(f"--reference {args.reference} is not a method of {args.path} (it holds "
+                            f"{', '.join(dict.fromkeys(df.method)) or 'none'}): name one of them")
         try:
-            path = write_html(args.path, target, errors=args.errors)
+            path = write_html(args.path, target, errors=args.errors, reference=args.reference,
+                              all_pairs=args.all_pairs)
         except OSError as exc:
             raise UserError(f"cannot write the report to {target} ({exc.strerror or exc}): "
                             "give another --html FILE") from exc
