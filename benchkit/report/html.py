@@ -133,7 +133,8 @@ def _mean_count(mean: float, count: int) -> str:
 
 def statistics_section(df: pd.DataFrame, metrics: tuple[str, ...], reference: str | None = None,
                        all_pairs: bool = False) -> str:
-    """Paired differences against ``reference`` (default: the first method), or between every pair
+    """Paired differences against ``reference`` (default: the first method of ``df``; a report passes
+    the run's first), or between every pair
     with ``all_pairs``; significance is judged on Holm-adjusted p-values over every row shown."""
     methods = list(dict.fromkeys(df.method))
     if len(methods) < 2:
@@ -180,7 +181,8 @@ def build_html(run_dir: Path, errors: bool = False, reference: str | None = None
         if per_image:
             primary, note = per_image[0], ""
             parts += [distributions_section(df, display, primary, note), missing_fraction_section(df, primary, note),
-                      statistics_section(df, tuple(per_image[:2]), reference, all_pairs)]
+                      statistics_section(df, tuple(per_image[:2]),
+                                         reference or display.ordered("methods", df.method)[0], all_pairs)]
     failed = failures(run_dir)
     if not failed.empty:
         parts.append(_section("Failed cells", _table(failed)))
