@@ -135,11 +135,11 @@ def test_folder_masks_follow_content_and_changes_redo_cells(tmp_path, capsys, mo
     before = benchkit.load_results("r1").sort_values(["mask", "image_id"]).psnr.to_numpy()
     photos(tmp_path / "a", seed=1)  # same names and sizes, new pixels
     code, out, _ = cli(capsys, "run", "--datasets", "folder:a", "--out", "r1", *args)
-    assert code == 0 and out.count("note: dataset 'folder:a[size=16]' changed since cell") == 2
+    assert code == 0 and out.count(f"note: dataset 'folder:{tmp_path / 'a'}[size=16]' changed since cell") == 2
     after = benchkit.load_results("r1").sort_values(["mask", "image_id"]).psnr.to_numpy()
     assert not np.allclose(before, after)
     manifest = json.loads((tmp_path / "r1" / "manifest.json").read_text())
-    assert len(manifest["dataset_digests"]["folder:a[size=16]"]) == 64
+    assert len(manifest["dataset_digests"][f"folder:{tmp_path / 'a'}[size=16]"]) == 64
 
 
 # 6. corrupt manifests: --force replaces them; non-object manifests and ragged cells are one-line errors
@@ -235,7 +235,8 @@ def test_file_mask_errors_name_the_file_and_sidecars_are_skipped(tmp_path, capsy
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(masks / "a.png")  # nothing missing
     (masks / "._a.png").write_bytes(b"junk")
     one_line_error(capsys, "run", "--methods", "mean-fill", "--datasets", "folder:p", "--masks", "file:m",
-                   message="leaves no missing pixel in image 0 of 'folder:p' (mask file m/a.png)")
+                   message=f"leaves no missing pixel in image 0 of 'folder:{tmp_path / 'p'}' "
+                   f"(mask file {masks / 'a.png'})")
     Image.fromarray(np.pad(np.full((4, 4), 255, np.uint8), 2)).save(masks / "a.png")
     code, _, _ = cli(capsys, "run", "--methods", "mean-fill", "--datasets", "folder:p", "--masks", "file:m",
                      "-o", "folder.size=16", "--out", "r")

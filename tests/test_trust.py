@@ -403,3 +403,14 @@ def test_each_plugin_is_credited_to_the_distribution_that_registered_it(tmp_path
     assert plugins["preset stripes-demo"] == "benchkit-example-plugin" and plugins["preset default"] == "benchkit"
     capsys.readouterr()
     assert main(["info", "stripes-demo"]) == 0 and "(from benchkit-example-plugin)" in capsys.readouterr().out
+
+
+def test_every_way_of_writing_a_folder_is_one_identity(tmp_path, monkeypatch):
+    from benchkit.plugin.registry import Registry
+    from benchkit.plugin.spec import Spec
+
+    monkeypatch.chdir(tmp_path)
+    registry = Registry(block_external=True)
+    for kind, name in (("dataset", "folder"), ("mask", "file"), ("method", "predictions")):
+        forms = [f"{name}:photos", f"{name}:./photos/", f"{name}:{tmp_path}/photos", f"{name}:sub/../photos"]
+        assert {Spec.parse(form, kind).resolve(registry).canonical for form in forms} == {f"{name}:{tmp_path}/photos"}

@@ -15,7 +15,7 @@ import torch
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Dataset, Split
-from benchkit.plugin.options import Range
+from benchkit.plugin.options import FilePath, Range
 from benchkit.run.validation import folder_entries, is_folder
 from benchkit.store.datafiles import data_folders, fetch
 
@@ -180,7 +180,7 @@ class ImageFolder(Dataset):
     description = "folder:PATH of images (PATH/test, PATH/train if present), centre-cropped, resized"
     spec_option = "path"
 
-    def __init__(self, path: str = "", size: Annotated[int, Range(1, 4096)] = 64,
+    def __init__(self, path: FilePath = FilePath(""), size: Annotated[int, Range(1, 4096)] = 64,
                  mode: Literal["RGB", "L"] = "RGB", data_dir: str | None = None):
         super().__init__(data_dir)
         if not path:

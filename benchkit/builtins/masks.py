@@ -14,7 +14,7 @@ from scipy import ndimage
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import MaskGenerator
-from benchkit.plugin.options import Range
+from benchkit.plugin.options import FilePath, Range
 from benchkit.run.validation import folder_entries
 
 
@@ -124,7 +124,7 @@ class FileMask(MaskGenerator):
     description = "file:FOLDER of PNG masks, white = missing (-o file.invert=true to flip)"
     spec_option = "folder"
 
-    def __init__(self, folder: str = "", invert: bool = False) -> None:
+    def __init__(self, folder: FilePath = FilePath(""), invert: bool = False) -> None:
         if not folder:
             raise UserError("mask 'file' needs a folder: use --masks file:FOLDER")
         path = Path(folder)

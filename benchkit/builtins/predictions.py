@@ -22,6 +22,7 @@ from benchkit.errors import UserError
 from benchkit.imaging import decode_into
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Method, MethodContext
+from benchkit.plugin.options import FilePath
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
 RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
@@ -49,7 +50,7 @@ class Predictions(Method):
     needs_cell = True
     in_default_run = False  # it needs a folder: only --methods names it
 
-    def __init__(self, folder: str | None = None, name: str | None = None,
+    def __init__(self, folder: FilePath | None = None, name: str | None = None,
                  resize: Literal["none", "bicubic", "bilinear", "nearest"] = "none") -> None:
         if not folder:
             raise UserError("method 'predictions' needs a folder: --methods predictions:DIR")

@@ -1,7 +1,7 @@
 """Plugin options: declared by a plugin's ``__init__`` signature, converted and checked before a run.
 
 An option is a keyword parameter with a default. Its annotation gives its type (``int``,
-``float``, ``bool``, ``str``, ``X | None``, ``Literal[...]`` choices) and, through
+``float``, ``bool``, ``str``, ``X | None``, ``Literal[...]`` choices, :class:`FilePath`) and, through
 ``typing.Annotated``, its valid range, right next to the default::
 
     def __init__(self, max_iter: Annotated[int, Range(1)] = 3000,
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass
@@ -26,6 +27,18 @@ from benchkit.errors import UserError
 NONE_WORDS = ("none", "null")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
+
+
+class FilePath(str):
+    """The type of an option that names a file or folder (``folder:PATH``, ``file:DIR``,
+    ``predictions:DIR``): its value is made absolute and normal (``./``, ``..``, a trailing slash and
+    ``~`` resolved; symbolic links kept), so that every way of writing one path is one identity."""
+
+    @classmethod
+    def of(cls, value: str) -> FilePath:
+        if not value.strip():
+            return cls("")
+        return cls(os.path.abspath(os.path.expanduser(value)))
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,10 @@ def _to_type(value: Any, kind: type | None) -> Any:
         if not isinstance(value, str):
             raise TypeError(value)
         return value
+    if kind is FilePath:
+        if not isinstance(value, str):  # a pathlib.Path from the Python API is a str here
+            value = os.fspath(value)
+        return FilePath.of(value)
     return value
 
 
@@ -136,7 +153,7 @@ def _unpack(annotation: Any) -> tuple[type | None, bool, tuple, Range | None]:
     if typing.get_origin(annotation) is Literal:
         choices = typing.get_args(annotation)
         return type(choices[0]), optional, choices, bound
-    return (annotation if annotation in (bool, int, float, str) else None), optional, (), bound
+    return (annotation if annotation in (bool, int, float, str, FilePath) else None), optional, (), bound
 
 
 def option_docs(cls: type) -> dict[str, str]:

@@ -127,7 +127,7 @@ class Spec:
         """Convert and check the options against the plugin's declaration; ``fill`` (from ``-o``)
         supplies the options the spec leaves unset. Returns the canonical spec: options equal to
         their default are dropped. Unknown names and options raise UserError (with "did you mean")."""
-        from benchkit.plugin.options import option_specs
+        from benchkit.plugin.options import FilePath, option_specs
 
         info = registry.get(self.kind, self.name)
         declared = option_specs(info.cls)
@@ -138,6 +138,9 @@ class Spec:
         if argument_key in given and self.argument is not None:
             raise UserError(f"{self.kind} '{self.canonical}' gives {argument_key} twice (after ':' and as an "
                             "option): keep one")
+        argument = self.argument
+        if argument is not None and argument_key in declared and declared[argument_key].type is FilePath:
+            argument = declared[argument_key].convert(argument, f"{self.name}.{argument_key}")
         kept = []
         for key, value in given.items():
             if key not in declared:
@@ -145,7 +148,7 @@ class Spec:
             converted = declared[key].convert(value, f"{self.name}.{key}")
             if not _same(converted, declared[key].default):
                 kept.append((key, converted))
-        return Spec(self.kind, self.name, self.argument, tuple(sorted(kept)), resolved=True)
+        return Spec(self.kind, self.name, argument, tuple(sorted(kept)), resolved=True)
 
     def kwargs(self, registry) -> dict[str, Any]:
         """Keyword arguments that create the plugin: the options, and the argument in its ``spec_option``."""

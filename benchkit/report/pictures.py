@@ -51,8 +51,8 @@ def run_cells(run_dir: Path) -> list[tuple[str, str, str]]:
         if record.ok:
             keys.append(record.key)
     manifest = read_manifest(Path(run_dir)) or {}
-    record = manifest.get("display") if isinstance(manifest.get("display"), dict) else manifest.get("config")
-    order = (record.get("methods") if isinstance(record, dict) else None) or []
+    stored = manifest.get("display") if isinstance(manifest.get("display"), dict) else manifest.get("config")
+    order = (stored.get("methods") if isinstance(stored, dict) else None) or []
     order = [m for m in order if isinstance(m, str)] if isinstance(order, list) else []
     return sorted(keys, key=lambda k: (order.index(k[2]) if k[2] in order else len(order), k[2]))
 

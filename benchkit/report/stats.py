@@ -76,8 +76,8 @@ def compare(df: pd.DataFrame, method_a: str, method_b: str, metrics: str | tuple
         One row per (dataset, mask, metric): ``n`` (paired images), ``mean_a``, ``mean_b``,
         ``diff`` (mean of a - b; dB for PSNR), ``ci_low``, ``ci_high`` (bootstrap CI of ``diff``)
         and ``p_wilcoxon``. Images where either value is not finite (NaN where a metric failed;
-        benchkit's PSNR is capped, never infinite) are left out of ``n``; a (dataset, mask, metric) with no finite pair is left out, with
-        a warning.
+        benchkit's PSNR is capped, never infinite) are left out of ``n``; a (dataset, mask,
+        metric) with no finite pair is left out, with a warning.
     """
     import warnings
 
