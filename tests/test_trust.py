@@ -414,3 +414,48 @@ def test_every_way_of_writing_a_folder_is_one_identity(tmp_path, monkeypatch):
     for kind, name in (("dataset", "folder"), ("mask", "file"), ("method", "predictions")):
         forms = [f"{name}:photos", f"{name}:./photos/", f"{name}:{tmp_path}/photos", f"{name}:sub/../photos"]
         assert {Spec.parse(form, kind).resolve(registry).canonical for form in forms} == {f"{name}:{tmp_path}/photos"}
+
+
+def test_a_newcomer_s_friction(tmp_path, capsys, monkeypatch):
+    from benchkit.plugin.registry import Registry
+
+    # an unknown name matched case-insensitively
+    with pytest.raises(benchkit.errors.UserError, match="did you mean 'tv'"):
+        Registry(block_external=True).get("method", "TV")
+    # --n-images beyond the dataset: capped, with a note
+    run = ["run", "--methods", "mean-fill", "--masks", "center", "--metrics", "psnr", "--out", str(tmp_path / "R")]
+    assert main([*run, "--n-images", "100000"]) == 0
+    out = capsys.readouterr().out
+    assert "note: --n-images 100000 is more than the 512 test images of 'fashion-mnist-mini': it runs on all 512" in out
+    # the text report of an unfinished run says so
+    manifest = json.loads((tmp_path / "R" / "manifest.json").read_text())
+    (tmp_path / "R" / "manifest.json").write_text(json.dumps(manifest | {"status": "interrupted"}))
+    assert main(["report", str(tmp_path / "R")]) == 0
+    assert capsys.readouterr().out.startswith(f"note: the last run into {tmp_path / 'R'} is interrupted, not finished")
+
+
+def test_a_broken_third_party_plugin_blocks_nothing_and_is_named(tmp_path, capsys, monkeypatch):
+    site = tmp_path / "site"
+    (site / "benchkit_broken-0.1.dist-info").mkdir(parents=True)
+    (site / "throwaway_broken.py").write_text("raise ImportError('a missing dependency')\n")
+    (site / "benchkit_broken-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: benchkit-broken\n"
+                                                                    "Version: 0.1\n")
+    (site / "benchkit_broken-0.1.dist-info" / "entry_points.txt").write_text("[benchkit]\nplugin = throwaway_broken\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("BENCHKIT_BLOCK_EXTERNAL_PLUGINS", raising=False)
+    assert main(["list"]) == 0
+    out, err = capsys.readouterr()
+    assert "broken plugin (failed to import, left out): 'plugin' from 'benchkit-broken' (ImportError" in out
+    assert "plugin 'plugin' from 'benchkit-broken' failed to import" in err and "mean-fill" in out
+    with pytest.raises(SystemExit) as help_exit:
+        main(["--help"])
+    assert help_exit.value.code == 0
+    assert main(["run", "--methods", "my-model", "--n-images", "2", "--out", str(tmp_path / "R")]) == 2
+    assert "plugins that failed to import: 'plugin' from 'benchkit-broken'" in capsys.readouterr().err
+
+
+def test_the_site_does_not_publish_its_build_hook():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    assert "docs/hooks.py" in config["hooks"] and "hooks.py" in config["exclude_docs"].split()

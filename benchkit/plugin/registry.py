@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata
 import os
 import sys
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,7 @@ class Registry:
         self._pm.add_hookspecs(hookspecs)
         self._modules: dict[str, str] = {}  # module or package name -> distribution
         self._packages: dict[str, list[str]] | None = None  # top-level package -> distributions, when needed
+        self.broken: list[str] = []  # third-party plugins that failed to import: left out, named
         for module_name in BUILTIN_MODULES:
             self._register(importlib.import_module(module_name), module_name, BUILTIN_DISTRIBUTION)
         if not block_external:
@@ -84,9 +86,11 @@ class Registry:
                 seen.add((dist, ep.name, ep.value))
                 try:
                     module = ep.load()
-                except Exception as exc:  # a broken third-party plugin must not look like our bug
-                    raise UserError(f"plugin '{ep.name}' from '{dist}' failed to import ({type(exc).__name__}: "
-                                    f"{exc}): fix or uninstall it, or set {BLOCK_ENV}=1") from exc
+                except Exception as exc:  # a broken third-party plugin is left out, named, and blocks nothing
+                    self.broken.append(f"'{ep.name}' from '{dist}' ({type(exc).__name__}: {exc})")
+                    warnings.warn(f"plugin '{ep.name}' from '{dist}' failed to import ({type(exc).__name__}: {exc}) "
+                                  f"and is left out: fix or uninstall it, or set {BLOCK_ENV}=1 to load none")
+                    continue
                 self._register(module, f"{dist}:{ep.name}", dist)
         for i, obj in enumerate(extra):
             self._register(obj, f"in-process-{i}", "<in-process>")
@@ -171,10 +175,12 @@ class Registry:
             return self._plugins[kind][name]
         except KeyError:
             known = self.names(kind)
-            close = difflib.get_close_matches(name, known, n=1)
+            by_case = [k for k in known if k.lower() == name.lower()]  # `TV` means `tv`
+            close = by_case or difflib.get_close_matches(name.lower(), known, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
+            broken = f"; plugins that failed to import: {'; '.join(self.broken)}" if self.broken else ""
             raise UserError(f"unknown {kind} '{name}': {hint}known {kind}s are {', '.join(known)} "
-                            "(see `benchkit list`)") from None
+                            f"(see `benchkit list`){broken}") from None
 
     def create(self, kind: str, spec: str | Spec, options: dict[str, str] | None = None) -> Any:
         """Instantiate a plugin from a :class:`~benchkit.plugin.spec.Spec` or its text (``NAME``,

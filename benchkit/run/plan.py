@@ -241,6 +241,9 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
     if not datasets:
         raise UserError("no dataset to run: " + "; ".join(missing) + "; or name others with --datasets")
     notes += missing
+    notes += [f"--n-images {config.n_images} is more than the {len(split.images)} test images of '{spec}': "
+              f"it runs on all {len(split.images)}" for spec, split in datasets.items()
+              if config.n_images > len(split.images)]
     executor_class = registry.get("executor", executor_spec.name).cls  # created and started by run()
     shard_size = config.shard_size or executor_class.default_shard_size
     workers = 1 if executor_class.local else int(getattr(registry.create("executor", result.executor), "workers", 1))

@@ -23,6 +23,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [(p.kind, p.name, p.description, _speed(p.cls) if p.kind == "method" else "", p.distribution)
             for p in args.registry.all()]
     print(tabulate(rows, headers=["kind", "name", "description", "s/image", "distribution"]))
+    for broken in args.registry.broken:
+        print(f"broken plugin (failed to import, left out): {broken}")
     return 0
 
 

@@ -58,6 +58,9 @@ def cmd_report(args: argparse.Namespace) -> int:
                             "give another --html FILE") from exc
         print(f"report written to {path} (self-contained; open it in any browser)")
         return 0
+    unfinished = unfinished_note(args.path)
+    if unfinished:
+        print(unfinished + "\n")
     print(format_tables(df, metric_columns(df) + metric_columns(sets) + ["seconds"], args.format, sets=sets,
                         display=run_display(args.path)))
     failed = failures(args.path)
@@ -84,3 +87,16 @@ def cmd_score(args: argparse.Namespace) -> int:
     df, sets = load_tables(args.path)
     print(format_tables(df, scored, args.format, sets=sets, display=run_display(args.path)))
     return 1 if metric_failures else 0
+
+
+def unfinished_note(path: Path) -> str | None:
+    """A line saying that the folder's last run did not finish (its manifest's status), or None."""
+    from benchkit.store.cells import read_manifest
+
+    manifest = read_manifest(path) or {}
+    status = manifest.get("status")
+    if status in (None, "finished"):
+        return None
+    command = manifest.get("command") or "the same `benchkit run`"
+    return (f"note: the last run into {path} is {status}, not finished: these tables hold only the cells it "
+            f"finished; `{command}` completes it")
