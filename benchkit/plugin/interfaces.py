@@ -1,5 +1,5 @@
-"""The plugin interfaces: Method, MaskGenerator, Metric (:mod:`benchkit.plugin.metric`), Dataset, Trainer,
-Preset and Executor.
+"""The plugin interfaces: Method, MaskGenerator, Metric (in ``benchkit.plugin.metric``), Dataset,
+Trainer, Preset and Executor.
 
 Conventions shared by every plugin
 ----------------------------------
@@ -54,6 +54,9 @@ class MethodContext:
         Positions in the test split of the images the run inpaints (given to :meth:`Method.check`).
     dataset_digest : str or None
         Content digest of a folder-like dataset (None for named ones).
+    image_keys : tuple of str or None
+        Content key (SHA-256) of each of the run's images, by position, where the dataset gives
+        them (folder datasets); None for named ones.
     """
 
     dataset: str
@@ -62,11 +65,10 @@ class MethodContext:
     train_images: torch.Tensor | None = None
     checkpoint: Path | None = None
     seed: int = 0
-    extra: dict = field(default_factory=dict)
     masks: tuple[str, ...] = ()
     image_ids: tuple[int, ...] = ()
     dataset_digest: str | None = None
-    image_keys: tuple[str, ...] | None = None  # content keys of the run's images (folder datasets), by position
+    image_keys: tuple[str, ...] | None = None
 
 
 class Plugin:
