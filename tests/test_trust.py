@@ -466,7 +466,7 @@ def test_box_plot_ticks_stay_inside_the_plot_below_the_title():
 
     from benchkit.report.svgplot import HEIGHT, MARGIN, box_plot_svg
 
-    svg = box_plot_svg({"a": np.array([20.0, 30.0, 100.0]), "b": np.array([10.0, 99.5])}, "d / m", "dB")
+    svg = box_plot_svg({"a": np.array([0.0, 50.0, 95.0]), "b": np.array([10.0, 60.0])}, "d / m", "dB")
     title_y = float(re.search(r'<text x="[\d.]+" y="([\d.]+)" text-anchor="middle" font-weight="bold">', svg)[1])
     lines = [float(y) for y in re.findall(r'<line x1="56" x2="[\d.]+" y1="([\d.]+)"', svg)]
     assert lines and all(MARGIN["top"] <= y <= HEIGHT - MARGIN["bottom"] for y in lines)
