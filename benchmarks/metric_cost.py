@@ -23,7 +23,8 @@ from benchkit.builtins.nets.lpips import LPIPS
 from benchkit.builtins.weights import WEIGHTS
 from benchkit.plugin.registry import Registry
 from benchkit.run.evaluation import score
-from benchkit.run.tasks import load_test_split, prepare_metrics
+from benchkit.run.inputs import Inputs
+from benchkit.run.tasks import prepare_metrics
 
 
 def write_random_weights(folder: Path) -> None:
@@ -44,7 +45,8 @@ def main() -> None:
     parser.add_argument("--metrics", default="psnr,ssim,class-acc,fid-fmnist,kid-fmnist,lpips-alex,lpips-vgg,fid,kid")
     args = parser.parse_args()
     registry = Registry()
-    split = load_test_split(registry, "fashion-mnist-mini", None, args.n)
+    inputs = Inputs(registry)
+    split = inputs.split("fashion-mnist-mini", None, args.n)
     truth = split.images
     composite = (truth + 0.1 * torch.randn_like(truth)).clamp(0, 1)
     known = torch.zeros(len(truth), 1, *truth.shape[2:], dtype=torch.bool)
@@ -54,7 +56,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         write_random_weights(Path(folder))
         for name in args.metrics.split(","):
-            metrics, _ = prepare_metrics(registry, [name], "fashion-mnist-mini", split, args.device, None,
+            metrics, _ = prepare_metrics(inputs, [name], "fashion-mnist-mini", split, args.device, None,
                                          folder, 0)
             started = time.perf_counter()
             result = score(metrics, composite, truth, known, split.labels, 256, args.device)
@@ -63,7 +65,7 @@ def main() -> None:
                 raise SystemExit(f"{name} failed: {result.errors[name]}")
             print(f"| {name} | {metrics[name].level} | {seconds:.2f} | {1000 * seconds / args.n:.2f} |")
         names = args.metrics.split(",")
-        metrics, _ = prepare_metrics(registry, names, "fashion-mnist-mini", split, args.device, None, folder, 0)
+        metrics, _ = prepare_metrics(inputs, names, "fashion-mnist-mini", split, args.device, None, folder, 0)
         started = time.perf_counter()
         score(metrics, composite, truth, known, split.labels, 256, args.device)
         seconds = time.perf_counter() - started

@@ -260,6 +260,11 @@ class Dask(Executor):
                              f"{': ' + reason if reason else ''}): finished shards are kept; check the cluster "
                              f"($TMPDIR/{DASK_LOG} has the details) and rerun the same command to resume") from exc
 
+    def release(self, fn, method: str) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):  # freeing memory early is a courtesy: never stop a run for it
+                self.client.run(fn, method)
+
     def close(self) -> None:
         for resource in (self.client, self.cluster):
             if resource is not None:

@@ -349,5 +349,11 @@ class Executor(Plugin, ABC):
     def map(self, fn, tasks: list) -> Iterator:
         """Apply ``fn`` to every task; yield the results as they finish, each exactly once."""
 
+    def release(self, fn, method: str) -> None:
+        """Every shard of method ``method`` (a canonical spec) is done: run ``fn(method)`` (picklable,
+        module level) on every worker that may keep it set up between shards, so that it is freed
+        now. Default: nothing (a worker's own memory budget bounds what it keeps,
+        :class:`benchkit.run.inputs.Inputs`)."""
+
     def close(self) -> None:
         """Release workers and connections."""

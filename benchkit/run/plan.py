@@ -22,16 +22,9 @@ from benchkit.plugin.registry import Registry
 from benchkit.plugin.spec import Spec, unique
 from benchkit.run.defaults import DEFAULT_N_IMAGES, DEFAULT_OUT, DEFAULT_PRESET, METRIC_BATCH_SIZE
 from benchkit.run.evaluation import HOLE_BINS, metric_display
+from benchkit.run.inputs import Inputs, LoadedSplit
 from benchkit.run.taskkey import content_key, file_digest, file_digests
-from benchkit.run.tasks import (
-    LoadedSplit,
-    ShardTask,
-    clear_cache,
-    load_test_split,
-    prepare_metrics,
-    sample_positions,
-    split_masks,
-)
+from benchkit.run.tasks import ShardTask, prepare_metrics, sample_positions
 from benchkit.run.validation import check_images, check_option_names, parse_device
 from benchkit.store.cells import (
     CellRecord,
@@ -173,9 +166,9 @@ def resolve_specs(texts: list[str], kind: str, flag: str, config: RunConfig, reg
     return unique([spec.resolve(registry, config.options.get(spec.name)) for spec in specs], flag, notes)
 
 
-def load_dataset(config: RunConfig, registry: Registry, spec: str) -> LoadedSplit:
-    """The checked test split of one dataset spec (cached for the run's shards)."""
-    split = load_test_split(registry, spec, config.data_dir, config.n_images)
+def load_dataset(config: RunConfig, inputs: Inputs, spec: str) -> LoadedSplit:
+    """The checked test split of one dataset spec (kept by ``inputs`` for the run's shards)."""
+    split = inputs.split(spec, config.data_dir, config.n_images)
     check_images(split.images, f"dataset '{spec}'")
     if split.keys is not None and len(split.keys) != len(split.images):
         raise UserError(f"dataset '{spec}' gave {len(split.keys)} image keys for {len(split.images)} images: "
@@ -183,11 +176,12 @@ def load_dataset(config: RunConfig, registry: Registry, spec: str) -> LoadedSpli
     return split
 
 
-def plan(config: RunConfig, registry: Registry) -> RunPlan:
-    """Check the whole configuration and plan the shards still to run; writes nothing, starts nothing."""
+def plan(config: RunConfig, registry: Registry, inputs: Inputs | None = None) -> RunPlan:
+    """Check the whole configuration and plan the shards still to run; writes nothing, starts nothing.
+    What it loads (splits, masks, set-up metrics) stays in ``inputs`` (a new one if None) for the shards."""
     config = with_defaults(config, registry)
     _check_config(config)
-    clear_cache()  # datasets and setups of an earlier run in this process may be stale
+    inputs = inputs or Inputs(registry)
     result = RunPlan(out=config.out)
     notes = result.notes
     lenient = config.methods is None or config.optional_methods
@@ -233,7 +227,7 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
     missing = []  # why each skipped dataset is not on disk
     for spec in (s.canonical for s in dataset_specs):
         try:
-            datasets[spec] = load_dataset(config, registry, spec)
+            datasets[spec] = load_dataset(config, inputs, spec)
         except UserError as exc:
             if not config.optional_datasets:
                 raise
@@ -258,12 +252,12 @@ def plan(config: RunConfig, registry: Registry) -> RunPlan:
                                 f"'{spec}' has {height}x{width}: use larger images (e.g. -o folder.size=64) "
                                 f"or leave {metric_name} out of --metrics")
         result.metrics[spec], metric_checkpoints = prepare_metrics(
-            registry, metric_names, spec, split, config.device, config.models_dir,
+            inputs, metric_names, spec, split, config.device, config.models_dir,
             config.weights_dir, config.seed)  # labels, checkpoints, weights: checked before any write
         result.splits[spec] = split
         for mask_spec, generator in masks.items():  # every mask is made and checked here, before any write
-            result.known[(spec, mask_spec)] = split_masks(generator, spec, mask_spec, config.seed, split,
-                                                          config.n_images, files=mask_keys[mask_spec])
+            result.known[(spec, mask_spec)] = inputs.masks(spec, mask_spec, config.seed, split, config.n_images,
+                                                           files=mask_keys[mask_spec], generator=generator)
         kept = sample_positions(n, config.seed, digest or spec)
         ranges = [(start, min(start + (shard_size or n), n)) for start in range(0, n, shard_size or n)]
         for name, method in methods.items():

@@ -7,6 +7,7 @@ merging the metric states of its shards into its set scores (:mod:`benchkit.run.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ from benchkit.errors import OutputClosed, WriteError
 from benchkit.plugin.interfaces import Executor
 from benchkit.plugin.registry import Registry
 from benchkit.run.evaluation import ALL, bin_index, bin_names, compute_sets, per_bin
+from benchkit.run.inputs import Inputs, release_on_worker
 from benchkit.run.plan import CellPlan, RunConfig, RunPlan, metric_batch_size, plan, with_defaults
 from benchkit.run.progress import Progress
 from benchkit.run.reuse import reusable, shard_done
@@ -136,12 +138,29 @@ def _rescore(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> None:
         outcome.ran.append(record)
 
 
+def _releaser(tasks: list[ShardTask], inputs: Inputs, executor: Executor):
+    """A function to call with each finished shard: when a method's last shard of the run is in,
+    its set-up copies are released, here (in-process, where the shards share the plan's inputs) or
+    on the workers (:meth:`Executor.release`)."""
+    left = Counter(task.method for task in tasks)
+
+    def finished(task: ShardTask) -> None:
+        left[task.method] -= 1
+        if left[task.method] == 0:
+            inputs.release_method(task.method)  # the plan set up none; the in-process shards did
+            if not executor.local:
+                executor.release(release_on_worker, task.method)
+
+    return finished
+
+
 def run(config: RunConfig, registry: Registry | None = None, show_progress: bool = True) -> RunOutcome:
     """Plan, take the results folder, start the executor, then run every unfinished shard; returns
     what ran, what was skipped, and notes."""
     registry = registry or Registry()
     config = with_defaults(config, registry)
-    planned = plan(config, registry)
+    inputs = Inputs(registry)  # this process's loaded things: the plan's, then the in-process shards'
+    planned = plan(config, registry, inputs)
     outcome = RunOutcome(**{f.name: getattr(planned, f.name) for f in fields(RunPlan)})
     assert outcome.executor is not None  # resolved by the plan
     executor: Executor = registry.create("executor", outcome.executor)
@@ -171,12 +190,13 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
         bar = Progress(total, show_progress)
         by_key = {task.key: cell for cell in outcome.cells for task in cell.todo}
         remaining = {cell.key: len(cell.todo) for cell in outcome.cells}
-        if executor.local:  # in this process: the caller's registry, progress per batch, the shard's name
+        if executor.local:  # in this process: the plan's inputs, progress per batch, the shard's name
             def fn(task: ShardTask):
                 bar.describe(task.label)
-                return run_shard(task, registry=registry, progress=bar.update)
+                return run_shard(task, inputs, progress=bar.update)
         else:
             fn = run_shard
+        release = _releaser(tasks, inputs, executor)
         for cell in outcome.rescore:  # finished cells that lack only some metrics: no method runs again
             _rescore(outcome, cell, config)
         for cell in outcome.cells:  # shards all done by an interrupted run: only the cell is missing
@@ -188,6 +208,7 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
                 bar.update(len(result.task.image_ids))
                 bar.describe(f"done {result.task.label}")
             remaining[cell.key] -= 1
+            release(result.task)
             if len(cell.shards) == 1:  # the whole cell: written at once, no shard file in between
                 outcome.ran.append(_finish(outcome, cell, config, [_shard(cell, result)]))
             else:

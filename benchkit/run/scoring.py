@@ -20,8 +20,9 @@ from benchkit.plugin.spec import Spec, unique
 from benchkit.run.defaults import METRIC_BATCH_SIZE
 from benchkit.run.evaluation import hole_bins, metric_display
 from benchkit.run.evaluation import score as evaluate
+from benchkit.run.inputs import Inputs, LoadedSplit
 from benchkit.run.masking import make_masks
-from benchkit.run.tasks import LoadedSplit, load_test_split, prepare_metrics
+from benchkit.run.tasks import prepare_metrics
 from benchkit.store.cells import CellRecord, cell_path, read_manifest, read_samples, write_cell, write_manifest
 from benchkit.store.folder import lock_out, merge_display
 from benchkit.store.results import cell_records
@@ -52,6 +53,7 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
         raise UserError(f"metric '{raw[0]}' scores each method's raw output before the composite, which a run does "
                         f"not keep: add it with `benchkit run` and the run's flags plus --metrics ...,{raw[0]} "
                         "(its cells run their methods again)")
+    loaded = Inputs(registry)
     jobs: list[tuple] = []
     inputs: dict[tuple, tuple] = {}
     splits: dict[tuple, LoadedSplit] = {}
@@ -67,7 +69,7 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
                             ".npz is gone): rerun it with `benchkit run ... --force`")
         key = _inputs_key(record)
         if key not in inputs:
-            inputs[key] = _cell_inputs(record, config or {}, registry, splits)
+            inputs[key] = _cell_inputs(record, config or {}, loaded, splits)
         split, _ = inputs[key]
         truth = split.images
         if not set(record.rows["image_id"]) <= set(arrays["output_ids"].tolist()) or \
@@ -76,7 +78,7 @@ def score(run_dir: Path, metrics: list[str], registry: Registry | None = None, d
                             "corrupt; rerun it with `benchkit run ... --force`")
         metrics_key = (record.dataset, key[2], record.settings.get("seed", 0))  # all the masks of a dataset
         if metrics_key not in prepared:
-            prepared[metrics_key], _ = prepare_metrics(registry, names, record.dataset, split, device, models_dir,
+            prepared[metrics_key], _ = prepare_metrics(loaded, names, record.dataset, split, device, models_dir,
                                                        weights_dir, int(record.settings.get("seed", 0)))
         jobs.append((record, arrays, key, prepared[metrics_key]))
     lock = lock_out(run_dir)
@@ -147,14 +149,15 @@ def _spec(registry: Registry, kind: str, text: str, options: dict | None) -> str
     return Spec.parse(text, kind).resolve(registry, options).canonical
 
 
-def _cell_inputs(record: CellRecord, config: dict, registry: Registry, splits: dict):
+def _cell_inputs(record: CellRecord, config: dict, loaded: Inputs, splits: dict):
     """The test split (images, labels) and the masks of a cell, rebuilt as the run made them (masks
     are seeded by image identity). ``splits`` keeps each split read (once per ``score``, from disk)."""
+    registry = loaded.registry
     dataset = _spec(registry, "dataset", record.dataset, record.settings.get("dataset_options"))
     n_images = int(record.settings.get("n_images") or 0)
     key = (dataset, n_images)
     if key not in splits:
-        splits[key] = load_test_split(registry, dataset, config.get("data_dir"), n_images, fresh=True)
+        splits[key] = loaded.split(dataset, config.get("data_dir"), n_images)
     split = splits[key]
     if split.digest != record.settings.get("dataset_digest"):
         raise UserError(f"dataset '{record.dataset}' changed since the run (content digest {str(split.digest)[:12]}, "

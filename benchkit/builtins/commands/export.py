@@ -31,8 +31,8 @@ from benchkit.errors import UserError
 from benchkit.imaging import to_uint8
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.run.defaults import DEFAULT_N_IMAGES, csv_list, parse_options
+from benchkit.run.inputs import Inputs
 from benchkit.run.plan import RunConfig, load_dataset, resolve_specs, with_defaults
-from benchkit.run.tasks import clear_cache, split_masks
 
 
 @hookimpl(tryfirst=True)  # benchkit's own commands head `benchkit --help`
@@ -65,7 +65,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         raise UserError(f"{out} exists and is not empty: choose another --out, or add --force to replace it")
-    clear_cache()
+    inputs = Inputs(registry)
     notes: list[str] = []
     assert config.datasets is not None and config.masks is not None  # with_defaults
     datasets = resolve_specs(config.datasets, "dataset", "--datasets", config, registry, notes)
@@ -74,10 +74,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     files: dict[str, bytes] = {}
     cells = []
     for dataset in (s.canonical for s in datasets):  # every check and every mask before the first write
-        split = load_dataset(config, registry, dataset)
+        split = load_dataset(config, inputs, dataset)
         pixels = to_uint8(split.images)  # N x H x W x C
         for mask in (s.canonical for s in masks):
-            known = split_masks(registry.create("mask", mask), dataset, mask, config.seed, split, config.n_images)
+            known = inputs.masks(dataset, mask, config.seed, split, config.n_images)
             folder = cell_folder_name(dataset, mask)
             for i in range(len(pixels)):
                 hole = ~known[i, 0].numpy()
