@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import benchkit
-
 from benchkit.plugin.interfaces import Method
 from benchkit.plugin.registry import Registry
 from benchkit.run.inputs import Inputs, tensor_bytes

@@ -75,21 +75,6 @@ def tnnr_complete(m: torch.Tensor, known: torch.Tensor, rank: int = 1, beta: flo
     return x
 
 
-def svt_complete(m: torch.Tensor, known: torch.Tensor, tau: float | None = None, iterations: int = 500
-                 ) -> torch.Tensor:
-    """Plain singular value thresholding (Cai, Candes & Shen 2010), the nuclear-norm baseline."""
-    m = m.double()
-    rows, cols = m.shape[-2:]
-    tau = tau if tau is not None else 5.0 * (rows * cols) ** 0.5
-    step = 1.2 / known.double().mean().item()  # 1.2 / (fraction of entries observed)
-    y = torch.zeros_like(m)
-    x = y
-    for _ in range(iterations):
-        x = svt(y, tau)
-        y = y + step * torch.where(known, m - x, torch.zeros_like(m))
-    return x
-
-
 class LowRank(Method):
     """Per-channel TNNR-ADMM matrix completion.
 

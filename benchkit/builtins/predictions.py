@@ -54,7 +54,7 @@ class Predictions(Method):
                  resize: Literal["none", "bicubic", "bilinear", "nearest"] = "none") -> None:
         if not folder:
             raise UserError("method 'predictions' needs a folder: --methods predictions:DIR")
-        self.folder, self.label, self.resize = Path(folder), name, resize
+        self.folder, self.resize = Path(folder), resize  # name= only names the rows (the spec's label)
 
     def check(self, context: MethodContext) -> None:
         manifest = read_manifest(self.folder, "predictions folder")

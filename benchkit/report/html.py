@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
@@ -186,7 +186,7 @@ def build_html(run_dir: Path, errors: bool = False, reference: str | None = None
     failed = failures(run_dir)
     if not failed.empty:
         parts.append(_section("Failed cells", _table(failed)))
-    made = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    made = datetime.now(UTC).isoformat(timespec="seconds")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>benchkit report: '
             f'{escape(run_dir.name)}</title><style>{STYLE}</style></head><body><h1>benchkit report: '
             f'{escape(run_dir.name)}</h1><p class="note">{escape(str(run_dir))}, made {made}</p>'

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchkit.errors import OutputClosed, WriteError
@@ -233,7 +233,7 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
         if bar is not None:
             bar.close()  # so that what follows (an error, "interrupted") starts on a line of its own
         executor.close()
-        manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         try:
             write_manifest(config.out, manifest)
         except WriteError:  # a full disk: the error that stopped the run is the one to report

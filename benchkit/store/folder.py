@@ -14,7 +14,7 @@ import socket
 import sys
 import uuid
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -46,7 +46,7 @@ def lock_out(out: Path) -> TextIO | None:
     handle.seek(0)
     handle.truncate()
     handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
+                             "started": datetime.now(UTC).isoformat(timespec="seconds")}))
     handle.flush()
     return handle
 
@@ -147,7 +147,7 @@ def build_manifest(config, registry) -> dict:
         "hardware": {"machine": platform.machine(), "processor": processor_name(),
                      "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                      "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "finished": None,
         "status": "running",
     }

@@ -110,7 +110,10 @@ def failures(path: str | Path) -> pd.DataFrame:
 
 
 def mean_ci(values: pd.Series, confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and half-width of its Student-t confidence interval (nan half-width for n < 2)."""
+    """Mean and half-width of its Student-t confidence interval (nan half-width for n < 2): the
+    interval of one method's mean in a summary table. The paired statistics
+    (:mod:`benchkit.report.stats`) bootstrap the mean of per-image differences instead, which are
+    far from normal where one method is exact on some images; the two answer different questions."""
     values = values[np.isfinite(values)]
     n = len(values)
     if n == 0:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1].parent))
-from plugins.datasets import read_idx_images, read_idx_labels  # noqa: E402  (run from a source checkout)
+from benchkit.builtins.datasets import read_idx_images, read_idx_labels
 
 source = Path(sys.argv[1])
 np.savez_compressed(
