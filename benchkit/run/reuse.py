@@ -26,6 +26,8 @@ def reusable(out_file: Path, settings: dict, key: tuple, notes: list[str],
             notes.append(f"dataset '{key[0]}' changed since cell {'/'.join(key)} was run (digest "
                          f"{str(old.get('dataset_digest'))[:12]} -> {str(settings.get('dataset_digest'))[:12]}): "
                          "redoing it")
+        if old.get("benchkit") != settings.get("benchkit"):
+            notes.append(f"cell {'/'.join(key)} was made by benchkit {old.get('benchkit')}: redoing it")
         changed = changed_files(old.get("input_files"), settings.get("input_files") or {})
         if changed:
             more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
