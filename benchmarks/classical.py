@@ -11,10 +11,10 @@ import time
 
 import torch
 
-from benchkit.builtins.metrics import psnr
+from benchkit.builtins.metrics.pixel import psnr
+from benchkit.masking import make_masks
 from benchkit.plugin.interfaces import MethodContext
 from benchkit.plugin.registry import Registry
-from benchkit.run.masking import make_masks
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--n", type=int, default=512)

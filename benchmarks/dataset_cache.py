@@ -31,7 +31,7 @@ with tempfile.TemporaryDirectory() as tmp:
     (root / "list_eval_partition.txt").write_text("".join(f"{i + 1:06d}.jpg 2\n" for i in range(args.n)))
     os.environ["BENCHKIT_CACHE"] = str(Path(tmp) / "cache")
 
-    from benchkit.builtins.paper_datasets import CelebA
+    from benchkit.builtins.datasets.paper import CelebA
 
     times = []
     for _ in range(2):

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 def speed(args) -> None:
     from test_dip import one_at_a_time  # the notebook's loop: one nn.Module, its own Adam
 
-    from benchkit.builtins.dip import fit, width_for
+    from benchkit.builtins.methods.dip import fit, width_for
 
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -50,10 +50,10 @@ def speed(args) -> None:
 
 
 def sweep(args) -> None:
-    from benchkit.builtins.dip import fit, width_for
-    from benchkit.builtins.metrics import psnr
+    from benchkit.builtins.methods.dip import fit, width_for
+    from benchkit.builtins.metrics.pixel import psnr
+    from benchkit.masking import make_masks
     from benchkit.plugin.registry import Registry
-    from benchkit.run.masking import make_masks
 
     registry = Registry(block_external=True)
     images = registry.create("dataset", "fashion-mnist-mini").images("train", limit=args.n)

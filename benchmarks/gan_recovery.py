@@ -11,12 +11,12 @@ import argparse
 
 import torch
 
-from benchkit.builtins.blending import poisson_blend
-from benchkit.builtins.gan import MODELS, latent_search, load_gan
-from benchkit.builtins.metrics import psnr
+from benchkit.builtins.methods.blending import poisson_blend
+from benchkit.builtins.methods.gan import MODELS, latent_search, load_gan
+from benchkit.builtins.metrics.pixel import psnr
+from benchkit.checkpoints import find_checkpoint
+from benchkit.masking import make_masks
 from benchkit.plugin.registry import Registry
-from benchkit.run.masking import make_masks
-from benchkit.store.checkpoints import find_checkpoint
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--n", type=int, default=32)

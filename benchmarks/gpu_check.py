@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from benchkit.builtins.datasets import FashionMNISTMini
-from benchkit.builtins.gan import MODELS, latent_search, load_gan
+from benchkit.builtins.datasets.basic import FashionMNISTMini
+from benchkit.builtins.methods.gan import MODELS, latent_search, load_gan
 from benchkit.builtins.nets.dcgan import Discriminator, Generator
-from benchkit.builtins.training import TrainConfig
-from benchkit.store.checkpoints import find_checkpoint
+from benchkit.builtins.training.loop import TrainConfig
+from benchkit.checkpoints import find_checkpoint
 
 
 def sync(device: torch.device) -> None:
@@ -71,7 +71,7 @@ def search_rate(gen, disc, batch: int, size: int, channels: int, device: torch.d
 
 def blend_seconds(n: int, device: torch.device) -> float:
     """Seconds to Poisson-blend ``n`` 32 x 32 gray images (centre holes) on ``device``, after one warm-up."""
-    from benchkit.builtins.blending import poisson_blend
+    from benchkit.builtins.methods.blending import poisson_blend
 
     guide, target = torch.rand(n, 1, 32, 32, device=device), torch.rand(n, 1, 32, 32, device=device)
     known = torch.ones(n, 1, 32, 32, dtype=torch.bool, device=device)

@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from benchkit.builtins.gan import MODELS, latent_search, load_gan
-from benchkit.store.checkpoints import find_checkpoint
+from benchkit.builtins.methods.gan import MODELS, latent_search, load_gan
+from benchkit.checkpoints import find_checkpoint
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--device", default="cpu")

@@ -10,10 +10,10 @@ import itertools
 
 import torch
 
-from benchkit.builtins.lowrank import tnnr_complete
-from benchkit.builtins.metrics import psnr
+from benchkit.builtins.methods.lowrank import tnnr_complete
+from benchkit.builtins.metrics.pixel import psnr
+from benchkit.masking import make_masks
 from benchkit.plugin.registry import Registry
-from benchkit.run.masking import make_masks
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--n", type=int, default=128)

@@ -53,8 +53,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--svg", type=Path, default=None)
     args = parser.parse_args()
+    from benchkit.masking import make_masks
     from benchkit.plugin.registry import Registry
-    from benchkit.run.masking import make_masks
 
     registry = Registry(block_external=True)
     holes, seconds = {}, {}

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from benchkit.builtins.metrics.weights import WEIGHTS
 from benchkit.builtins.nets.inception import FIDInception
 from benchkit.builtins.nets.lpips import LPIPS
-from benchkit.builtins.weights import WEIGHTS
 from benchkit.plugin.registry import Registry
 from benchkit.run.evaluation import score
 from benchkit.run.inputs import Inputs

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from benchkit.checkpoints import model_stem, save_model
 from benchkit.plugin.registry import Registry
 from benchkit.run.runner import RunConfig, run
-from benchkit.store.checkpoints import model_stem, save_model
 from benchkit.store.results import load_results
 
 MASKS = ["center", "pattern", "random", "half"]

@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="results/repaint-bench")
     args = parser.parse_args()
-    from benchkit.builtins.repaint import jump_schedule
+    from benchkit.builtins.methods.repaint import jump_schedule
     from benchkit.cli import main as benchkit
 
     print("| steps | jump length | resamplings | UNet evaluations per image |\n|---|---|---|---|")

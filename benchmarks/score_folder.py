@@ -76,7 +76,7 @@ def main() -> None:
     from metric_cost import write_random_weights
     from reference_impls import reference
 
-    from benchkit.builtins.weights import WEIGHTS
+    from benchkit.builtins.metrics.weights import WEIGHTS
     from benchkit.cli import main as benchkit
 
     with tempfile.TemporaryDirectory() as tmp:

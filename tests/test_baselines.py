@@ -1,6 +1,6 @@
 import torch
 
-from benchkit.builtins.baselines import MeanFill
+from benchkit.builtins.methods.baselines import MeanFill
 
 
 def test_mean_fill_by_hand():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 import benchkit
-from benchkit.builtins.gan import GANInpainting
+from benchkit.builtins.methods.gan import GANInpainting
 from benchkit.cli import main
 from benchkit.plugin.registry import Registry
 from benchkit.run.runner import RunConfig, run

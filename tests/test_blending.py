@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 
-from benchkit.builtins.blending import laplacian, poisson_blend
-from benchkit.builtins.masks import CenterMask, PatternMask, RandomMask
-from benchkit.run.masking import make_masks
+from benchkit.builtins.masks.basic import CenterMask, PatternMask, RandomMask
+from benchkit.builtins.methods.blending import laplacian, poisson_blend
+from benchkit.masking import make_masks
 
 
 def _setup(seed=0):

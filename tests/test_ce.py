@@ -1,9 +1,9 @@
 import torch
 
-from benchkit.builtins.masks import CenterMask, RandomMask
+from benchkit.builtins.masks.basic import CenterMask, RandomMask
 from benchkit.builtins.nets.context_encoder import ContextEncoder, default_bottleneck, hole_weights, prefill, train_ce
-from benchkit.builtins.training import TrainConfig
-from benchkit.run.masking import make_masks
+from benchkit.builtins.training.loop import TrainConfig
+from benchkit.masking import make_masks
 
 
 def test_prefill_never_carries_hole_pixels():
@@ -40,7 +40,7 @@ def test_tiny_context_encoder_loss_falls(tmp_path):
     masks = {"center": CenterMask(), "random": RandomMask()}
     config = TrainConfig(dataset="toy", epochs=12, batch_size=32, width=8, lr=2e-3)
     path = train_ce(images, masks, config, tmp_path, "test", bottleneck=32)
-    from benchkit.store.checkpoints import load_model
+    from benchkit.checkpoints import load_model
 
     tensors, info = load_model(path)
     net = ContextEncoder(32, 1, 8, 32)
@@ -61,7 +61,7 @@ def test_tiny_context_encoder_loss_falls(tmp_path):
 def test_shipped_ce_serves_the_embedded_default_and_beats_mean_fill(tmp_path, monkeypatch):
     import json
 
-    from benchkit.builtins.ce import MODELS
+    from benchkit.builtins.methods.ce import MODELS
     from benchkit.plugin.registry import Registry
     from benchkit.run.runner import RunConfig, run
     from benchkit.store.results import load_results

@@ -53,7 +53,7 @@ def test_example_plugin_runs_from_the_command_line(tmp_path):
 def test_bad_input_one_line_exit_2(tmp_path, args, message, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     if message is None:  # a missing dataset: only when Debian's copy is absent too
-        from benchkit.builtins import datasets
+        from benchkit.builtins.datasets import basic as datasets
         monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "none")
         message = "benchkit data download fashion-mnist"
     assert main(args) == 2

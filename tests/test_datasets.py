@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from benchkit.builtins import datasets
-from benchkit.builtins.datasets import FashionMNIST, FashionMNISTMini, ImageFolder, read_idx_images
+from benchkit.builtins.datasets import basic as datasets
+from benchkit.builtins.datasets.basic import FashionMNIST, FashionMNISTMini, ImageFolder, read_idx_images
 from benchkit.errors import UserError
 
 

@@ -1,7 +1,7 @@
 """Deep Image Prior: the batched fit against one network at a time."""
 import torch
 
-from benchkit.builtins.dip import INPUT_CHANNELS, Hourglass, fit, levels_for
+from benchkit.builtins.methods.dip import INPUT_CHANNELS, Hourglass, fit, levels_for
 
 
 def one_at_a_time(image, known, seed, iterations, lr, reg_noise_std, width):

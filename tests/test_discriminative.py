@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from benchkit.builtins.feature_stats import discriminative_scores
+from benchkit.builtins.metrics.feature_stats import discriminative_scores
 from benchkit.plugin.metric import MetricState
 from benchkit.plugin.registry import Registry
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from benchkit.builtins.freeform import CONFIGS, lama_mask
+from benchkit.builtins.masks.lama import CONFIGS, lama_mask
+from benchkit.masking import make_masks
 from benchkit.plugin.registry import Registry
-from benchkit.run.masking import make_masks
 from tests.lama_reference import make as reference_mask
 
 REGISTRY = Registry(block_external=True)

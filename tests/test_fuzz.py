@@ -25,10 +25,10 @@ from PIL import Image
 import benchkit
 from benchkit.cli import main
 from benchkit.errors import UserError
+from benchkit.masking import make_masks
 from benchkit.plugin.interfaces import MaskGenerator
 from benchkit.plugin.options import option_specs
 from benchkit.plugin.registry import Registry
-from benchkit.run.masking import make_masks
 from benchkit.run.validation import check_images
 
 FUZZED: dict[str, set[str]] = {}  # test name -> distinct inputs tried (reported by conftest)

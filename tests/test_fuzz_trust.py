@@ -76,7 +76,7 @@ FILLS = st.one_of(st.just(("exact", 0.0)), st.tuples(st.just("near"), st.integer
 def test_fuzz_exact_and_near_exact_fills(fills, seed):
     """Whatever mix of exact, near-exact and noisy fills: every image enters the means, the table's
     order is the paired mean difference's sign, and no mean is printed as inf."""
-    from benchkit.builtins.metrics import psnr
+    from benchkit.builtins.metrics.pixel import psnr
     from benchkit.report.stats import compare
     from benchkit.report.tables import format_tables
     from benchkit.store.results import summary

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from benchkit.builtins.gan import importance_weights, latent_search
-from benchkit.builtins.metrics import psnr
+from benchkit.builtins.methods.gan import importance_weights, latent_search
+from benchkit.builtins.metrics.pixel import psnr
 from benchkit.builtins.nets.dcgan import Discriminator, Generator
 from benchkit.errors import UserError
 from benchkit.run.runner import run
@@ -77,7 +77,7 @@ def test_missing_checkpoint_names_the_training_command(registry, config, monkeyp
 def test_shipped_model_serves_the_embedded_default(tmp_path, monkeypatch):
     import json
 
-    from benchkit.builtins.gan import MODELS
+    from benchkit.builtins.methods.gan import MODELS
     from benchkit.plugin.registry import Registry
     from benchkit.run.runner import RunConfig
 
@@ -96,8 +96,8 @@ def test_shipped_model_serves_the_embedded_default(tmp_path, monkeypatch):
 def test_an_image_s_result_does_not_depend_on_its_shard_or_batch():
     """gan searches in groups of exactly ``group`` images (a partial group padded with copies), so
     the same image gives the same bits alone, in a shard of 5 and in a batch of 13."""
-    from benchkit.builtins.datasets import FashionMNISTMini
-    from benchkit.builtins.gan import MODELS
+    from benchkit.builtins.datasets.basic import FashionMNISTMini
+    from benchkit.builtins.methods.gan import MODELS
     from benchkit.plugin.interfaces import MethodContext
     from benchkit.plugin.registry import Registry
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from benchkit.builtins.gan import latent_search
-from benchkit.builtins.graphs import WARMUP, repeat_step
+from benchkit.builtins.methods.gan import latent_search
+from benchkit.builtins.methods.graphs import WARMUP, repeat_step
 from benchkit.builtins.nets.dcgan import Discriminator, Generator
 
 

@@ -1,6 +1,6 @@
 import torch
 
-from benchkit.builtins.lowrank import LowRank, svt, tnnr_complete
+from benchkit.builtins.methods.lowrank import LowRank, svt, tnnr_complete
 
 
 def svt_complete(m: torch.Tensor, known: torch.Tensor, iterations: int = 500) -> torch.Tensor:
@@ -46,7 +46,7 @@ def test_lowrank_method_keeps_known_pixels_and_range():
 def test_svt_recovers_from_a_failed_eigendecomposition(monkeypatch):
     import torch
 
-    from benchkit.builtins import lowrank
+    from benchkit.builtins.methods import lowrank
 
     x = torch.randn(3, 8, 6, generator=torch.Generator().manual_seed(0))
     reference = lowrank.svt(x, 0.5)

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchkit.builtins.masks import CenterMask, FileMask, HalfMask, PatternMask, RandomMask
+from benchkit.builtins.masks.basic import CenterMask, FileMask, HalfMask, PatternMask, RandomMask
 from benchkit.errors import UserError
-from benchkit.run.masking import make_masks, mask_rng
+from benchkit.masking import make_masks, mask_rng
 
 
 def _masks(gen, n=200, size=32, seed=0, dataset="d", name="m"):

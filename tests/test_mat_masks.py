@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from benchkit.builtins.mat_masks import COUNTS, mat_mask
+from benchkit.builtins.masks.mat import COUNTS, mat_mask
 from benchkit.errors import UserError
+from benchkit.masking import make_masks
 from benchkit.plugin.registry import Registry
-from benchkit.run.masking import make_masks
 from tests.mat_reference import make as reference_mask
 
 REGISTRY = Registry(block_external=True)

@@ -5,8 +5,8 @@ import pytest
 import scipy.linalg
 import torch
 
-from benchkit.builtins.feature_stats import FeatureDistance, KernelDistance
-from benchkit.builtins.metrics import PSNR
+from benchkit.builtins.metrics.feature_stats import FeatureDistance, KernelDistance
+from benchkit.builtins.metrics.pixel import PSNR
 from benchkit.plugin.metric import Batch, FeatureBank, MetricState
 from benchkit.plugin.metric import merge_states as merge
 from benchkit.run.evaluation import ALL, compute_sets, update

@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from benchkit.builtins.metrics import HoleL1, HolePSNR, psnr, ssim
+from benchkit.builtins.metrics.pixel import HoleL1, HolePSNR, psnr, ssim
 
 
 def _pairs(channels, size=32, n=4, seed=0):

@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 
 import benchkit
+from benchkit import files
 from benchkit.cli import main
-from benchkit.store import files
 
 BENCHKIT = [sys.executable, "-m", "benchkit.cli"]
 
@@ -320,7 +320,7 @@ def test_unreadable_folders_are_one_line(tmp_path, capsys, monkeypatch, fails):
 def test_ssim_in_strips_equals_the_whole_image():
     from skimage.metrics import structural_similarity
 
-    from benchkit.builtins.metrics import ssim
+    from benchkit.builtins.metrics.pixel import ssim
 
     rng = np.random.default_rng(0)
     x, y = rng.random((2, 3, 70, 50)), rng.random((2, 3, 70, 50))
@@ -368,7 +368,7 @@ def test_a_comma_in_a_path_and_repeated_flags(tmp_path, capsys):
 
 # new user 13: a 32-bit integer TIFF is read at its full scale, with a warning
 def test_a_32_bit_integer_image_is_scaled_with_a_warning(tmp_path):
-    from benchkit.builtins.datasets import read_image
+    from benchkit.builtins.datasets.basic import read_image
 
     values = np.array([[0, 2**31 - 1], [2**20, 2**30]], dtype=np.int32)
     buffer = __import__("io").BytesIO()

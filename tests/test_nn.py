@@ -1,6 +1,6 @@
 import torch
 
-from benchkit.builtins.nn import NearestNeighbour, nearest_known
+from benchkit.builtins.methods.nn import NearestNeighbour, nearest_known
 from benchkit.plugin.interfaces import MethodContext
 
 

@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 from scipy.io import savemat
 
-from benchkit.builtins.paper_datasets import SVHN, CelebA, StanfordCars
+from benchkit.builtins.datasets.paper import SVHN, CelebA, StanfordCars
 from benchkit.cli import main
+from benchkit.datafiles import extract, fetch
 from benchkit.errors import UserError
 from benchkit.plugin.registry import Registry
-from benchkit.store.datafiles import extract, fetch
 
 BLUE, WHITE = (0, 0, 255), (255, 255, 255)
 

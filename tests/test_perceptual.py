@@ -12,8 +12,8 @@ import pytest
 import scipy.linalg
 import torch
 
-from benchkit.builtins import weights as weights_module
-from benchkit.builtins.feature_stats import frechet_distance, gaussian_stats, kernel_distance
+from benchkit.builtins.metrics import weights as weights_module
+from benchkit.builtins.metrics.feature_stats import frechet_distance, gaussian_stats, kernel_distance
 from benchkit.builtins.nets.inception import FIDInception
 from benchkit.builtins.nets.lpips import LPIPS
 from benchkit.errors import UserError
@@ -215,7 +215,7 @@ def test_clean_fid_resize_is_pil_bicubic_in_float_per_channel():
     clipped and never quantised (clean-fid's ``cleanfid/resize.py``), pixel for pixel."""
     from PIL import Image
 
-    from benchkit.builtins.perceptual import clean_resize
+    from benchkit.builtins.metrics.perceptual import clean_resize
 
     images = torch.from_numpy(np.random.default_rng(0).random((2, 3, 37, 23)).astype(np.float32))
     out = clean_resize(images)

@@ -231,3 +231,22 @@ def test_core_imports_no_plugin_and_has_no_import_cycle():
 
     for name in graph:
         visit(name, [])
+
+
+# the documented helpers every plugin may use (docs/plugins/contract.md), and the built-ins' own package
+PLUGIN_HELPERS = ("benchkit.plugin", "benchkit.errors", "benchkit.imaging", "benchkit.files", "benchkit.checkpoints",
+                  "benchkit.datafiles", "benchkit.masking", "benchkit.builtins", "benchkit.__version__",
+                  "benchkit.hookimpl")
+
+
+def test_built_in_plugins_stand_on_the_contract_as_a_third_party_must():
+    """A built-in plugin imports only the contract, the documented helpers and its own package;
+    commands may also use the run, the store and the reports."""
+    modules = sorted((ROOT / "benchkit" / "builtins").rglob("*.py"))
+    assert len(modules) > 30 and {p.parent.name for p in modules} >= {"methods", "masks", "metrics", "datasets",
+                                                                         "training", "nets", "commands"}
+    for path in modules:
+        allowed = PLUGIN_HELPERS + (("benchkit.run", "benchkit.store", "benchkit.report")
+                                    if "commands" in path.parts else ())
+        outside = {i for i in _imports(path) if i.startswith("benchkit.") and not i.startswith(allowed)}
+        assert not outside, (str(path.relative_to(ROOT)), outside)

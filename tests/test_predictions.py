@@ -150,7 +150,7 @@ def test_resizing_is_explicit_and_recorded(tmp_path, predictions, capsys):
 def test_sixteen_bit_predictions_are_read_at_full_depth_and_jpeg_warns(tmp_path, predictions, capsys):
     import torch
 
-    from benchkit.builtins.predictions import Predictions
+    from benchkit.builtins.methods.predictions import Predictions
     from benchkit.imaging import decode_into
 
     path = sorted((predictions / CELLS[0]).glob("*.png"))[0]
@@ -193,7 +193,7 @@ def test_the_raw_change_to_the_known_pixels_is_a_metric(tmp_path):
     run(RunConfig(methods=["brightens", "mean-fill"], masks=["center"], n_images=6,
                   metrics=["known-l1", "known-psnr"], out=tmp_path / "R"), registry, show_progress=False)
     df = benchkit.load_results(tmp_path / "R")
-    truth = benchkit.builtins.datasets.FashionMNISTMini().images("test", limit=6).double()
+    truth = benchkit.builtins.datasets.basic.FashionMNISTMini().images("test", limit=6).double()
     change = (truth * 0.8 + 0.1 - truth).abs()  # on the known pixels: center mask keeps the border
     known = torch.ones(6, 1, 32, 32, dtype=torch.bool)
     known[:, :, 8:24, 8:24] = False
@@ -210,7 +210,7 @@ def test_the_raw_change_to_the_known_pixels_is_a_metric(tmp_path):
 def test_damaged_colour_pngs_are_found_without_decoding_them_twice(tmp_path):
     """Colour predictions are checked by their PNG chunks' CRCs and end marker (not decoded in the
     check): a file cut short, or with one byte of its image data changed, is still unreadable."""
-    from benchkit.builtins.predictions import Predictions
+    from benchkit.builtins.methods.predictions import Predictions
 
     rng = np.random.default_rng(0)
     path = tmp_path / "p.png"

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from benchkit.builtins.patchmatch import PatchMatch
-from benchkit.builtins.references import Biharmonic, Telea
+from benchkit.builtins.methods.patchmatch import PatchMatch
+from benchkit.builtins.methods.references import Biharmonic, Telea
 
 
 def _flat_with_hole(value=0.7, channels=1):

@@ -254,7 +254,7 @@ def test_exif_orientation_is_applied(tmp_path):
     folder = tmp_path / "e"
     folder.mkdir()
     image.save(folder / "x.jpg", exif=exif.tobytes(), quality=100)
-    from benchkit.builtins.datasets import read_image
+    from benchkit.builtins.datasets.basic import read_image
 
     shown = read_image((folder / "x.jpg").read_bytes(), folder / "x.jpg", "L", 10)[..., 0] / 255
     # displayed 10 wide x 20 high with the white half on top; the centred 10x10 square is white in

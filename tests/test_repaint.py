@@ -4,8 +4,8 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from benchkit.builtins.diffusion import make_scheduler, make_unet  # noqa: E402
-from benchkit.builtins.repaint import jump_schedule, repaint  # noqa: E402
+from benchkit.builtins.methods.repaint import jump_schedule, repaint  # noqa: E402
+from benchkit.builtins.training.ddpm import make_scheduler, make_unet  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def space_timesteps(num_timesteps, count):
 def test_respacing_is_repaint_s_by_default_and_diffusers_on_request():
     from diffusers import RePaintScheduler
 
-    from benchkit.builtins.repaint import respaced_timesteps
+    from benchkit.builtins.methods.repaint import respaced_timesteps
 
     for steps in (2, 12, 50, 250, 1000):
         assert respaced_timesteps(steps) == sorted(space_timesteps(1000, steps))
@@ -98,7 +98,7 @@ def test_known_pixels_come_back_unchanged_and_each_image_has_its_own_noise(unet)
 def test_the_ddpm_trainer_saves_resumes_and_loads(tmp_path):
     import json
 
-    from benchkit.builtins.diffusion import DDPMTrainer, load_ddpm
+    from benchkit.builtins.training.ddpm import DDPMTrainer, load_ddpm
     from benchkit.plugin.interfaces import TrainConfig
 
     torch.manual_seed(0)

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from benchkit.cli import main
+from benchkit.masking import make_masks
 from benchkit.plugin.registry import Registry
 from benchkit.report.pictures import HOLE_COLOUR, comparison_grid, read_samples, save_grids
 from benchkit.report.tables import format_tables
-from benchkit.run.masking import make_masks
 from benchkit.run.runner import RunConfig, run
 from benchkit.store.cells import cell_path
 from benchkit.store.results import load_results
@@ -28,7 +28,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_grid_columns_match_an_independent_reconstruction(run_dir):
-    from benchkit.builtins.datasets import FashionMNISTMini
+    from benchkit.builtins.datasets.basic import FashionMNISTMini
 
     truth_all = FashionMNISTMini().images("test", limit=24)
     tiles, labels = comparison_grid(run_dir, "fashion-mnist-mini", "center", rows=5, errors=True)
@@ -37,7 +37,7 @@ def test_grid_columns_match_an_independent_reconstruction(run_dir):
     assert tiles.shape == (5, 6, 32, 32, 3)
     truth = (truth_all[ids, 0] * 255).round().numpy().astype(np.uint8)
     np.testing.assert_array_equal(tiles[:, -1, ..., 0], truth)  # the ground truth of those images
-    from benchkit.builtins.masks import CenterMask
+    from benchkit.builtins.masks.basic import CenterMask
 
     known = make_masks(CenterMask(), "fashion-mnist-mini", "center", ids.tolist(), 32, 32, 0)[:, 0].numpy()
     assert (tiles[:, 0][~known] == HOLE_COLOUR).all() and (tiles[:, 0, ..., 0][known] == truth[known]).all()

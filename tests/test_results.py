@@ -73,7 +73,7 @@ def test_cell_records_are_versioned(tmp_path):
 def test_replacing_leaves_the_old_file_when_a_write_fails(tmp_path):
     import pytest
 
-    from benchkit.store.files import atomic_write_text, replacing
+    from benchkit.files import atomic_write_text, replacing
 
     target = tmp_path / "f.txt"
     atomic_write_text(target, "old")

@@ -100,7 +100,7 @@ def test_bad_masks_fail_before_any_output(registry, config, mask, message):
 
 
 def test_mismatched_mask_shape_is_refused():
-    from benchkit.run.validation import check_known
+    from benchkit.masking import check_known
 
     with pytest.raises(UserError, match="expected bool"):
         check_known(torch.ones(2, 1, 8, 9, dtype=torch.bool), torch.rand(2, 1, 8, 8), "test")

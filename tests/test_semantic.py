@@ -10,17 +10,17 @@ import scipy.linalg
 import torch
 
 import benchkit
-from benchkit.builtins.datasets import FashionMNISTMini
+from benchkit.builtins.datasets.basic import FashionMNISTMini
 from benchkit.builtins.nets.classifier import Classifier, load_classifier, measure_accuracy, train_classifier
-from benchkit.builtins.training import TrainConfig
+from benchkit.builtins.training.loop import TrainConfig
+from benchkit.checkpoints import save_model
 from benchkit.cli import main
+from benchkit.masking import make_masks
 from benchkit.plugin.interfaces import SetMetric
 from benchkit.plugin.registry import Registry
 from benchkit.report.tables import format_tables
-from benchkit.run.masking import make_masks
 from benchkit.run.runner import RunConfig, run
 from benchkit.store.cells import cell_path
-from benchkit.store.checkpoints import save_model
 from benchkit.store.results import failures, run_display
 
 SHIPPED = FashionMNISTMini.models_from  # the shipped classifier is trained on all of Fashion-MNIST
@@ -200,7 +200,7 @@ def test_classifier_training_learns_a_separable_task(tmp_path):
 
 
 def test_shipped_classifier_reaches_the_target_accuracy():
-    from benchkit.builtins.semantic import SHIPPED as folder
+    from benchkit.builtins.metrics.semantic import SHIPPED as folder
 
     path = folder[0] / f"classifier-{SHIPPED}.safetensors"
     info = json.loads(path.with_suffix(".json").read_text())

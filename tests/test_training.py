@@ -3,8 +3,8 @@ import json
 import torch
 
 from benchkit.builtins.nets.dcgan import Discriminator, Generator, train_gan
-from benchkit.builtins.training import TrainConfig
-from benchkit.store.checkpoints import load_model
+from benchkit.builtins.training.loop import TrainConfig
+from benchkit.checkpoints import load_model
 
 
 def test_tiny_gan_trains_saves_and_resumes(tmp_path):
@@ -37,7 +37,7 @@ def test_dcgan_shapes_and_init():
 
 
 def test_uint8_images_train_exactly_like_their_float_copy(tmp_path):
-    from benchkit.builtins.training import channel_means
+    from benchkit.builtins.training.loop import channel_means
 
     raw = torch.randint(0, 256, (32, 1, 32, 32), dtype=torch.uint8)
     as_float = raw.float() / 255
@@ -51,7 +51,7 @@ def test_uint8_images_train_exactly_like_their_float_copy(tmp_path):
 
 
 def test_slim_model_keeps_named_networks_in_float16(tmp_path):
-    from benchkit.store.checkpoints import save_model, slim_model
+    from benchkit.checkpoints import save_model, slim_model
 
     weights = {"encoder.w": torch.randn(4, 3), "encoder.steps": torch.tensor([7]), "discriminator.w": torch.randn(2)}
     save_model(tmp_path / "full.safetensors", weights, {"dataset": "toy"})
@@ -66,7 +66,7 @@ def test_slim_model_keeps_named_networks_in_float16(tmp_path):
 
 
 def test_random_flips_turn_exactly_the_images_whose_coin_fell_under_one_half():
-    from benchkit.builtins.training import random_hflip
+    from benchkit.builtins.training.loop import random_hflip
 
     x = torch.arange(5 * 2 * 3 * 4, dtype=torch.float32).view(5, 2, 3, 4)
     coins = torch.rand(5, generator=torch.Generator().manual_seed(1)) < 0.5
@@ -88,7 +88,7 @@ class CountingLoss:
 
 
 def test_losses_are_read_every_log_every_batches_not_every_step(tmp_path):
-    from benchkit.builtins.training import LOG_EVERY, TrainingLoop
+    from benchkit.builtins.training.loop import LOG_EVERY, TrainingLoop
 
     net = torch.nn.Linear(1, 1)
     images = torch.zeros(60, 1, 4, 4)

@@ -90,7 +90,7 @@ def _fills(rng, n_background=6, n_object=10):
 
 
 def test_the_summary_table_names_the_winner_its_paired_statistics_name(tmp_path):
-    from benchkit.builtins.metrics import PSNR_CAP_DB, psnr
+    from benchkit.builtins.metrics.pixel import PSNR_CAP_DB, psnr
     from benchkit.report.html import missing_fraction_section
     from benchkit.report.stats import compare
     from benchkit.report.tables import format_tables
@@ -184,7 +184,7 @@ def test_score_refuses_raw_output_metrics_and_never_wipes_stored_values(tmp_path
     assert "metric 'known-l1' scores each method's raw output" in err and err.count("\n") == 1
     assert cell.read_bytes() == before
 
-    from benchkit.builtins.metrics import PSNR
+    from benchkit.builtins.metrics.pixel import PSNR
 
     def broken(self, prediction, target, known):
         raise RuntimeError("a broken network")
@@ -263,7 +263,7 @@ def conftest_plugins():
 
 @pytest.mark.parametrize("size", [25, 50, 100])
 def test_dip_works_on_sizes_that_are_not_multiples_of_its_downsampling(size):
-    from benchkit.builtins.dip import DeepImagePrior, fit, levels_for, pad_to_multiple
+    from benchkit.builtins.methods.dip import DeepImagePrior, fit, levels_for, pad_to_multiple
 
     rng = torch.Generator().manual_seed(0)
     images = torch.rand(2, 3, size, size, generator=rng)
@@ -307,7 +307,7 @@ def test_a_closed_output_pipe_ends_the_run_as_an_interrupt(tmp_path):
 def test_sixteen_bit_colour_predictions_are_read_at_full_depth(tmp_path):
     import cv2
 
-    from benchkit.builtins.predictions import Predictions, sixteen_bit_colour
+    from benchkit.builtins.methods.predictions import Predictions, sixteen_bit_colour
     from benchkit.imaging import decode_into
 
     rgb = np.zeros((8, 8, 3), np.uint16)

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchkit.builtins.masks import CenterMask, HalfMask, RandomMask
-from benchkit.builtins.tv import divergence, gradient, total_variation, tv_inpaint
-from benchkit.run.masking import make_masks
+from benchkit.builtins.masks.basic import CenterMask, HalfMask, RandomMask
+from benchkit.builtins.methods.tv import divergence, gradient, total_variation, tv_inpaint
+from benchkit.masking import make_masks
 
 
 def _exact_tv(image: np.ndarray, known: np.ndarray) -> float:

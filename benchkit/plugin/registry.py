@@ -33,9 +33,10 @@ BLOCK_ENV = "BENCHKIT_BLOCK_EXTERNAL_PLUGINS"
 BUILTIN_DISTRIBUTION = "benchkit"
 BUILTIN_MODULES = tuple(f"benchkit.builtins.{m}" for m in (
     "commands.plugins", "commands.models", "commands.export", "commands.results", "commands.run",  # run heads --help
-    "datasets", "paper_datasets", "masks", "metrics", "baselines", "tv", "lowrank", "nn", "patchmatch",
-    "references", "gan", "ce", "presets", "executors", "freeform", "mat_masks", "semantic", "perceptual", "weights",
-    "predictions", "diffusion", "repaint", "dip"))
+    "commands.weights", "datasets.basic", "datasets.paper", "masks.basic", "metrics.pixel", "methods.baselines",
+    "methods.tv", "methods.lowrank", "methods.nn", "methods.patchmatch", "methods.references", "methods.gan",
+    "methods.ce", "presets", "executors", "masks.lama", "masks.mat", "metrics.semantic", "metrics.perceptual",
+    "methods.predictions", "training.ddpm", "methods.repaint", "methods.dip"))
 KINDS = {"method": Method, "mask": MaskGenerator, "metric": Metric, "dataset": Dataset, "trainer": Trainer,
          "preset": Preset, "executor": Executor}
 HOOKS = {"method": "register_methods", "mask": "register_masks", "metric": "register_metrics",

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchkit.files import atomic_write_text
 from benchkit.report.pictures import grid_png, run_cells
 from benchkit.report.stats import compare_all, compare_to
 from benchkit.report.svgplot import box_plot_svg
 from benchkit.report.tables import format_tables
 from benchkit.run.evaluation import bin_index, bin_names
 from benchkit.store.cells import read_manifest
-from benchkit.store.files import atomic_write_text
 from benchkit.store.results import RunDisplay, failures, load_tables, metric_columns, run_display
 
 STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchkit.files import atomic_write_bytes
 from benchkit.store.cells import CELLS, MANIFEST, cell_path, grid_path, read_cell, read_manifest, read_samples
-from benchkit.store.files import atomic_write_bytes
 
 HOLE_COLOUR = (64, 160, 255)  # RGB of missing pixels in the input column
 TILE_MIN = 96  # smallest side of a tile in the picture, px

@@ -9,7 +9,6 @@ values become NaN and the error is returned beside the others' results.
 """
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,23 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchkit.datafiles import weights_dir  # noqa: F401  (where a metric's weights are looked for)
 from benchkit.errors import UserError
 from benchkit.plugin.metric import ALL, Batch, FeatureBank, Metric, MetricContext, MetricState, SetMetric
 from benchkit.run.allocator import keep_freed_memory
-
-WEIGHTS_ENV = "BENCHKIT_WEIGHTS"
-
-
-def weights_dir(given: str | Path | None) -> Path | None:
-    """The folder searched first for pretrained weights: ``given`` (``--weights-dir``), else ``$BENCHKIT_WEIGHTS``."""
-    value = given or os.environ.get(WEIGHTS_ENV)
-    return Path(value) if value else None
 
 
 def metric_checkpoint(metric: Metric, dataset_spec: str, dataset, models_dir: str | None) -> Path | None:
     """The checkpoint of a metric with ``needs_checkpoint``, found as a method's is (UserError when
     missing); None for the others."""
-    from benchkit.store.checkpoints import find_checkpoint
+    from benchkit.checkpoints import find_checkpoint
 
     if not metric.needs_checkpoint:
         return None

@@ -28,11 +28,11 @@ from typing import Any
 import torch
 
 from benchkit.errors import UserError
+from benchkit.masking import make_masks
 from benchkit.plugin.interfaces import Dataset, Method, MethodContext
 from benchkit.plugin.metric import FeatureBank
 from benchkit.plugin.spec import Spec
 from benchkit.run.evaluation import FailedSetup
-from benchkit.run.masking import make_masks
 
 METHOD_BUDGET = 4 << 30  # bytes of tensors that set-up methods may hold in one process (least recently used go)
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from benchkit import __version__
+from benchkit.checkpoints import check_model_shape, find_checkpoint
 from benchkit.errors import UserError
 from benchkit.plugin.interfaces import MethodContext
 from benchkit.plugin.registry import Registry
@@ -30,7 +31,6 @@ from benchkit.store.cells import (
     CellRecord,
     cell_path,
 )
-from benchkit.store.checkpoints import check_model_shape, find_checkpoint
 
 
 @dataclass

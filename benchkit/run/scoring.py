@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from benchkit.errors import UserError
+from benchkit.masking import make_masks
 from benchkit.plugin.metric import FeatureBank
 from benchkit.plugin.registry import Registry
 from benchkit.plugin.spec import Spec, unique
@@ -21,7 +22,6 @@ from benchkit.run.defaults import METRIC_BATCH_SIZE
 from benchkit.run.evaluation import hole_bins, metric_display
 from benchkit.run.evaluation import score as evaluate
 from benchkit.run.inputs import Inputs, LoadedSplit
-from benchkit.run.masking import make_masks
 from benchkit.run.tasks import prepare_metrics
 from benchkit.store.cells import CellRecord, cell_path, read_manifest, read_samples, write_cell, write_manifest
 from benchkit.store.folder import lock_out, merge_display

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
@@ -60,27 +58,6 @@ def check_output(output, images: torch.Tensor, known: torch.Tensor) -> torch.Ten
     return output
 
 
-def check_known(known: torch.Tensor, images, source: str, where: Callable[[int], str] | None = None) -> None:
-    """Masks must be bool ``N x 1 x H x W`` matching the images (a tensor, or its shape), each with
-    known and missing pixels. ``where(i)`` names the i-th mask in messages (default ``image i``)."""
-    image_shape = tuple(images.shape) if hasattr(images, "shape") else tuple(images)
-    expected = (image_shape[0], 1, *image_shape[2:])
-    if not isinstance(known, torch.Tensor) or known.dtype != torch.bool or tuple(known.shape) != expected:
-        shape = tuple(known.shape) if hasattr(known, "shape") else type(known).__name__
-        raise UserError(f"{source} gave masks of shape {shape} and type {getattr(known, 'dtype', '?')} "
-                        f"for images of shape {image_shape}: expected bool {expected}")
-    name = where or (lambda i: f"image {i}")
-    per_image = known.flatten(1)
-    no_missing = (per_image.all(1)).nonzero().flatten().tolist()
-    if no_missing:
-        raise UserError(f"{source} leaves no missing pixel in {name(no_missing[0])}: every mask needs a hole "
-                        "to inpaint")
-    no_known = (~per_image.any(1)).nonzero().flatten().tolist()
-    if no_known:
-        raise UserError(f"{source} leaves no known pixel in {name(no_known[0])}: every mask must keep some "
-                        "observed pixels")
-
-
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
@@ -119,24 +96,3 @@ def check_option_names(options: dict[str, dict], registry, in_run: set[str], not
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise UserError(f"-o {plugin}.{next(iter(keys))}: there is no plugin '{plugin}': {hint}"
                         "see `benchkit list`")
-
-
-def is_folder(path: Path) -> bool:
-    """Whether ``path`` is a folder; one that cannot be looked into (permissions) is a UserError."""
-    try:
-        return path.is_dir()
-    except OSError as exc:
-        raise UserError(f"cannot read {path} ({exc.strerror or exc}): check the permissions of it and of the "
-                        "folders above it") from exc
-
-
-def folder_entries(path: Path, what: str) -> list[Path]:
-    """The entries of a folder the user named (``what``: "image folder", "mask folder"), sorted by
-    name, hidden ones (macOS ``._*`` sidecars) left out; a missing or unreadable folder is a UserError."""
-    if not is_folder(path):
-        raise UserError(f"{what} {path} does not exist: check the path")
-    try:
-        return sorted(p for p in path.iterdir() if not p.name.startswith("."))
-    except OSError as exc:
-        raise UserError(f"cannot read {what} {path} ({exc.strerror or exc}): check its permissions (the "
-                        "folder needs read and execute rights)") from exc

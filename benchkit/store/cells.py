@@ -10,9 +10,7 @@ positions ``ids``, the composited predictions ``samples`` and ground truth ``tru
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import shutil
 import zipfile
 import zlib
@@ -24,30 +22,17 @@ from typing import BinaryIO
 import numpy as np
 
 from benchkit.errors import UserError
+from benchkit.files import atomic_write_text, cell_folder_name, replacing, safe_name  # noqa: F401  (cells are named by them)
 from benchkit.plugin.metric import MetricState, merge_states
-from benchkit.store.files import atomic_write_text, replacing
 
 MANIFEST = "manifest.json"
 CELLS = "cells"
 KEY_COLUMNS = ["dataset", "mask", "method", "image_id"]
 
 
-def _safe_name(raw: str) -> str:
-    """A filesystem-safe file stem, with a hash when making it safe changed it."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", raw)
-    if safe != raw:
-        safe = f"{safe[:80]}-{hashlib.sha1(raw.encode()).hexdigest()[:8]}"
-    return safe
-
-
 def cell_path(run_dir: Path, dataset: str, mask: str, method: str) -> Path:
     """File of one cell: ``RUN/cells/DATASET__MASK__METHOD.json`` (made filesystem-safe)."""
-    return run_dir / CELLS / f"{_safe_name(f'{dataset}__{mask}__{method}')}.json"
-
-
-def cell_folder_name(dataset: str, mask: str) -> str:
-    """The file-system-safe name ``DATASET__MASK`` of a (dataset, mask) pair (grids, exports)."""
-    return _safe_name(f"{dataset}__{mask}")
+    return run_dir / CELLS / f"{safe_name(f'{dataset}__{mask}__{method}')}.json"
 
 
 def grid_path(run_dir: Path, dataset: str, mask: str) -> Path:

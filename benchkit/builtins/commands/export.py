@@ -1,7 +1,7 @@
 """``benchkit export``: the exact inputs benchkit's own methods see, as files for a model that runs elsewhere.
 
 For each dataset and mask it writes the ground truth, the mask and the masked input of every image
-as lossless PNGs in one of the layouts of :mod:`benchkit.builtins.exchange`, and a manifest with the
+as lossless PNGs in one of the layouts of :mod:`benchkit.builtins.methods.exchange`, and a manifest with the
 benchkit version, the dataset's identity and digest, the seed, the mask specs with their options,
 the image ids and the SHA-256 of every file. The same command writes the same bytes. The files are
 written into a temporary folder beside ``--out`` and renamed into place, so a half-written export is
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchkit import __version__
 from benchkit.builtins.commands.run import out_folder
-from benchkit.builtins.exchange import (
+from benchkit.builtins.methods.exchange import (
     FORMAT,
     LAYOUTS,
     MANIFEST,

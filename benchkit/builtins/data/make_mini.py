@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchkit.builtins.datasets import read_idx_images, read_idx_labels
+from benchkit.builtins.datasets.basic import read_idx_images, read_idx_labels
 
 source = Path(sys.argv[1])
 np.savez_compressed(

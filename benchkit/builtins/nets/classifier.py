@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchkit.builtins.training import TrainConfig, TrainingLoop
+from benchkit.builtins.training.loop import TrainConfig, TrainingLoop
+from benchkit.checkpoints import load_model
 from benchkit.errors import UserError
-from benchkit.store.checkpoints import load_model
 
 
 def _stage(c_in: int, c_out: int, convs: int) -> list[nn.Module]:
@@ -99,7 +99,7 @@ def measure_accuracy(path: Path, images: torch.Tensor, labels: torch.Tensor, dev
     as ``test_accuracy`` (with ``test_images``)."""
     import json
 
-    from benchkit.store.files import atomic_write_text
+    from benchkit.files import atomic_write_text
 
     net = load_classifier(path, torch.device(device))
     correct = 0

@@ -77,9 +77,9 @@ def train_ce(images: torch.Tensor, mask_generators: dict, config, out, command: 
     + 0.001 * adversarial (non-saturating), with a DCGAN discriminator on the output image.
     """
     from benchkit.builtins.nets.dcgan import Discriminator
-    from benchkit.builtins.training import TrainingLoop, as_float, channel_means
+    from benchkit.builtins.training.loop import TrainingLoop, as_float, channel_means
     from benchkit.imaging import grid
-    from benchkit.run.masking import make_masks
+    from benchkit.masking import make_masks
 
     device = torch.device(config.device)
     _, channels, size, _ = images.shape

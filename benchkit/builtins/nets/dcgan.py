@@ -86,11 +86,11 @@ def train_gan(images: torch.Tensor, config, out: Path, command: str) -> Path:
     """Train (or resume training) a DCGAN on ``images`` (N x C x H x W, float32 in [0, 1] or uint8).
 
     Non-saturating GAN losses; D sees a real and a generated batch per step. ``config`` is a
-    :class:`benchkit.builtins.training.TrainConfig`. Returns the path of the ``.safetensors`` model.
+    :class:`benchkit.builtins.training.loop.TrainConfig`. Returns the path of the ``.safetensors`` model.
     """
     import torch.nn.functional as F
 
-    from benchkit.builtins.training import TrainingLoop
+    from benchkit.builtins.training.loop import TrainingLoop
     from benchkit.imaging import grid
 
     device = torch.device(config.device)

@@ -4,7 +4,7 @@
   the accuracy. The ground truth's own accuracy on the whole test split (the ceiling) is printed by
   ``benchkit train classifier`` and kept in the model's JSON (``test_accuracy``).
 * ``fid-fmnist`` / ``kid-fmnist``: Fréchet / kernel distance between the classifier's penultimate
-  features of a cell's composites and of its ground-truth images (:mod:`benchkit.builtins.feature_stats`).
+  features of a cell's composites and of its ground-truth images (:mod:`benchkit.builtins.metrics.feature_stats`).
 
 The classifier (``classifier-DATASET.safetensors``, :mod:`benchkit.builtins.nets.classifier`) is found like a
 method's checkpoint: ``--models-dir``, ``$BENCHKIT_MODELS``, ``./models``, then ``benchkit/builtins/models``,
@@ -17,13 +17,13 @@ from typing import Annotated
 
 import torch
 
-from benchkit.builtins.feature_stats import DiscriminativeScore, FeatureDistance, KernelDistance
+from benchkit.builtins.metrics.feature_stats import DiscriminativeScore, FeatureDistance, KernelDistance
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import ImageMetric, MetricContext, Trainer
 from benchkit.plugin.options import Range
 
-SHIPPED = (Path(__file__).parent / "models",)
+SHIPPED = (Path(__file__).parents[1] / "models",)
 
 
 class ClassifierUser:

@@ -17,7 +17,6 @@ the next process hashes it only if it changed.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -26,11 +25,9 @@ from pathlib import Path
 
 import torch
 
+from benchkit.datafiles import weights_dir as given_or_env_weights_dir
 from benchkit.errors import UserError
-from benchkit.plugin.hookspecs import hookimpl
-from benchkit.run.evaluation import weights_dir as given_or_env_weights_dir
-from benchkit.store.datafiles import fetch
-from benchkit.store.files import atomic_write_text
+from benchkit.files import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,7 @@ def sha256_matches(path: Path, expected: str) -> bool:
 def file_sha256(path: Path) -> str:
     """The file's SHA-256, read from ``PATH.sha256`` while the file's size and modification time are
     the ones recorded there; else computed (once per process) and recorded there, where writable."""
-    from benchkit.run.taskkey import file_digest
+    from benchkit.files import file_digest
 
     stat = path.stat()
     sidecar = path.with_name(path.name + ".sha256")
@@ -149,35 +146,3 @@ def load_into(net: torch.nn.Module, state: dict[str, torch.Tensor], name: str, i
     except RuntimeError as exc:
         raise UserError(f"weights '{name}' do not fit benchkit's network ({str(exc).splitlines()[0]} ...): "
                         f"delete the file and run `benchkit weights download {name}`") from exc
-
-
-def cmd_weights(args: argparse.Namespace) -> int:
-    """``benchkit weights list`` and ``benchkit weights download NAME``."""
-    target = Path(args.weights_dir) if args.weights_dir else default_dir()
-    if args.weights_command == "list":
-        for entry in WEIGHTS.values():
-            found = [f / entry.filename for f in search_dirs(target) if (f / entry.filename).is_file()]
-            where = str(found[0]) if found else "not found"
-            print(f"{entry.name:14} {entry.size:>7}  used by {entry.used_by:12} {where}")
-        return 0
-    names = list(WEIGHTS) if args.name == "all" else [args.name]
-    for name in names:
-        if name not in WEIGHTS:
-            raise UserError(f"no weights called '{name}': choose from {', '.join(WEIGHTS)} or all")
-        entry = WEIGHTS[name]
-        path = fetch(entry.url, target / entry.filename, lambda p, e=entry: sha256_matches(p, e.sha256), "SHA-256")
-        print(f"{name}: {path}")
-    return 0
-
-
-@hookimpl
-def register_commands(subparsers):
-    parser = subparsers.add_parser("weights", help="pretrained weights of metrics (FID, KID, LPIPS): list, download")
-    sub = parser.add_subparsers(dest="weights_command", required=True)
-    listing = sub.add_parser("list", help="each weights file, its size, the metrics using it, and where it was found")
-    download = sub.add_parser("download", help="fetch a weights file and check its SHA-256 (needs the internet)")
-    download.add_argument("name", help=f"one of {', '.join(WEIGHTS)}, or all")
-    for p in (listing, download):
-        p.add_argument("--weights-dir", help="folder to write to and search first (default $BENCHKIT_WEIGHTS or "
-                       "~/.cache/benchkit/weights)")
-        p.set_defaults(handler=cmd_weights)

@@ -24,8 +24,8 @@ from torch import nn
 from tqdm import tqdm
 
 from benchkit import __version__
+from benchkit.checkpoints import load_state, model_stem, save_model, save_state
 from benchkit.plugin.interfaces import TrainConfig  # noqa: F401  (trainers receive it)
-from benchkit.store.checkpoints import load_state, model_stem, save_model, save_state
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:

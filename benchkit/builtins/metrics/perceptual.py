@@ -14,15 +14,15 @@
   are then 1 x 1), VGG-16 at least 16 px.
 
 Weights are never downloaded during a run: ``benchkit weights download NAME`` fetches them where
-there is internet (:mod:`benchkit.builtins.weights`).
+there is internet (:mod:`benchkit.builtins.metrics.weights`).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from benchkit.builtins.feature_stats import DiscriminativeScore, FeatureDistance, KernelDistance
-from benchkit.builtins.weights import load_into, load_state_dict
+from benchkit.builtins.metrics.feature_stats import DiscriminativeScore, FeatureDistance, KernelDistance
+from benchkit.builtins.metrics.weights import load_into, load_state_dict
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import ImageMetric, MetricContext
 

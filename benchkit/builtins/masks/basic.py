@@ -12,10 +12,10 @@ import numpy as np
 from scipy import ndimage
 
 from benchkit.errors import UserError
+from benchkit.files import folder_entries
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import MaskGenerator
 from benchkit.plugin.options import FilePath, Range
-from benchkit.run.validation import folder_entries
 
 
 class CenterMask(MaskGenerator):

@@ -8,13 +8,13 @@ order of the run, and a content key makes it the same on every machine and under
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from benchkit.errors import UserError
 from benchkit.plugin.interfaces import MaskGenerator
-from benchkit.run.validation import check_known
 
 
 def mask_rng(seed: int, dataset: str, mask: str, index: int, image_key: str | None = None) -> np.random.Generator:
@@ -59,3 +59,24 @@ def make_masks(generator: MaskGenerator, dataset: str, mask: str, image_ids: lis
     known = torch.from_numpy(np.stack(masks))[:, None]
     check_known(known, (len(masks), 1, height, width), f"mask '{mask}'", where)  # a hole and known pixels in each
     return known
+
+
+def check_known(known: torch.Tensor, images, source: str, where: Callable[[int], str] | None = None) -> None:
+    """Masks must be bool ``N x 1 x H x W`` matching the images (a tensor, or its shape), each with
+    known and missing pixels. ``where(i)`` names the i-th mask in messages (default ``image i``)."""
+    image_shape = tuple(images.shape) if hasattr(images, "shape") else tuple(images)
+    expected = (image_shape[0], 1, *image_shape[2:])
+    if not isinstance(known, torch.Tensor) or known.dtype != torch.bool or tuple(known.shape) != expected:
+        shape = tuple(known.shape) if hasattr(known, "shape") else type(known).__name__
+        raise UserError(f"{source} gave masks of shape {shape} and type {getattr(known, 'dtype', '?')} "
+                        f"for images of shape {image_shape}: expected bool {expected}")
+    name = where or (lambda i: f"image {i}")
+    per_image = known.flatten(1)
+    no_missing = (per_image.all(1)).nonzero().flatten().tolist()
+    if no_missing:
+        raise UserError(f"{source} leaves no missing pixel in {name(no_missing[0])}: every mask needs a hole "
+                        "to inpaint")
+    no_known = (~per_image.any(1)).nonzero().flatten().tolist()
+    if no_known:
+        raise UserError(f"{source} leaves no known pixel in {name(no_known[0])}: every mask must keep some "
+                        "observed pixels")

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from benchkit.errors import UserError
-from benchkit.store.cells import cell_folder_name  # noqa: F401  (the folder of a dataset and mask)
+from benchkit.files import cell_folder_name  # noqa: F401  (the folder of a dataset and mask)
 
 MANIFEST = "manifest.json"
 FORMAT = 1

@@ -2,7 +2,7 @@
 
 Each is looked for in ``--data-dir/NAME``, ``--data-dir``, then ``$BENCHKIT_DATA/NAME``. The first
 use of a split decodes, crops and resizes its images once and caches them as a memory-mapped uint8
-array (:mod:`benchkit.store.datafiles`), so later runs start in seconds. Images are RGB, ``size`` x
+array (:mod:`benchkit.datafiles`), so later runs start in seconds. Images are RGB, ``size`` x
 ``size`` (64 by default, as in the paper), float32 in [0, 1].
 
 Preprocessing, following Section 4 of Yeh et al. 2017:
@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from benchkit.datafiles import cached_array, data_folders, extract, fetch, source_fingerprint
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Dataset, Split
-from benchkit.store.datafiles import cached_array, data_folders, extract, fetch, source_fingerprint
 
 CELEBA_CROP = 108  # side of the centred square kept from each aligned CelebA image, px
 

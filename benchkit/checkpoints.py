@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from benchkit.errors import UserError
-from benchkit.store.files import atomic_write_text, replacing
+from benchkit.files import atomic_write_text, replacing
 
 
 def save_model(path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:

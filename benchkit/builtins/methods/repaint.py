@@ -1,4 +1,4 @@
-"""``repaint``: RePaint (Lugmayr et al., CVPR 2022) on benchkit's DDPM (:mod:`benchkit.builtins.diffusion`).
+"""``repaint``: RePaint (Lugmayr et al., CVPR 2022) on benchkit's DDPM (:mod:`benchkit.builtins.training.ddpm`).
 
 The sampling loop is the paper's Algorithm 1, written here over diffusers' UNet and its DDPM
 scheduler step (the library's ``RePaintScheduler`` sits among its deprecated pipelines). Images are
@@ -32,12 +32,12 @@ from typing import Annotated, Literal
 
 import torch
 
-from benchkit.builtins.diffusion import TRAIN_STEPS, load_ddpm, make_scheduler
+from benchkit.builtins.training.ddpm import TRAIN_STEPS, load_ddpm, make_scheduler
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Method, MethodContext
 from benchkit.plugin.options import Range
 
-MODELS = Path(__file__).parent / "models"
+MODELS = Path(__file__).parents[1] / "models"
 
 
 def jump_schedule(steps: int, jump_length: int, resamplings: int) -> list[int]:

@@ -13,13 +13,13 @@ from typing import Annotated
 import torch
 
 from benchkit.builtins.nets.context_encoder import ContextEncoder, prefill, train_ce
+from benchkit.checkpoints import load_model
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Method, MethodContext, Trainer
 from benchkit.plugin.options import Range
-from benchkit.store.checkpoints import load_model
 
-MODELS = Path(__file__).parent / "models"
+MODELS = Path(__file__).parents[1] / "models"
 
 
 class ContextEncoderMethod(Method):

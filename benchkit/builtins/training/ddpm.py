@@ -1,5 +1,5 @@
 """A small unconditional DDPM (Ho et al., NeurIPS 2020) on diffusers' ``UNet2DModel`` and
-``DDPMScheduler``: ``benchkit train ddpm`` and the ``repaint`` method (:mod:`benchkit.builtins.repaint`).
+``DDPMScheduler``: ``benchkit train ddpm`` and the ``repaint`` method (:mod:`benchkit.builtins.methods.repaint`).
 
 The network predicts the noise ``eps`` of ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps`` (images in
 [-1, 1]), trained with the mean squared error over uniformly drawn ``t`` of a linear beta schedule
@@ -95,7 +95,7 @@ class DDPMTrainer(Trainer):
         self.width, self.ema_decay, self.lr = width, ema, lr
 
     def train(self, images, config, out, command, masks):
-        from benchkit.builtins.training import TrainingLoop
+        from benchkit.builtins.training.loop import TrainingLoop
 
         config.width, config.lr = self.width, self.lr  # the model file's JSON records the config
         device = torch.device(config.device)
@@ -136,7 +136,7 @@ class DDPMTrainer(Trainer):
 
 def load_ddpm(path: Path, device) -> tuple[torch.nn.Module, dict]:
     """The averaged UNet of a ``ddpm`` checkpoint (its JSON says how it was trained) on ``device``."""
-    from benchkit.store.checkpoints import load_model
+    from benchkit.checkpoints import load_model
 
     tensors, info = load_model(path)
     try:

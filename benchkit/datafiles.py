@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from benchkit.errors import UserError
-from benchkit.store.files import replacing
+from benchkit.files import replacing
 
 DATA_ENV = "BENCHKIT_DATA"
 CACHE_ENV = "BENCHKIT_CACHE"
@@ -145,3 +145,12 @@ def cached_array(key: dict, build: Callable[[], np.ndarray]) -> np.ndarray:
     except OSError:
         return array  # an unwritable cache folder only costs the rebuild next time
     return np.load(path, mmap_mode="r")
+
+
+WEIGHTS_ENV = "BENCHKIT_WEIGHTS"
+
+
+def weights_dir(given: str | Path | None) -> Path | None:
+    """The folder searched first for pretrained weights: ``given`` (``--weights-dir``), else ``$BENCHKIT_WEIGHTS``."""
+    value = given or os.environ.get(WEIGHTS_ENV)
+    return Path(value) if value else None

@@ -12,15 +12,15 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 
+from benchkit.datafiles import data_folders, fetch
 from benchkit.errors import UserError
+from benchkit.files import folder_entries, is_folder
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Dataset, Split
 from benchkit.plugin.options import FilePath, Range
-from benchkit.run.validation import folder_entries, is_folder
-from benchkit.store.datafiles import data_folders, fetch
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-MINI_FILE = Path(__file__).parent / "data" / "fashion-mnist-mini.npz"
+MINI_FILE = Path(__file__).parents[1] / "data" / "fashion-mnist-mini.npz"
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 # SHA-256 of the *decompressed* IDX files, so a recompressed mirror still verifies.
 FASHION_MNIST_FILES = {

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import torch
 
-from benchkit.builtins.blending import poisson_blend
+from benchkit.builtins.methods.blending import poisson_blend
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Method, MethodContext
 from benchkit.plugin.options import Range

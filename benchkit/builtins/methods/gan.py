@@ -34,16 +34,16 @@ from typing import Annotated, Literal
 import torch
 import torch.nn.functional as F
 
-from benchkit.builtins.blending import poisson_blend
-from benchkit.builtins.graphs import repeat_step
+from benchkit.builtins.methods.blending import poisson_blend
+from benchkit.builtins.methods.graphs import repeat_step
 from benchkit.builtins.nets.dcgan import Discriminator, Generator, train_gan
+from benchkit.checkpoints import load_model
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Method, MethodContext, Trainer
 from benchkit.plugin.options import Range
-from benchkit.store.checkpoints import load_model
 
-MODELS = Path(__file__).parent / "models"
+MODELS = Path(__file__).parents[1] / "models"
 
 
 def importance_weights(known: torch.Tensor, window: int = 7) -> torch.Tensor:
@@ -94,7 +94,7 @@ def latent_search(gen: Generator, disc: Discriminator, images: torch.Tensor, kno
     ``images`` are ``N x C x H x W`` in [0, 1] (missing pixels may hold anything: their weight is 0).
     ``callback(step, z)``, if given, is called after every step with the clipped ``N*K x nz`` codes.
     On CUDA (unless ``graph`` is false) the steps after a short warm-up replay one captured CUDA
-    graph (:mod:`benchkit.builtins.graphs`); the search is the same step for step.
+    graph (:mod:`benchkit.builtins.methods.graphs`); the search is the same step for step.
     """
     n = images.shape[0]
     target = (images * 2 - 1).repeat_interleave(restarts, 0)  # [0, 1] -> G's range [-1, 1]

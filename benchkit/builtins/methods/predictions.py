@@ -1,7 +1,7 @@
 """``predictions:DIR``: a model's outputs, made elsewhere from a ``benchkit export``, read back as a method.
 
 The folder holds a copy of the export's ``manifest.json`` and one prediction per exported image, in
-the export's layout (:mod:`benchkit.builtins.exchange`). Everything is checked before the run
+the export's layout (:mod:`benchkit.builtins.methods.exchange`). Everything is checked before the run
 writes anything: the manifest must describe the run's dataset (name, options and content digest),
 masks, seed and images; every expected file must be there, readable, of the images' size and
 channels, and no unexpected file may be. From there on a prediction is scored like any method's
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchkit.builtins.exchange import LAYOUTS, MANIFEST, cell_folder_name, read_manifest, stem
+from benchkit.builtins.methods.exchange import LAYOUTS, MANIFEST, cell_folder_name, read_manifest, stem
 from benchkit.errors import UserError
 from benchkit.imaging import decode_into
 from benchkit.plugin.hookspecs import hookimpl
