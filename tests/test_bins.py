@@ -7,7 +7,7 @@ from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import SetMetric
 from benchkit.plugin.registry import Registry
 from benchkit.run.evaluation import bin_index, bin_names
-from benchkit.run.plan import RunConfig
+from benchkit.run.resolve import RunConfig
 from benchkit.run.runner import run
 from benchkit.store.results import load_results
 

@@ -163,7 +163,7 @@ def test_manifest_is_never_left_running(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise MemoryError("out of memory")
 
-    monkeypatch.setattr(runner, "assemble_cell", explode)
+    monkeypatch.setattr(runner, "write_assembled", explode)
     with pytest.raises(MemoryError):
         run(RunConfig(methods=["mean-fill"], masks=["center"], n_images=2, out=tmp_path / "r"),
             Registry(block_external=True), show_progress=False)

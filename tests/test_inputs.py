@@ -83,7 +83,7 @@ def test_a_dask_worker_loads_a_method_once_per_cell_and_frees_it_when_its_shards
                     executor_options={"scheduler": cluster.scheduler_address})
         first = run(RunConfig(methods=["ce"], out=tmp_path / "A", **base), Registry(block_external=True),
                     show_progress=False)
-        assert not first.failed and len(first.cells[0].shards) == 4
+        assert not first.failed and len(first.plan.cells[0].shards) == 4
         (held, live), = client.run(_worker_state).values()
         assert list(held.values()) == [(1, [])]  # four shards of one cell: set up once; then released
         assert live["ContextEncoder"] == 0  # its network is gone from the worker before the next run

@@ -8,9 +8,17 @@ import torch
 from scipy import stats
 
 from benchkit.report.tables import format_tables
-from benchkit.run.runner import plan
+from benchkit.run.inputs import Inputs
+from benchkit.run.plan import plan
+from benchkit.run.resolve import resolve
 from benchkit.store.cells import cell_path
 from benchkit.store.results import mean_ci, summary
+
+
+def plan_of(config, registry):
+    """The plan of a run configuration: resolved, then planned with a new Inputs."""
+    return plan(resolve(config, registry), Inputs(registry))
+
 
 
 def test_mean_ci_matches_scipy_t_interval():
@@ -42,9 +50,9 @@ def test_cell_paths_are_safe_and_distinct(tmp_path):
 
 
 def test_tasks_are_small_picklable_data(registry, config):
-    planned = plan(config, registry)
+    planned = plan_of(config, registry)
     assert not config.out.exists()  # planning writes nothing and takes no lock
-    task = planned.cells[0].todo[0]
+    task = planned.cells[0].shards[0]
     data = pickle.dumps(task)
     assert pickle.loads(data) == task and len(data) < 2000  # names, options and ids: no tensors
     assert not any(isinstance(v, (np.ndarray, torch.Tensor)) for v in vars(task).values())

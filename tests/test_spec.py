@@ -13,11 +13,19 @@ import benchkit
 from benchkit.errors import UserError
 from benchkit.plugin.registry import Registry
 from benchkit.plugin.spec import Spec, split_list
-from benchkit.run.runner import RunConfig, plan, run
+from benchkit.run.inputs import Inputs
+from benchkit.run.plan import plan
+from benchkit.run.resolve import resolve
+from benchkit.run.runner import RunConfig, run
 from benchkit.store.results import load_results
 
 OLD_RUN = Path(__file__).parent / "data" / "run-0.1.0"  # written by benchkit 0.1.0 before specs had options
 KEYS = ["dataset", "mask", "method", "image_id"]
+
+def plan_of(config, registry):
+    """The plan of a run configuration: resolved, then planned with a new Inputs."""
+    return plan(resolve(config, registry), Inputs(registry))
+
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +102,7 @@ def test_variants_are_rows_and_a_changed_variant_redoes_only_its_cells(tmp_path,
                        metrics=["psnr"], out=tmp_path / "r", options={"tv": {"tol": "0.01"}})
     first = run(config, builtins, show_progress=False)
     methods = {"mean-fill", "tv[max_iter=5,tol=0.01]", "tv[tol=0.01]"}
-    assert {key[2] for key in first.keys} == methods and len(first.ran) == 6
+    assert {key[2] for key in first.plan.keys} == methods and len(first.ran) == 6
     assert set(load_results(config.out).method) == methods
     config.methods = ["mean-fill", "tv[max_iter=6]", "tv"]
     second = run(config, builtins, show_progress=False)
@@ -106,19 +114,19 @@ def test_variants_are_rows_and_a_changed_variant_redoes_only_its_cells(tmp_path,
 def test_the_same_spec_twice_is_one_entry_with_a_note(tmp_path, builtins):
     config = RunConfig(methods=["tv", "tv[max_iter=3000]", "mean-fill"], masks=["center"], n_images=2,
                        metrics=["psnr"], out=tmp_path / "r")
-    planned = plan(config, builtins)
+    planned = plan_of(config, builtins)
     assert [key[2] for key in planned.keys] == ["tv", "mean-fill"]
     assert any("'tv' is named twice" in note for note in planned.notes)
 
 
 def test_task_keys_ignore_batch_size_and_executor_but_not_options(tmp_path, builtins):
     base = dict(methods=["tv[max_iter=5]"], masks=["center"], n_images=4, metrics=["psnr"], out=tmp_path / "r")
-    key = plan(RunConfig(**base), builtins).cells[0].record.settings["task_key"]
-    assert key == plan(RunConfig(batch_size=1, executor="processes", **base), builtins).cells[0].record.settings[
+    key = plan_of(RunConfig(**base), builtins).cells[0].record.settings["task_key"]
+    assert key == plan_of(RunConfig(batch_size=1, executor="processes", **base), builtins).cells[0].record.settings[
         "task_key"]
-    assert key != plan(RunConfig(**base | {"methods": ["tv[max_iter=6]"]}), builtins).cells[0].record.settings[
+    assert key != plan_of(RunConfig(**base | {"methods": ["tv[max_iter=6]"]}), builtins).cells[0].record.settings[
         "task_key"]
-    assert key != plan(RunConfig(seed=1, **base), builtins).cells[0].record.settings["task_key"]
+    assert key != plan_of(RunConfig(seed=1, **base), builtins).cells[0].record.settings["task_key"]
 
 
 def test_variants_give_the_same_numbers_on_every_executor_and_shard_size(tmp_path, builtins):

@@ -9,6 +9,7 @@ values become NaN and the error is returned beside the others' results.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,13 +97,11 @@ def hole_bins(missing_fraction, scheme: str | None) -> dict[str, torch.Tensor] |
 
 @dataclass
 class Scores:
-    """What scoring images gives: per-image columns, the states of set metrics per subset, set
-    scores once computed, and the metrics that failed (metric -> one-line error)."""
+    """What scoring images gives: per-image columns, the states of set metrics per subset (computed
+    by :func:`finish_sets`), and the metrics that failed (metric -> one-line error)."""
 
     columns: dict[str, list[float]] = field(default_factory=dict)
     states: dict[str, dict[str, MetricState]] = field(default_factory=dict)
-    sets: dict[str, float] = field(default_factory=dict)
-    bins: dict[str, dict[str, float]] = field(default_factory=dict)  # set metric -> subset other than ALL -> value
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -234,18 +233,23 @@ def per_bin(values: dict[str, dict[str, float]], errors: dict[str, str]) -> dict
             for name, by_subset in values.items() if name not in errors and len(by_subset) > 1}
 
 
-def score(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor,
-          labels: torch.Tensor | None, batch_size: int, device: str | torch.device,
-          image_ids: list[int] | None = None, bank: FeatureBank | None = None,
-          subsets: dict[str, torch.Tensor] | None = None) -> Scores:
-    """Score a whole set at once (:func:`update`, then :func:`compute_sets` on its own states):
-    per-image columns, one value per set metric in ``sets`` and, with ``subsets``, per subset in ``bins``."""
-    out = update(metrics, composite, truth, known, labels, batch_size, device, image_ids, bank, subsets)
-    values = compute_sets(metrics, out.states, out.errors)
-    out.sets = {name: (float("nan") if name in out.errors else by_subset[ALL]) for name, by_subset in values.items()}
-    out.bins = per_bin(values, out.errors)
-    out.sets |= {name: float("nan") for name in out.errors if metrics[name].level == "set"}
-    return out
+def finish_sets(record, metrics: dict[str, Metric], states: dict[str, dict[str, MetricState]]) -> dict[str, str]:
+    """The one finisher of a cell's set metrics, for the run's writer and ``benchkit score`` alike:
+    each set metric of ``metrics`` computed from the cell's merged ``states`` into ``record``
+    (``set_scores``, and with ``record.bins`` the counts and scores per hole-area bin). A metric
+    that already failed on the cell, or fails here, scores NaN. Returns the errors of those that
+    failed here."""
+    sets = {name: m for name, m in metrics.items() if m.level == "set"}
+    errors: dict[str, str] = {}
+    values = compute_sets(sets, {name: states[name] for name in sets
+                                 if name in states and name not in record.metric_errors}, errors)
+    record.set_scores |= {name: values[name][ALL] if name in values and name not in errors else math.nan
+                          for name in sets}
+    if record.bins and record.rows:
+        index = bin_index(record.rows["missing_fraction"], record.bins)
+        record.bin_counts = {name: int((index == i).sum()) for i, name in enumerate(bin_names(record.bins))}
+        record.bin_scores = (record.bin_scores or {}) | per_bin(values, errors)
+    return errors
 
 
 def ceilings(metrics: dict[str, Metric], images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
@@ -256,7 +260,7 @@ def ceilings(metrics: dict[str, Metric], images: torch.Tensor, labels: torch.Ten
     if not labelled or labels is None:
         return {}
     known = torch.ones(len(images), 1, *images.shape[2:], dtype=torch.bool)
-    scores = score(labelled, images, images, known, labels, batch_size, device)
+    scores = update(labelled, images, images, known, labels, batch_size, device)
     return {name: sum(values) / len(values) for name, values in scores.columns.items() if name not in scores.errors}
 
 

@@ -1,15 +1,15 @@
-"""Plan a run: check everything that can be wrong with the user's input, resolve every spec, and cut
-the cells into shard tasks, before anything is written (:func:`plan` writes nothing and starts nothing).
+"""Plan a run: load and check what it reads, and cut the cells into shard tasks, before anything
+is written (:func:`plan` writes nothing and starts nothing).
 
-Every check that can fail on the user's input (names, options, data, masks, checkpoints, metrics,
-executor) runs here, so a bad command leaves no partial output. The result is plain data: the
-cells with their task keys and shards; the loaded splits, masks and set-up metrics stay in the
-per-process cache of :mod:`benchkit.run.tasks`, where the shards of an in-process run find them.
+:func:`~benchkit.run.resolve.resolve` has checked the names and options; here every check that
+needs the data runs (images, labels, masks, checkpoints, weights, the methods' own checks), so a bad
+command leaves no partial output. The result is a frozen :class:`RunPlan` of cells with their task
+keys and shards; what was loaded stays in the :class:`~benchkit.run.inputs.Inputs` the caller
+passed, where the shards of an in-process run find it.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,84 +20,42 @@ from benchkit.checkpoints import check_model_shape, find_checkpoint
 from benchkit.errors import UserError
 from benchkit.plugin.interfaces import MethodContext
 from benchkit.plugin.registry import Registry
-from benchkit.plugin.spec import Spec, unique
-from benchkit.run.defaults import DEFAULT_N_IMAGES, DEFAULT_OUT, DEFAULT_PRESET, METRIC_BATCH_SIZE
-from benchkit.run.evaluation import HOLE_BINS, metric_display
+from benchkit.plugin.spec import Spec
+from benchkit.run.evaluation import metric_display
 from benchkit.run.inputs import Inputs, LoadedSplit
+from benchkit.run.resolve import ResolvedRun, RunConfig, worker_threads
 from benchkit.run.taskkey import content_key, file_digest, file_digests
 from benchkit.run.tasks import ShardTask, prepare_metrics, sample_positions
-from benchkit.run.validation import check_images, check_option_names, parse_device
-from benchkit.store.cells import (
-    CellRecord,
-    cell_path,
-)
+from benchkit.run.validation import check_images
+from benchkit.store.cells import CellRecord, cell_path
 
 
-@dataclass
-class RunConfig:
-    """Settings of ``benchkit run``. ``methods=None`` means every available method; ``datasets``,
-    ``masks`` and ``metrics`` left None are the ``default`` preset's.
-
-    ``executor`` names an executor plugin (``inprocess``, ``processes``, ``dask``) and
-    ``executor_options`` its options (``workers``, ``scheduler`` ...); ``shard_size`` is the number of
-    images per shard (None: the executor's default, a whole cell in-process).
-    """
-
-    methods: list[str] | None = None
-    datasets: list[str] | None = None
-    masks: list[str] | None = None
-    metrics: list[str] | None = None
-    n_images: int = DEFAULT_N_IMAGES
-    seed: int = 0
-    batch_size: int | None = None  # images per method call; None: each method's preferred size (auto)
-    device: str = "cpu"
-    out: Path = Path(DEFAULT_OUT)
-    force: bool = False  # redo this run's finished cells (others in the folder are kept)
-    replace_folder: bool = False  # delete every cell of --out first (another run's too)
-    data_dir: str | None = None
-    models_dir: str | None = None
-    options: dict[str, dict[str, str]] = field(default_factory=dict)
-    command: str = ""
-    optional_datasets: bool = False  # skip (with a note) datasets that are not on disk, as presets do
-    optional_methods: bool = False  # skip (with a note) methods that cannot run, as when methods is None
-    executor: str = "inprocess"
-    executor_options: dict = field(default_factory=dict)
-    weights_dir: str | None = None  # pretrained weights of metrics (FID's Inception ...); else $BENCHKIT_WEIGHTS
-    shard_size: int | None = None
-    bins: str | None = None  # set metrics also per hole-area bin: "lama" (10 of 0.1) or "comodgan" (5 of 0.2)
-    threads: int | None = None  # torch threads per worker; None: this process's cores divided among the workers
-
-
-@dataclass
+@dataclass(frozen=True)
 class CellPlan:
-    """One cell of the run: its file, its reuse key, its shards and which are still to run."""
+    """One cell of the run: its file, its record to be (dataset, mask, method, settings with the
+    task key, metrics) and every shard of it, in image order."""
 
-    key: tuple[str, str, str]  # canonical specs of (dataset, mask, method)
+    key: tuple[str, str, str]  # (dataset, mask, method label)
     out_file: Path
-    record: CellRecord  # dataset, mask, method, settings (with the task key), metrics; rows filled when assembled
-    shards: list[ShardTask] = field(default_factory=list)  # every shard of the cell, in image order
-    todo: list[ShardTask] = field(default_factory=list)
+    record: CellRecord
+    shards: tuple[ShardTask, ...]
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunPlan:
-    """What :func:`plan` found: every cell and shard still to run, as plain data, and the checked
-    inputs (the splits, masks and set-up metrics, which the per-process cache keeps for the shards)."""
+    """What :func:`plan` found, as data: every cell and shard of the run, the notes of resolving
+    and planning, and what the writer and the reports need (set-up metrics, splits, masks, display)."""
 
     out: Path
-    cells: list[CellPlan] = field(default_factory=list)
-    skipped: list[tuple[str, str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    cells: tuple[CellPlan, ...]
+    executor: Spec
+    threads: int  # torch threads each shard runs with
+    notes: tuple[str, ...] = ()
     digests: dict[str, str] = field(default_factory=dict)  # content digest of each folder-like dataset
-    reused_shards: int = 0  # finished shards of unfinished cells, kept from an interrupted run
-    rescore: list = field(default_factory=list)  # finished cells that only lack metrics: scored from their outputs
-    executor: Spec | None = None  # resolved; created and started by :func:`run`
-    threads: int = 1  # torch threads each shard runs with
     metrics: dict = field(default_factory=dict)  # dataset -> {metric spec: metric set up for it}
     splits: dict = field(default_factory=dict)  # dataset -> its LoadedSplit
     known: dict = field(default_factory=dict)  # (dataset, mask) -> the masks of the dataset's test images
     display: dict = field(default_factory=dict)  # what reports read from the folder: order of rows, metric attributes
-
 
     @property
     def keys(self) -> list[tuple[str, str, str]]:
@@ -105,65 +63,17 @@ class RunPlan:
         return [cell.key for cell in self.cells]
 
 
-def metric_batch_size(config: RunConfig) -> int:
-    """Composites per metric call: ``--batch-size``, or 256 under auto."""
-    return config.batch_size or METRIC_BATCH_SIZE
+@dataclass
+class _Dataset:
+    """What planning one dataset gathers: its split, set-up metrics and masks, the checkpoints of
+    its metrics, and the positions of its kept pictures."""
 
-
-def with_defaults(config: RunConfig, registry: Registry) -> RunConfig:
-    """``config`` with the datasets, masks and metrics it leaves None taken from the ``default`` preset."""
-    default = registry.create("preset", DEFAULT_PRESET)
-    return replace(config, datasets=list(default.datasets) if config.datasets is None else config.datasets,
-                   masks=list(default.masks) if config.masks is None else config.masks,
-                   metrics=list(default.metrics) if config.metrics is None else config.metrics)
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, as a container or ``taskset`` limits it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # no affinity on this platform
-        return os.cpu_count() or 1
-
-
-def worker_threads(threads: int | None, workers: int, notes: list[str]) -> int:
-    """torch threads per worker: ``--threads``, or the available cores divided among the workers
-    (at least one). A note when the workers' threads together exceed the cores: on a CPU that other
-    jobs share, threads that wait for each other slow a run down many times."""
-    cores = available_cores()
-    chosen = threads or max(1, cores // workers)
-    if workers * chosen > cores:
-        notes.append(f"{workers} workers x {chosen} threads = {workers * chosen} threads on {cores} cores: they will "
-                      "wait for each other; lower --threads (or --workers)")
-    return chosen
-
-
-def _check_config(config: RunConfig) -> None:
-    if config.n_images < 0 or (config.batch_size is not None and config.batch_size < 1):
-        raise UserError("--n-images must be >= 0 (0 = all) and --batch-size >= 1 (or auto)")
-    if config.seed < 0 or config.seed >= 2**63:
-        raise UserError(f"--seed {config.seed} is out of range: use a seed from 0 to 2**63 - 1")
-    for label, names in (("--datasets", config.datasets), ("--masks", config.masks),
-                         ("--metrics", config.metrics)):
-        if not names:
-            raise UserError(f"{label} is empty: name at least one")
-    if config.methods is not None and not config.methods:
-        raise UserError("--methods is empty: name at least one, or leave it out for all")
-    if config.threads is not None and config.threads < 1:
-        raise UserError(f"--threads {config.threads} must be at least 1 (or leave it out for the available cores)")
-    if config.shard_size is not None and config.shard_size < 1:
-        raise UserError(f"--shard-size {config.shard_size} must be at least 1")
-    if config.bins and config.bins not in HOLE_BINS:
-        raise UserError(f"--bins {config.bins} is not one of {', '.join(HOLE_BINS)}: choose one, or leave it out")
-    parse_device(config.device)
-
-
-def resolve_specs(texts: list[str], kind: str, flag: str, config: RunConfig, registry: Registry,
-                  notes: list[str]) -> list[Spec]:
-    """Parse and resolve the entries of one list flag; ``-o NAME.KEY=V`` fills what they leave unset,
-    and entries that are the same spec after defaults are kept once (with a note)."""
-    specs = [Spec.parse(text, kind) for text in texts]
-    return unique([spec.resolve(registry, config.options.get(spec.name)) for spec in specs], flag, notes)
+    spec: str
+    split: LoadedSplit
+    metrics: dict
+    metric_checkpoints: dict
+    known: dict
+    kept: list[int]
 
 
 def load_dataset(config: RunConfig, inputs: Inputs, spec: str) -> LoadedSplit:
@@ -176,154 +86,162 @@ def load_dataset(config: RunConfig, inputs: Inputs, spec: str) -> LoadedSplit:
     return split
 
 
-def plan(config: RunConfig, registry: Registry, inputs: Inputs | None = None) -> RunPlan:
-    """Check the whole configuration and plan the shards still to run; writes nothing, starts nothing.
-    What it loads (splits, masks, set-up metrics) stays in ``inputs`` (a new one if None) for the shards."""
-    config = with_defaults(config, registry)
-    _check_config(config)
-    inputs = inputs or Inputs(registry)
-    result = RunPlan(out=config.out)
-    notes = result.notes
-    lenient = config.methods is None or config.optional_methods
-    every = [n for n in registry.names("method") if registry.get("method", n).cls.in_default_run]
-    slow = [n for n in every if registry.get("method", n).cls.slow]
-    if config.methods is None and slow:
-        notes.append(f"left out as slow: {', '.join(slow)} (name them with --methods to run them)")
-        every = [n for n in every if n not in slow]
-    method_specs = resolve_specs(config.methods if config.methods is not None else every,
-                                 "method", "--methods", config, registry, notes)
-    for method_spec in list(method_specs):
-        problem = registry.get("method", method_spec.name).cls.missing_requirement()
-        if problem and not lenient:
-            raise UserError(problem)
-        if problem:
-            notes.append(f"skipped: {problem}")
-            method_specs.remove(method_spec)
-    assert config.masks is not None and config.metrics is not None and config.datasets is not None  # with_defaults
-    mask_specs = resolve_specs(config.masks, "mask", "--masks", config, registry, notes)
-    metric_specs = resolve_specs(config.metrics, "metric", "--metrics", config, registry, notes)
-    dataset_specs = resolve_specs(config.datasets, "dataset", "--datasets", config, registry, notes)
-    executor_spec = Spec.parse(config.executor, "executor")
-    given = {k: v for k, v in config.executor_options.items() if v is not None}
-    for flag in given:
-        if not registry.accepts("executor", executor_spec.name, flag):
-            raise UserError(f"--{flag} does not apply to --executor {config.executor}: leave it out, or choose an "
-                            "executor that takes it (`benchkit info dask`)")
-    result.executor = executor_spec.resolve(registry, config.options.get(executor_spec.name, {}) | given)
-    in_run = {s.name for s in [*method_specs, *mask_specs, *metric_specs, *dataset_specs, executor_spec]}
-    check_option_names(config.options, registry, in_run, notes)
-    labels = [s.label for s in method_specs]
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
-    if repeated:
-        raise UserError(f"--methods names two entries '{repeated[0]}': give each a distinct name=")
-    methods = {s.label: registry.create("method", s) for s in method_specs}
-    canonical = {s.label: s.canonical for s in method_specs}  # what a worker creates; the label names rows
-    masks = {s.canonical: registry.create("mask", s) for s in mask_specs}
-    mask_files = {name: file_digests(generator.input_files()) for name, generator in masks.items()}
-    mask_keys = {name: content_key(files) if files else None for name, files in mask_files.items()}
-    metric_names = [s.canonical for s in metric_specs]
-    metrics = {name: registry.create("metric", name) for name in metric_names}
-    datasets: dict[str, LoadedSplit] = {}
-    missing = []  # why each skipped dataset is not on disk
-    for spec in (s.canonical for s in dataset_specs):
+def plan(resolved: ResolvedRun, inputs: Inputs) -> RunPlan:
+    """Load and check what the run reads and plan its shards; writes nothing, starts nothing.
+    What it loads (splits, masks, set-up metrics) stays in ``inputs`` for the shards."""
+    planner = _Planner(resolved, inputs)
+    splits = _load_datasets(resolved, inputs, planner.notes)
+    planned = {spec: planner.dataset(spec, split) for spec, split in splits.items()}
+    cells = [cell for data in planned.values() for spec in resolved.methods for cell in planner.cells(data, spec)]
+    return RunPlan(out=resolved.config.out, cells=tuple(cells), executor=resolved.executor, threads=planner.threads,
+                   notes=tuple(planner.notes),
+                   digests={s: d.split.digest for s, d in planned.items() if d.split.digest is not None},
+                   metrics={s: d.metrics for s, d in planned.items()}, splits=splits,
+                   known={(s, m): k for s, d in planned.items() for m, k in d.known.items()},
+                   display={"datasets": list(splits), "masks": list(planner.masks), "methods": list(planner.methods),
+                            "metrics": {n: metric_display(inputs.registry.create("metric", n))
+                                        for n in planner.metric_names}})
+
+
+def _load_datasets(resolved: ResolvedRun, inputs: Inputs, notes: list[str]) -> dict[str, LoadedSplit]:
+    """Every dataset's checked test split; one not on disk is skipped with a note where the run
+    allows it (a preset's), else it stops the run."""
+    config, splits, missing = resolved.config, {}, []
+    for spec in (s.canonical for s in resolved.datasets):
         try:
-            datasets[spec] = load_dataset(config, inputs, spec)
+            splits[spec] = load_dataset(config, inputs, spec)
         except UserError as exc:
             if not config.optional_datasets:
                 raise
             missing.append(f"skipped dataset '{spec}': {exc}")
-    if not datasets:
+    if not splits:
         raise UserError("no dataset to run: " + "; ".join(missing) + "; or name others with --datasets")
     notes += missing
     notes += [f"--n-images {config.n_images} is more than the {len(split.images)} test images of '{spec}': "
-              f"it runs on all {len(split.images)}" for spec, split in datasets.items()
+              f"it runs on all {len(split.images)}" for spec, split in splits.items()
               if config.n_images > len(split.images)]
-    executor_class = registry.get("executor", executor_spec.name).cls  # created and started by run()
-    shard_size = config.shard_size or executor_class.default_shard_size
-    workers = 1 if executor_class.local else int(getattr(registry.create("executor", result.executor), "workers", 1))
-    threads = result.threads = worker_threads(config.threads, workers, notes)
-    for spec, split in datasets.items():
-        dataset, digest = split.dataset, split.digest
-        n, channels, height, width = split.images.shape
-        for metric_name, metric in metrics.items():
-            if min(height, width) < metric.min_size:
-                side = metric.min_size
-                raise UserError(f"metric '{metric_name}' needs images of at least {side}x{side} pixels, but "
-                                f"'{spec}' has {height}x{width}: use larger images (e.g. -o folder.size=64) "
-                                f"or leave {metric_name} out of --metrics")
-        result.metrics[spec], metric_checkpoints = prepare_metrics(
-            inputs, metric_names, spec, split, config.device, config.models_dir,
-            config.weights_dir, config.seed)  # labels, checkpoints, weights: checked before any write
-        result.splits[spec] = split
-        for mask_spec, generator in masks.items():  # every mask is made and checked here, before any write
-            result.known[(spec, mask_spec)] = inputs.masks(spec, mask_spec, config.seed, split, config.n_images,
-                                                           files=mask_keys[mask_spec], generator=generator)
-        kept = sample_positions(n, config.seed, digest or spec)
-        ranges = [(start, min(start + (shard_size or n), n)) for start in range(0, n, shard_size or n)]
-        for name, method in methods.items():
-            checkpoint = None
+    return splits
+
+
+def _files_key(files: dict[str, str]) -> str | None:
+    """The content key of the files a mask reads (None for drawn masks)."""
+    return content_key(files) if files else None
+
+
+class _Planner:
+    """The steps of :func:`plan` over one resolved run: set up each dataset's metrics and masks,
+    check each method there, and cut each cell into shard tasks. Holds only what the steps share."""
+
+    def __init__(self, resolved: ResolvedRun, inputs: Inputs) -> None:
+        self.resolved, self.config, self.inputs, self.registry = resolved, resolved.config, inputs, inputs.registry
+        self.notes = list(resolved.notes)
+        self.methods = {s.label: self.registry.create("method", s) for s in resolved.methods}
+        self.masks = {s.canonical: self.registry.create("mask", s) for s in resolved.masks}
+        self.mask_files = {name: file_digests(generator.input_files()) for name, generator in self.masks.items()}
+        self.metric_names = [s.canonical for s in resolved.metrics]
+        executor = self.registry.get("executor", resolved.executor.name).cls  # created and started by run()
+        workers = 1 if executor.local else int(getattr(self.registry.create("executor", resolved.executor),
+                                                       "workers", 1))
+        self.threads = worker_threads(self.config.threads, workers, self.notes)
+        self.shard_size = self.config.shard_size or executor.default_shard_size
+
+    def dataset(self, spec: str, split: LoadedSplit) -> _Dataset:
+        """Set up the metrics for a dataset and make (and check) every mask of it, before any write."""
+        config, registry = self.config, self.registry
+        _, _, height, width = split.images.shape
+        for name in self.metric_names:
+            side = registry.get("metric", Spec.parse(name, "metric").name).cls.min_size
+            if min(height, width) < side:
+                raise UserError(f"metric '{name}' needs images of at least {side}x{side} pixels, but '{spec}' has "
+                                f"{height}x{width}: use larger images (e.g. -o folder.size=64) or leave {name} "
+                                "out of --metrics")
+        metrics, checkpoints = prepare_metrics(self.inputs, self.metric_names, spec, split, config.device,
+                                               config.models_dir, config.weights_dir, config.seed)
+        known = {mask: self.inputs.masks(spec, mask, config.seed, split, config.n_images,
+                                         files=_files_key(self.mask_files[mask]), generator=generator)
+                 for mask, generator in self.masks.items()}
+        kept = sample_positions(len(split.images), config.seed, split.digest or spec)
+        return _Dataset(spec, split, metrics, checkpoints, known, kept)
+
+    def context(self, data: _Dataset, spec: Spec) -> MethodContext | None:
+        """A method's context on a dataset, after its checkpoint, its training data and its own
+        checks are found good; None (with a note) where the run may skip a method that cannot run here."""
+        method, split, config = self.methods[spec.label], data.split, self.config
+        checkpoint = None
+        try:
             if method.needs_checkpoint:
-                try:
-                    checkpoint = str(find_checkpoint(method.needs_checkpoint, spec, config.models_dir,
-                                                     method.checkpoint_dirs, dataset.models_from))
-                except UserError as exc:
-                    if not lenient:
-                        raise
-                    notes.append(f"skipped method '{name}' on '{spec}': {exc}")
-                    continue
-            context = MethodContext(dataset=spec, device=torch.device(config.device),
-                                    image_shape=(channels, height, width),
-                                    checkpoint=Path(checkpoint) if checkpoint else None, seed=config.seed,
-                                    masks=tuple(masks), image_ids=tuple(range(n)), dataset_digest=digest,
-                                    image_keys=tuple(split.keys) if split.keys is not None else None)
-            if checkpoint is not None:
-                check_model_shape(Path(checkpoint), (channels, height, width))  # from its JSON, before any write
-            method.check(context)  # the method's own cheap checks
+                checkpoint = find_checkpoint(method.needs_checkpoint, data.spec, config.models_dir,
+                                             method.checkpoint_dirs, split.dataset.models_from)
             if method.needs_train_data:
-                try:
-                    dataset.check_files("train")  # every file a worker will read, cheaply (headers)
-                    check_images(dataset.images("train", limit=1), f"dataset '{spec}' (train split)")
-                except UserError as exc:
-                    if not lenient:
-                        raise
-                    notes.append(f"skipped method '{name}' on '{spec}': {exc}")
-                    continue
-            batch = config.batch_size or method.preferred_batch_size(torch.device(config.device),
-                                                                     (channels, height, width))
-            for mask_spec in masks:
-                files = mask_files[mask_spec] | file_digests(method.input_files(context, mask_spec))
-                identity: dict[str, Any] = {
-                    "dataset": spec, "mask": mask_spec, "method": canonical[name], "seed": config.seed, "n_images": n,
-                    "dataset_digest": digest, "checkpoint_sha256": file_digest(checkpoint), "benchkit": __version__,
-                    "versions": {kind: _distribution_version(registry, kind, s) for kind, s in
-                                 (("dataset", spec), ("mask", mask_spec), ("method", canonical[name]))}}
-                if config.bins:  # the set metrics' states are kept per bin
-                    identity["bins"] = config.bins
-                if files:  # predictions, mask images: a changed file redoes the cells that read it
-                    identity["input_files"] = files
-                settings = {"n_images": n, "seed": config.seed, "metrics": sorted(metric_names),
-                            "checkpoint": checkpoint, "dataset_digest": digest, "benchkit": __version__,
-                            "method_version": identity["versions"]["method"], "task_key": content_key(identity),
-                            "input_files": files}
-                record = CellRecord(spec, mask_spec, name, "ok", settings=settings, metrics=list(metric_names),
-                                    bins=config.bins)
-                cell = CellPlan((spec, mask_spec, name), cell_path(config.out, spec, mask_spec, name), record)
-                cell.shards = [ShardTask(dataset=spec, mask=mask_spec, method=canonical[name],
-                                         image_ids=tuple(range(a, b)),
-                                         n_images=config.n_images, metrics=tuple(metric_names), seed=config.seed,
-                                         key=content_key(identity | {"image_ids": [a, b], "metrics": metric_names}),
-                                         data_dir=config.data_dir, checkpoint=checkpoint, batch_size=batch,
-                                         device=config.device, sample_ids=tuple(i for i in kept if a <= i < b),
-                                         digest=digest, block_external=registry.block_external, threads=threads,
-                                         metric_checkpoints=metric_checkpoints, weights_dir=config.weights_dir,
-                                         bins=config.bins, mask_files=mask_keys[mask_spec])
-                               for a, b in ranges]
-                cell.todo = list(cell.shards)
-                result.cells.append(cell)
-    result.digests = {spec: split.digest for spec, split in datasets.items() if split.digest is not None}
-    result.display = {"datasets": list(datasets), "masks": list(masks), "methods": list(methods),
-                      "metrics": {name: metric_display(metric) for name, metric in metrics.items()}}
-    return result
+                split.dataset.check_files("train")  # every file a worker will read, cheaply (headers)
+                check_images(split.dataset.images("train", limit=1), f"dataset '{data.spec}' (train split)")
+        except UserError as exc:
+            if not self.resolved.lenient:
+                raise
+            self.notes.append(f"skipped method '{spec.label}' on '{data.spec}': {exc}")
+            return None
+        n, channels, height, width = split.images.shape
+        context = MethodContext(dataset=data.spec, device=torch.device(config.device),
+                                image_shape=(channels, height, width), checkpoint=checkpoint, seed=config.seed,
+                                masks=tuple(self.masks), image_ids=tuple(range(n)), dataset_digest=split.digest,
+                                image_keys=tuple(split.keys) if split.keys is not None else None)
+        if checkpoint is not None:
+            check_model_shape(checkpoint, (channels, height, width))  # from its JSON, before any write
+        method.check(context)  # the method's own cheap checks
+        return context
+
+    def cells(self, data: _Dataset, spec: Spec) -> list[CellPlan]:
+        """The cells of one method on one dataset, one per mask."""
+        context = self.context(data, spec)
+        if context is None:
+            return []
+        method = self.methods[spec.label]
+        batch = self.config.batch_size or method.preferred_batch_size(context.device, context.image_shape)
+        return [self.cell(data, spec, mask, context, batch) for mask in self.masks]
+
+    def identity(self, data: _Dataset, spec: Spec, mask: str, checkpoint: str | None,
+                 files: dict[str, str]) -> dict[str, Any]:
+        """Everything a cell reads, for its task key: specs, seed, images, checkpoint and other
+        files, versions."""
+        identity: dict[str, Any] = {
+            "dataset": data.spec, "mask": mask, "method": spec.canonical, "seed": self.config.seed,
+            "n_images": len(data.split.images), "dataset_digest": data.split.digest,
+            "checkpoint_sha256": file_digest(checkpoint), "benchkit": __version__,
+            "versions": {kind: _distribution_version(self.registry, kind, s) for kind, s in
+                         (("dataset", data.spec), ("mask", mask), ("method", spec.canonical))}}
+        if self.config.bins:  # the set metrics' states are kept per bin
+            identity["bins"] = self.config.bins
+        if files:  # predictions, mask images: a changed file redoes the cells that read it
+            identity["input_files"] = files
+        return identity
+
+    def cell(self, data: _Dataset, spec: Spec, mask: str, context: MethodContext, batch: int) -> CellPlan:
+        """A cell's plan: its record to be, and its shard tasks of ``--shard-size`` images each."""
+        config, n = self.config, len(data.split.images)
+        checkpoint = str(context.checkpoint) if context.checkpoint else None
+        files = self.mask_files[mask] | file_digests(self.methods[spec.label].input_files(context, mask))
+        identity = self.identity(data, spec, mask, checkpoint, files)
+        settings = {"n_images": n, "seed": config.seed, "metrics": sorted(self.metric_names), "checkpoint": checkpoint,
+                    "dataset_digest": data.split.digest, "benchkit": __version__,
+                    "method_version": identity["versions"]["method"], "task_key": content_key(identity),
+                    "input_files": files}
+        record = CellRecord(data.spec, mask, spec.label, "ok", settings=settings, metrics=list(self.metric_names),
+                            bins=config.bins)
+        size = self.shard_size or n
+        shards = tuple(ShardTask(dataset=data.spec, mask=mask, method=spec.canonical,
+                                 image_ids=tuple(range(a, min(a + size, n))), n_images=config.n_images,
+                                 metrics=tuple(self.metric_names), seed=config.seed,
+                                 key=content_key(identity | {"image_ids": [a, min(a + size, n)],
+                                                             "metrics": self.metric_names}),
+                                 data_dir=config.data_dir, checkpoint=checkpoint, batch_size=batch,
+                                 device=config.device, sample_ids=tuple(i for i in data.kept if a <= i < a + size),
+                                 digest=data.split.digest, block_external=self.registry.block_external,
+                                 threads=self.threads, metric_checkpoints=data.metric_checkpoints,
+                                 weights_dir=config.weights_dir, bins=config.bins,
+                                 mask_files=_files_key(self.mask_files[mask]))
+                       for a in range(0, n, size))
+        return CellPlan((data.spec, mask, spec.label), cell_path(config.out, data.spec, mask, spec.label), record,
+                        shards)
 
 
 def _distribution_version(registry: Registry, kind: str, spec: str) -> str | None:

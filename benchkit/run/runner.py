@@ -1,49 +1,61 @@
 """Run a plan: take the results folder, start the executor, run the unfinished shards, and write.
 
-The executor runs the shards (here, in a process pool, or on a Dask cluster) and this process alone
-writes each shard's file as its result arrives, then assembles the cell when its last shard is in,
-merging the metric states of its shards into its set scores (:mod:`benchkit.run.plan` plans).
+The path of a run: :func:`~benchkit.run.resolve.resolve` (names and options), :func:`~benchkit.run.plan.plan`
+(data, masks, metrics, cells and shards, as frozen data), then here: the folder is taken and what it
+already holds is looked up by task key (:class:`Progress` of this run, kept apart from the plan),
+the executor runs the shards still to run, and this process alone writes each shard's file as its
+result arrives, then assembles the cell when its last shard is in, computing its set metrics from
+the merged states of its shards (:func:`benchkit.run.evaluation.finish_sets`).
 """
 from __future__ import annotations
 
-import math
+import copy
+import shutil
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from benchkit.errors import OutputClosed, WriteError
 from benchkit.plugin.interfaces import Executor
 from benchkit.plugin.registry import Registry
-from benchkit.run.evaluation import ALL, bin_index, bin_names, compute_sets, per_bin
+from benchkit.run.evaluation import finish_sets
 from benchkit.run.inputs import Inputs, release_on_worker
-from benchkit.run.plan import CellPlan, RunConfig, RunPlan, metric_batch_size, plan, with_defaults
-from benchkit.run.progress import Progress
+from benchkit.run.plan import CellPlan, RunPlan, plan
+from benchkit.run.progress import Progress as ProgressBar
+from benchkit.run.resolve import RunConfig, metric_batch_size, resolve
 from benchkit.run.reuse import reusable, shard_done
 from benchkit.run.scoring import score_cell
-from benchkit.run.tasks import (
-    ShardTask,
-    run_shard,
-)
+from benchkit.run.tasks import ShardTask, run_shard
 from benchkit.store.cells import (
     CellRecord,
     Shard,
-    assemble_cell,
+    join_shards,
     read_cell,
     read_samples,
     shard_path,
     state_arrays,
+    write_assembled,
     write_cell,
     write_manifest,
 )
 from benchkit.store.folder import build_manifest, merge_display, prepare_out
 
+__all__ = ["RunConfig", "RunOutcome", "metric_batch_size", "plan", "resolve", "run"]
+
 
 @dataclass
-class RunOutcome(RunPlan):
-    """What :func:`run` did: its plan, and the cells that ran."""
+class RunOutcome:
+    """What :func:`run` did: its plan (unchanged), the cells the folder already had (``skipped``;
+    ``rescore``: finished but lacking some metrics), the finished shards of unfinished cells it kept,
+    the shards it ran (``todo``), the cells it wrote (``ran``), and notes."""
 
+    plan: RunPlan
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    rescore: list[CellPlan] = field(default_factory=list)
+    reused_shards: int = 0
+    todo: dict[tuple[str, str, str], list[ShardTask]] = field(default_factory=dict)
     ran: list[CellRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[CellRecord]:
@@ -51,29 +63,24 @@ class RunOutcome(RunPlan):
         return [r for r in self.ran if not r.ok or r.metric_errors]
 
 
-def _mark_done(result: RunPlan, config: RunConfig) -> None:
+def _look_up(outcome: RunOutcome, config: RunConfig) -> None:
     """Look up each cell's and shard's reuse key in the results folder (held under its lock)."""
-    for cell in result.cells:
-        raw = frozenset(name for name, m in result.metrics[cell.key[0]].items() if m.needs_raw_output)
+    for cell in outcome.plan.cells:
+        raw = frozenset(name for name, m in outcome.plan.metrics[cell.key[0]].items() if m.needs_raw_output)
         reuse = (not config.force and cell.out_file.exists()
-                 and reusable(cell.out_file, cell.record.settings, cell.key, result.notes, raw))
+                 and reusable(cell.out_file, cell.record.settings, cell.key, outcome.notes, raw))
         if reuse:
-            result.skipped.append(cell.key)
-            cell.todo = []
+            outcome.skipped.append(cell.key)
+            outcome.todo[cell.key] = []
             if reuse == "rescore":
-                result.rescore.append(cell)
-        elif config.force:
-            _remove(cell.out_file)
-        else:
-            remaining = [t for t in cell.todo if not shard_done(cell.out_file, t)]
-            result.reused_shards += len(cell.todo) - len(remaining)
-            cell.todo = remaining
-
-
-def _remove(cell_file: Path) -> None:
-    import shutil
-
-    shutil.rmtree(cell_file.with_suffix(".shards"), ignore_errors=True)
+                outcome.rescore.append(cell)
+            continue
+        if config.force:  # this run's cell only: its shard files go, other cells stay
+            shutil.rmtree(cell.out_file.with_suffix(".shards"), ignore_errors=True)
+            outcome.todo[cell.key] = list(cell.shards)
+            continue
+        outcome.todo[cell.key] = [t for t in cell.shards if not shard_done(cell.out_file, t)]
+        outcome.reused_shards += len(cell.shards) - len(outcome.todo[cell.key])
 
 
 def _shard(cell: CellPlan, result) -> Shard:
@@ -94,28 +101,20 @@ def _write_shard(cell: CellPlan, result) -> None:
     write_cell(shard_path(cell.out_file, result.task), shard.record, samples, compress=False)
 
 
-def _finish(outcome: RunOutcome, cell: CellPlan, config: RunConfig, shards: list[Shard] | None = None) -> CellRecord:
+def _finish(outcome: RunOutcome, cell: CellPlan, shards: list[Shard] | None = None) -> CellRecord:
     """Assemble a cell whose shards are all in (``shards``, or else from their files): its set
-    metrics are computed from the merged states of its shards before the cell is written."""
-    def set_scores(record: CellRecord, arrays: dict, states: dict) -> None:
-        metrics = {name: m for name, m in outcome.metrics[cell.key[0]].items() if m.level == "set"}
-        errors: dict[str, str] = {}
-        values = compute_sets(metrics, {name: states[name] for name in metrics
-                                        if name in states and name not in record.metric_errors}, errors)
-        record.set_scores |= {name: values[name][ALL] if name in values and name not in errors else math.nan
-                              for name in metrics}
-        if record.bins and record.rows:
-            index = bin_index(record.rows["missing_fraction"], record.bins)
-            record.bin_counts = {name: int((index == i).sum()) for i, name in enumerate(bin_names(record.bins))}
-            record.bin_scores = per_bin(values, errors)
+    metrics are computed from the merged states of its shards, then the cell is written."""
+    if shards is None:
+        shards = [Shard.read(shard_path(cell.out_file, t)) for t in cell.shards]
+    record = copy.deepcopy(cell.record)  # the plan's record stays as planned
+    samples, states = join_shards(record, shards)
+    if record.ok and samples is not None:
+        errors = finish_sets(record, outcome.plan.metrics[cell.key[0]], states)
         merged = record.metric_errors | errors
         record.metric_errors = {name: merged[name] for name in record.metrics if name in merged}  # the run's order
         outcome.notes.extend(f"metric '{name}' failed on {'/'.join(cell.key)}: {error}"
                              for name, error in errors.items())
-
-    if shards is None:
-        shards = [Shard.read(shard_path(cell.out_file, t)) for t in cell.shards]
-    return assemble_cell(cell.out_file, cell.record, shards, before_write=set_scores)
+    return write_assembled(cell.out_file, record, samples)
 
 
 def _rescore(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> None:
@@ -123,11 +122,11 @@ def _rescore(outcome: RunOutcome, cell: CellPlan, config: RunConfig) -> None:
     spec, mask, method = cell.key
     record = read_cell(cell.out_file)
     done = (set(record.rows or {}) | set(record.set_scores)) - set(record.metric_errors or {})
-    metrics = {name: m for name, m in outcome.metrics[spec].items() if name not in done}
-    split = outcome.splits[spec]
+    metrics = {name: m for name, m in outcome.plan.metrics[spec].items() if name not in done}
+    split = outcome.plan.splits[spec]
     arrays = read_samples(cell.out_file, outputs=True)
     assert arrays is not None  # reuse found them readable while the folder was locked
-    notes = score_cell(record, arrays, split.images, outcome.known[(spec, mask)], split.labels, metrics,
+    notes = score_cell(record, arrays, split.images, outcome.plan.known[(spec, mask)], split.labels, metrics,
                        metric_batch_size(config), config.device)
     record.settings = cell.record.settings  # now scored with the run's metrics
     write_cell(cell.out_file, record)
@@ -154,69 +153,82 @@ def _releaser(tasks: list[ShardTask], inputs: Inputs, executor: Executor):
     return finished
 
 
-def run(config: RunConfig, registry: Registry | None = None, show_progress: bool = True) -> RunOutcome:
-    """Plan, take the results folder, start the executor, then run every unfinished shard; returns
-    what ran, what was skipped, and notes."""
-    registry = registry or Registry()
-    config = with_defaults(config, registry)
-    inputs = Inputs(registry)  # this process's loaded things: the plan's, then the in-process shards'
-    planned = plan(config, registry, inputs)
-    outcome = RunOutcome(**{f.name: getattr(planned, f.name) for f in fields(RunPlan)})
-    assert outcome.executor is not None  # resolved by the plan
-    executor: Executor = registry.create("executor", outcome.executor)
+def _open_folder(outcome: RunOutcome, config: RunConfig, registry: Registry, executor: Executor):
+    """Start the executor, take the results folder and look up what it holds; returns the run's
+    manifest and the folder's lock. Everything that can refuse the run happens here, before the first write."""
     executor.start()  # an unreachable scheduler fails here, before anything is written
     lock = None
     try:
         previous, lock = prepare_out(config, outcome.notes)
-        _mark_done(outcome, config)  # a corrupt cell file is found here, before the first write
+        _look_up(outcome, config)  # a corrupt cell file is found here, before the first write
     except BaseException:
         if lock is not None:
             lock.close()
         executor.close()
         raise
     manifest = build_manifest(config, registry)
-    manifest["dataset_digests"] = outcome.digests
-    manifest["hardware"]["torch_threads"] = outcome.threads  # per worker
+    manifest["dataset_digests"] = outcome.plan.digests
+    manifest["hardware"]["torch_threads"] = outcome.plan.threads  # per worker
     manifest["display"] = merge_display(previous.get("display") if isinstance(previous, dict) else None,
-                                        outcome.display)
+                                        outcome.plan.display)
     if isinstance(previous, dict):  # a resumed run keeps the record of earlier attempts
         history = previous.pop("history", [])
         manifest["history"] = (history if isinstance(history, list) else []) + [previous]
+    return manifest, lock
+
+
+def _execute(outcome: RunOutcome, config: RunConfig, executor: Executor, inputs: Inputs,
+             bar: ProgressBar) -> None:
+    """Rescore what only lacks metrics, then run every shard still to run and write as results come."""
+    cells = {cell.key: cell for cell in outcome.plan.cells}
+    tasks = [task for cell in outcome.plan.cells for task in outcome.todo[cell.key]]
+    by_key = {task.key: cells[key] for key, todo in outcome.todo.items() for task in todo}
+    remaining = {key: len(todo) for key, todo in outcome.todo.items()}
+    if executor.local:  # in this process: the plan's inputs, progress per batch, the shard's name
+        def fn(task: ShardTask):
+            bar.describe(task.label)
+            return run_shard(task, inputs, progress=bar.update)
+    else:
+        fn = run_shard
+    release = _releaser(tasks, inputs, executor)
+    for cell in outcome.rescore:  # finished cells that lack only some metrics: no method runs again
+        _rescore(outcome, cell, config)
+    for cell in outcome.plan.cells:  # shards all done by an interrupted run: only the cell is missing
+        if cell.key not in outcome.skipped and not outcome.todo[cell.key]:
+            outcome.ran.append(_finish(outcome, cell))
+    for result in executor.map(fn, tasks):
+        cell = by_key[result.task.key]
+        if not executor.local:
+            bar.update(len(result.task.image_ids))
+            bar.describe(f"done {result.task.label}")
+        remaining[cell.key] -= 1
+        release(result.task)
+        if len(cell.shards) == 1:  # the whole cell: written at once, no shard file in between
+            outcome.ran.append(_finish(outcome, cell, [_shard(cell, result)]))
+        else:
+            _write_shard(cell, result)  # this process is the only writer
+            if remaining[cell.key] == 0:
+                outcome.ran.append(_finish(outcome, cell))
+        if remaining[cell.key] == 0:
+            bar.cell_done("/".join(cell.key), outcome.ran[-1].ok)
+
+
+def run(config: RunConfig, registry: Registry | None = None, show_progress: bool = True) -> RunOutcome:
+    """Resolve, plan, take the results folder, start the executor, then run every unfinished shard;
+    returns what ran, what was reused, and notes."""
+    registry = registry or Registry()
+    inputs = Inputs(registry)  # this process's loaded things: the plan's, then the in-process shards'
+    resolved = resolve(config, registry)
+    config = resolved.config  # the default preset's choices applied, once
+    planned = plan(resolved, inputs)
+    outcome = RunOutcome(planned, notes=list(planned.notes))
+    executor: Executor = registry.create("executor", planned.executor)
+    manifest, lock = _open_folder(outcome, config, registry, executor)
     bar = None
     try:
         write_manifest(config.out, manifest)
-        tasks = [task for cell in outcome.cells for task in cell.todo]
-        total = sum(len(t.image_ids) for t in tasks)
-        bar = Progress(total, show_progress)
-        by_key = {task.key: cell for cell in outcome.cells for task in cell.todo}
-        remaining = {cell.key: len(cell.todo) for cell in outcome.cells}
-        if executor.local:  # in this process: the plan's inputs, progress per batch, the shard's name
-            def fn(task: ShardTask):
-                bar.describe(task.label)
-                return run_shard(task, inputs, progress=bar.update)
-        else:
-            fn = run_shard
-        release = _releaser(tasks, inputs, executor)
-        for cell in outcome.rescore:  # finished cells that lack only some metrics: no method runs again
-            _rescore(outcome, cell, config)
-        for cell in outcome.cells:  # shards all done by an interrupted run: only the cell is missing
-            if cell.key not in outcome.skipped and not cell.todo:
-                outcome.ran.append(_finish(outcome, cell, config))
-        for result in executor.map(fn, tasks):
-            cell = by_key[result.task.key]
-            if not executor.local:
-                bar.update(len(result.task.image_ids))
-                bar.describe(f"done {result.task.label}")
-            remaining[cell.key] -= 1
-            release(result.task)
-            if len(cell.shards) == 1:  # the whole cell: written at once, no shard file in between
-                outcome.ran.append(_finish(outcome, cell, config, [_shard(cell, result)]))
-            else:
-                _write_shard(cell, result)  # this process is the only writer
-                if remaining[cell.key] == 0:
-                    outcome.ran.append(_finish(outcome, cell, config))
-            if remaining[cell.key] == 0:
-                bar.cell_done("/".join(cell.key), outcome.ran[-1].ok)
+        bar = ProgressBar(sum(len(t.image_ids) for todo in outcome.todo.values() for t in todo), show_progress)
+        _execute(outcome, config, executor, inputs, bar)
         bar.close()
         manifest["status"] = "finished"
     except KeyboardInterrupt:
@@ -230,17 +242,22 @@ def run(config: RunConfig, registry: Registry | None = None, show_progress: bool
         manifest["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        if bar is not None:
-            bar.close()  # so that what follows (an error, "interrupted") starts on a line of its own
-        executor.close()
-        manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-        try:
-            write_manifest(config.out, manifest)
-        except WriteError:  # a full disk: the error that stopped the run is the one to report
-            if manifest["status"] == "finished":
-                raise
-        finally:
-            if lock is not None:
-                lock.close()
+        _close(config, manifest, executor, lock, bar)
     return outcome
+
+
+def _close(config: RunConfig, manifest: dict, executor: Executor, lock, bar: ProgressBar | None) -> None:
+    """Close the bar and the executor, and write the manifest's last state, whatever stopped the run."""
+    if bar is not None:
+        bar.close()  # so that what follows (an error, "interrupted") starts on a line of its own
+    executor.close()
+    manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    try:
+        write_manifest(config.out, manifest)
+    except WriteError:  # a full disk: the error that stopped the run is the one to report
+        if manifest["status"] == "finished":
+            raise
+    finally:
+        if lock is not None:
+            lock.close()
 

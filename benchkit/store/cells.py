@@ -14,7 +14,6 @@ import json
 import shutil
 import zipfile
 import zlib
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import BinaryIO
@@ -219,15 +218,13 @@ class Shard:
                    (start, end - 1))
 
 
-def assemble_cell(cell_file: Path, record: CellRecord, shards: list[Shard],
-                  before_write: Callable[[CellRecord, dict, dict], None] | None = None) -> CellRecord:
-    """Join a cell's shards (in image order) into its cell file, atomically.
+def join_shards(record: CellRecord, shards: list[Shard]) -> tuple[dict | None, dict]:
+    """Join a cell's shards (in image order) into ``record``; returns the joined arrays (every kept
+    composite among them) and the shards' metric states merged (``metric -> subset -> MetricState``),
+    from which the writer computes the set scores before :func:`write_assembled`.
 
     The cell is ``ok`` when every shard is; otherwise ``failed``, with the error of the first failed
-    shard, and the rows of the shards that succeeded. A finished cell's shard folder is removed.
-    ``before_write(record, arrays, states)`` is called for an ``ok`` cell with its joined arrays
-    (every kept composite among them) and its shards' metric states merged (``metric -> subset ->
-    MetricState``) just before the cell is written: the runner computes set metrics there.
+    shard, and the rows of the shards that succeeded.
     """
     failed = [s for s in shards if not s.record.ok]
     rows = [s.record.rows for s in shards if s.record.ok and s.record.rows]
@@ -245,11 +242,13 @@ def assemble_cell(cell_file: Path, record: CellRecord, shards: list[Shard],
     samples = ({k: arrays[0][k] if len(arrays) == 1 else np.concatenate([a[k] for a in arrays]) for k in keys}
                if arrays else None)
     record.sample_ids = samples["ids"].tolist() if samples else []
-    states = merge_states(s.states for s in shards)
-    if before_write is not None and record.ok and samples is not None:
-        before_write(record, samples, states)
+    return samples, merge_states(s.states for s in shards)
+
+
+def write_assembled(cell_file: Path, record: CellRecord, samples: dict | None) -> CellRecord:
+    """Write a joined cell atomically; a finished cell's shard folder is removed."""
     write_cell(cell_file, record, samples)
-    if not failed:
+    if record.ok:
         shutil.rmtree(cell_file.with_suffix(".shards"), ignore_errors=True)
     return record
 

@@ -32,7 +32,8 @@ from benchkit.imaging import to_uint8
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.run.defaults import DEFAULT_N_IMAGES, csv_list, parse_options
 from benchkit.run.inputs import Inputs
-from benchkit.run.plan import RunConfig, load_dataset, resolve_specs, with_defaults
+from benchkit.run.plan import load_dataset
+from benchkit.run.resolve import RunConfig, resolve_specs, with_defaults
 
 
 @hookimpl(tryfirst=True)  # benchkit's own commands head `benchkit --help`

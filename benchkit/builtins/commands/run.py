@@ -146,16 +146,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if outcome.reused_shards:
         print(f"{outcome.reused_shards} finished shards of unfinished cells reused from {args.out}")
     df, sets = load_tables(args.out)
-    wanted = set(outcome.keys)  # this command's cells, not others an earlier run left in the folder
+    wanted = set(outcome.plan.keys)  # this command's cells, not others an earlier run left in the folder
     df = df[pd.Series([key in wanted for key in zip(df.dataset, df["mask"], df.method)], index=df.index,
                       dtype=bool)]
     sets = sets[[key in wanted for key in zip(sets.dataset, sets["mask"], sets.method)]]
     # metrics named with --metrics all print; without it, the default preset's `shown` (all are in the folder)
     chosen = preset if preset is not None and (preset.shown or preset.metrics) else default
-    shown = list(outcome.display["metrics"]) if args.metrics is not None else list(chosen.shown or chosen.metrics)
+    shown = list(outcome.plan.display["metrics"]) if args.metrics is not None else list(chosen.shown or chosen.metrics)
     print(format_tables(df, shown, args.format, sets=sets, display=run_display(args.out)))
-    for spec, metrics in outcome.metrics.items():
-        split = outcome.splits[spec]
+    for spec, metrics in outcome.plan.metrics.items():
+        split = outcome.plan.splits[spec]
         values = ceilings(metrics, split.images, split.labels, metric_batch_size(config), args.device)
         for name, value in values.items():
             print(f"\nceiling: {name} of the ground-truth images themselves is {value:.3f} on {spec} "
@@ -163,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if preset and preset.pair:
         print("\n" + paper_table(df, preset, args.format))
     present = set(zip(df.dataset, df["mask"], df.method))
-    finished = [key for key in outcome.keys if key in present]  # this command's cells, in its order
+    finished = [key for key in outcome.plan.keys if key in present]  # this command's cells, in its order
     grids = save_grids(args.out, pairs=[(d, k) for d, k, _ in finished], errors=args.grid_errors)
     if grids:
         print(f"\ncomparison grids: {grids[0].parent}/ ({len(grids)} PNG files)")
@@ -171,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if outcome.failed:
         failed = failures(args.out)
         failed = failed[[key in wanted for key in zip(failed.dataset, failed["mask"], failed.method)]]
-        print(f"\n{len(outcome.failed)} of {len(outcome.cells)} cells failed (a method, or a metric column) "
+        print(f"\n{len(outcome.failed)} of {len(outcome.plan.cells)} cells failed (a method, or a metric column) "
               f"(tracebacks: benchkit.store.results.failures('{args.out}')):\n" + failure_table(failed))
         return 1
     return 0
