@@ -93,10 +93,11 @@ MODELS_ENV = "BENCHKIT_MODELS"
 
 
 def model_stem(kind: str, dataset: str) -> str:
-    """File stem of the model of ``kind`` trained on ``dataset``: ``gan-fashion-mnist``."""
-    import re
+    """File stem of the model of ``kind`` trained on ``dataset``: ``gan-fashion-mnist``; a dataset
+    spec with other characters (``folder:/data/photos``) gets a hash, so two never share a file."""
+    from benchkit.files import safe_name
 
-    return f"{kind}-" + re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("_")
+    return f"{kind}-{safe_name(dataset)}"
 
 
 def find_checkpoint(kind: str, dataset: str, models_dir: str | None, shipped: tuple[Path, ...] = (),

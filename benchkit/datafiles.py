@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from benchkit.errors import UserError
-from benchkit.files import replacing
+from benchkit.files import atomic_write_text, replacing
 
 DATA_ENV = "BENCHKIT_DATA"
 CACHE_ENV = "BENCHKIT_CACHE"
@@ -141,7 +141,7 @@ def cached_array(key: dict, build: Callable[[], np.ndarray]) -> np.ndarray:
         path.parent.mkdir(parents=True, exist_ok=True)
         with replacing(path) as tmp, open(tmp, "wb") as f:
             np.save(f, array)
-        path.with_suffix(".json").write_text(json.dumps(key, indent=2, sort_keys=True))
+        atomic_write_text(path.with_suffix(".json"), json.dumps(key, indent=2, sort_keys=True))
     except OSError:
         return array  # an unwritable cache folder only costs the rebuild next time
     return np.load(path, mmap_mode="r")

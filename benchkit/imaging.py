@@ -59,5 +59,8 @@ def save_png(image: torch.Tensor, path: Path, scale: int = 1) -> None:
     pil = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
     if scale > 1:
         pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
+    from benchkit.files import replacing
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    pil.save(path)
+    with replacing(path) as tmp:
+        pil.save(tmp, format="PNG")

@@ -126,8 +126,11 @@ class Processes(Executor):
 
 # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap
 # threshold at 128 KiB: every larger tensor is then a fresh mmap, and torch code that allocates many
-# intermediate tensors (tv, lowrank) slows down (figures: README, "Parallel and distributed runs").
-# Raising the mmap threshold to glibc's maximum restores the speed.
+# intermediate tensors (tv, lowrank) slows down. Raising the mmap threshold to glibc's maximum
+# restores the speed. This is the second of two ways benchkit sets glibc's thresholds, on purpose:
+# benchkit.run.allocator sets them with mallopt in a process already running, but the nanny's
+# environment variable is read by glibc when the worker process starts, before any Python runs,
+# and would undo a later mallopt; so a Dask worker gets them through its environment.
 WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432"}
 
 

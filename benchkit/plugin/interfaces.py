@@ -23,6 +23,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
+from benchkit.plugin.base import Plugin  # noqa: F401  (the base of every plugin kind)
 from benchkit.plugin.metric import Batch, ImageMetric, Metric, MetricContext, SetMetric  # noqa: F401  (the contract)
 
 Split = Literal["train", "test"]
@@ -69,13 +70,6 @@ class MethodContext:
     image_ids: tuple[int, ...] = ()
     dataset_digest: str | None = None
     image_keys: tuple[str, ...] | None = None
-
-
-class Plugin:
-    """Base of every plugin kind: a registered name and a one-line description."""
-
-    name: ClassVar[str] = ""
-    description: ClassVar[str] = ""
 
 
 class Method(Plugin, ABC):

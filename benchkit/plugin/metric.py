@@ -30,6 +30,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
+from benchkit.plugin.base import Plugin
+
 Reduction = Literal["sum", "cat"]
 ALL = "all"  # the subset of every image of a cell (the others: hole-area bins)
 
@@ -207,7 +209,7 @@ class Batch:
                      None if self.raw is None else self.raw[index], _parent=(self, index))
 
 
-class Metric(ABC):
+class Metric(Plugin, ABC):
     """A score of composited predictions against the ground truth, per image or per set.
 
     Lifecycle: the runner creates the metric with its options and calls :meth:`setup` once per

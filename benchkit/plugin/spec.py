@@ -132,7 +132,7 @@ class Spec:
         info = registry.get(self.kind, self.name)
         declared = option_specs(info.cls)
         given = dict(fill or {}) | dict(self.options)
-        argument_key = getattr(info.cls, "spec_option", None)
+        argument_key = info.cls.spec_option
         if self.argument is not None and argument_key is None:
             raise UserError(f"{self.kind} '{self.name}' takes no ':' argument (got '{self.canonical}')")
         if argument_key in given and self.argument is not None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from benchkit.files import atomic_write_bytes
-from benchkit.store.cells import CELLS, MANIFEST, cell_path, grid_path, read_cell, read_manifest, read_samples
+from benchkit.store.cells import CELLS, MANIFEST, cell_path, grid_path, read_cell, read_samples
+from benchkit.store.results import run_display
 
 HOLE_COLOUR = (64, 160, 255)  # RGB of missing pixels in the input column
 TILE_MIN = 96  # smallest side of a tile in the picture, px
@@ -43,18 +44,15 @@ def error_image(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
 
 
 def run_cells(run_dir: Path) -> list[tuple[str, str, str]]:
-    """(dataset, mask, method) of every finished cell, methods in the order the folder's runs gave
-    them (the manifest's display record; a folder of benchkit 0.1 has only its command's order)."""
+    """(dataset, mask, method) of every finished cell, methods in the folder's order of methods
+    (:meth:`benchkit.store.results.RunDisplay.ordered`, as every report orders them)."""
     keys = []
     for path in sorted((Path(run_dir) / CELLS).glob("*.json")):
         record = read_cell(path)
         if record.ok:
             keys.append(record.key)
-    manifest = read_manifest(Path(run_dir)) or {}
-    stored = manifest.get("display") if isinstance(manifest.get("display"), dict) else manifest.get("config")
-    order = (stored.get("methods") if isinstance(stored, dict) else None) or []
-    order = [m for m in order if isinstance(m, str)] if isinstance(order, list) else []
-    return sorted(keys, key=lambda k: (order.index(k[2]) if k[2] in order else len(order), k[2]))
+    order = run_display(Path(run_dir)).ordered("methods", [k[2] for k in keys])
+    return sorted(keys, key=lambda k: order.index(k[2]))
 
 
 def comparison_grid(run_dir: Path, dataset: str, mask: str, methods: list[str] | None = None,

@@ -118,6 +118,8 @@ class FashionMNIST(Dataset):
 
 
 def _gunzip_sha256(path: Path) -> str:
+    """SHA-256 of a gzip file's content (not of its bytes, which :func:`benchkit.files.file_digest`
+    gives): the digests published for Fashion-MNIST are of the uncompressed files."""
     try:
         with gzip.open(path, "rb") as f:
             return hashlib.file_digest(f, "sha256").hexdigest()

@@ -19,6 +19,7 @@ Preprocessing, following Section 4 of Yeh et al. 2017:
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Literal
 
@@ -91,11 +92,13 @@ class PreprocessedDataset(Dataset):
         where = ", ".join(str(f) for f in searched) or "nowhere (no --data-dir, no $BENCHKIT_DATA)"
         raise UserError(f"dataset '{self.name}' not found (searched {where}): {self.how_to_get}")
 
+    @abstractmethod
     def sources(self, folder: Path, split: Split) -> list[Path]:
-        raise NotImplementedError
+        """The files a split is built from (their fingerprint keys the cached array)."""
 
+    @abstractmethod
     def build(self, folder: Path, split: Split) -> np.ndarray:
-        raise NotImplementedError
+        """The split's images as ``N x H x W x C`` uint8, built from the source files."""
 
     def images_uint8(self, split: Split, limit: int | None = None) -> torch.Tensor:
         folder = self.folder()

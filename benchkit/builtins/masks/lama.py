@@ -39,6 +39,7 @@ from typing import Literal
 
 import numpy as np
 
+from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import MaskGenerator
 
@@ -146,7 +147,8 @@ def lama_mask(height: int, width: int, config: LamaConfig, rs: np.random.RandomS
             chosen = rs.choice(len(kept), size=min(len(kept), 1), replace=False)
             if len(chosen):
                 return kept[int(chosen[0])].astype(bool)
-    raise RuntimeError(f"no LaMa mask of {height}x{width} within {ATTEMPTS} attempts")
+    raise UserError(f"no LaMa mask of {height}x{width} within {ATTEMPTS} attempts: the images are too small for "
+                    "this mask's strokes; use larger images or another mask")
 
 
 class LamaMask(MaskGenerator):

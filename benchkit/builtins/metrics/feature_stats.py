@@ -14,6 +14,7 @@ Everything is computed in float64 on the CPU; features are ``N x D``.
 from __future__ import annotations
 
 import warnings
+from abc import abstractmethod
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
@@ -101,9 +102,9 @@ class FeatureDistance(SetMetric):
     states = {f"{side}_{part}": "sum" for side in ("fake", "real") for part in ("count", "sum", "outer")}
     source: tuple = ()
 
+    @abstractmethod
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """``N x D`` features of images in [0, 1] (``N x C x H x W``)."""
-        raise NotImplementedError
 
     def pairs(self, batch):
         """The batch's (side, float64 ``N x D`` features) for the composites and the ground truth."""

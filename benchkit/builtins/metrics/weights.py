@@ -17,7 +17,6 @@ the next process hashes it only if it changed.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -74,8 +73,9 @@ def search_dirs(weights_dir: Path | None) -> list[Path]:
 
 def sha256_matches(path: Path, expected: str) -> bool:
     """Whether the file's SHA-256 (hex) starts with ``expected`` (a full digest or a published prefix)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest().startswith(expected)
+    from benchkit.files import file_digest
+
+    return (file_digest(path) or "").startswith(expected)
 
 
 def file_sha256(path: Path) -> str:
