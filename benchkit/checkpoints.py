@@ -43,6 +43,12 @@ def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, info
 
 
+def state_dict(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors of one network in a checkpoint that holds several: those under ``PREFIX.``, with
+    the prefix removed (``generator.net.0.weight`` -> ``net.0.weight`` for ``generator``)."""
+    return {k.removeprefix(f"{prefix}."): v for k, v in tensors.items() if k.startswith(f"{prefix}.")}
+
+
 def check_model_shape(path: Path, image_shape: tuple[int, int, int]) -> dict:
     """Read a checkpoint's JSON (not its weights) and check it was trained for ``C x H x W``
     images; returns the JSON. A missing, corrupt or mismatched file raises UserError."""

@@ -11,8 +11,9 @@ import argparse
 
 import torch
 
+from benchkit.builtins import SHIPPED_MODELS
 from benchkit.builtins.methods.blending import poisson_blend
-from benchkit.builtins.methods.gan import MODELS, latent_search, load_gan
+from benchkit.builtins.methods.gan import latent_search, load_gan
 from benchkit.builtins.metrics.pixel import psnr
 from benchkit.checkpoints import find_checkpoint
 from benchkit.masking import make_masks
@@ -29,7 +30,8 @@ parser.add_argument("--real", action="store_true",
                     "represent real images at all (the model's share of the error)")
 args = parser.parse_args()
 registry = Registry(block_external=True)
-gen, disc, info = load_gan(find_checkpoint("gan", "fashion-mnist", args.models_dir, (MODELS,)), torch.device("cpu"))
+gen, disc, info = load_gan(find_checkpoint("gan", "fashion-mnist", args.models_dir, SHIPPED_MODELS),
+                           torch.device("cpu"))
 lr = args.lr or registry.get("method", "gan").cls().lr
 if args.real:
     images = registry.create("dataset", "fashion-mnist-mini").images("test", limit=args.n)

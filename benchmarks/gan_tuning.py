@@ -12,8 +12,9 @@ import time
 
 import torch
 
+from benchkit.builtins import SHIPPED_MODELS
 from benchkit.builtins.methods.blending import poisson_blend
-from benchkit.builtins.methods.gan import MODELS, latent_search, load_gan
+from benchkit.builtins.methods.gan import latent_search, load_gan
 from benchkit.builtins.metrics.pixel import psnr
 from benchkit.checkpoints import find_checkpoint
 from benchkit.masking import make_masks
@@ -31,7 +32,7 @@ args = parser.parse_args()
 steps = sorted({s for s in (100, 300, 600, 1000, 1500) if s < args.iterations} | {args.iterations})
 registry = Registry(block_external=True)
 images = registry.create("dataset", "fashion-mnist-mini").images("train", limit=args.n)
-gen, disc, _ = load_gan(find_checkpoint("gan", "fashion-mnist", args.models_dir, (MODELS,)),
+gen, disc, _ = load_gan(find_checkpoint("gan", "fashion-mnist", args.models_dir, SHIPPED_MODELS),
                         torch.device("cpu"))
 print(f"{args.n} training images; PSNR (dB) of the blended composite after each number of iterations")
 print(f"{'mask':<8}{'prec':>5}{'lr':>7}{'K':>3}" + "".join(f"{s:>8}" for s in steps) + f"{'s/img':>8}")

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
+from benchkit.builtins import SHIPPED_MODELS
 from benchkit.builtins.datasets.basic import FashionMNISTMini
-from benchkit.builtins.methods.gan import MODELS, latent_search, load_gan
+from benchkit.builtins.methods.gan import latent_search, load_gan
 from benchkit.builtins.nets.dcgan import Discriminator, Generator
 from benchkit.builtins.training.loop import TrainConfig
 from benchkit.checkpoints import find_checkpoint
@@ -117,7 +118,7 @@ def main() -> None:
     for kind in ("gan", "ce"):
         row(f"train {kind}, 32 px, batch 64", training_rate(kind, images, args.device, 1 if args.quick else 2),
             "images/s")
-    gen, disc, _ = load_gan(find_checkpoint("gan", "fashion-mnist", None, (MODELS,)), device)
+    gen, disc, _ = load_gan(find_checkpoint("gan", "fashion-mnist", None, SHIPPED_MODELS), device)
     steps = 5 if args.quick else 50
     batches = (4, 8) if args.quick else (64, 512, 4096)
     row(f"latent search 32 px, fp32, batch {batches[0]}, eager (no CUDA graph)",

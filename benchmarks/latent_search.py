@@ -14,7 +14,8 @@ import time
 
 import torch
 
-from benchkit.builtins.methods.gan import MODELS, latent_search, load_gan
+from benchkit.builtins import SHIPPED_MODELS
+from benchkit.builtins.methods.gan import latent_search, load_gan
 from benchkit.checkpoints import find_checkpoint
 
 parser = argparse.ArgumentParser()
@@ -68,7 +69,7 @@ def seconds_per_step(gen, disc, batch, precision="fp32") -> float:
     return (time.perf_counter() - start) / args.iterations
 
 
-gen, disc, info = load_gan(find_checkpoint("gan", "fashion-mnist", args.models_dir, (MODELS,)), device)
+gen, disc, info = load_gan(find_checkpoint("gan", "fashion-mnist", args.models_dir, SHIPPED_MODELS), device)
 peak = matmul_peak()
 flops = step_flops(gen, disc)
 print(f"device {device}, torch threads {torch.get_num_threads()}, model {info['size']}px width {info['width']}")
@@ -81,7 +82,7 @@ for batch in map(int, args.batches.split(",")):
     gflops = flops * batch / seconds / 1e9
     print(f"{batch:>6}{seconds * 1e3:>10.1f}{rates[batch]:>12.3f}{gflops:>9.1f}{gflops / peak:>9.0%}", flush=True)
 
-naive_gen, naive_disc, _ = load_gan(find_checkpoint("gan", "fashion-mnist", args.models_dir, (MODELS,)), device)
+naive_gen, naive_disc, _ = load_gan(find_checkpoint("gan", "fashion-mnist", args.models_dir, SHIPPED_MODELS), device)
 naive_gen.requires_grad_(True), naive_disc.requires_grad_(True)  # public ports leave weights trainable
 naive = 1 / (seconds_per_step(naive_gen, naive_disc, 1) * 1500)
 best = max(rates, key=rates.get)

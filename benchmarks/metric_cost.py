@@ -12,6 +12,8 @@ network between the metrics that use it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +24,7 @@ from benchkit.builtins.metrics.weights import WEIGHTS
 from benchkit.builtins.nets.inception import FIDInception
 from benchkit.builtins.nets.lpips import LPIPS
 from benchkit.plugin.registry import Registry
-from benchkit.run.evaluation import score
+from benchkit.run.evaluation import compute_sets, update
 from benchkit.run.inputs import Inputs
 from benchkit.run.tasks import prepare_metrics
 
@@ -36,6 +38,18 @@ def write_random_weights(folder: Path) -> None:
         torch.save(net.backbone_state(), folder / WEIGHTS[name].filename)
         torch.save({k: v.abs() for k, v in net.state_dict().items() if k.startswith("lin")},
                    folder / WEIGHTS[f"lpips-{backbone}"].filename)
+    # runs check weights files by their published digests: accept these random ones for this process only
+    for name, entry in list(WEIGHTS.items()):
+        digest = hashlib.sha256((folder / entry.filename).read_bytes()).hexdigest()
+        WEIGHTS[name] = dataclasses.replace(entry, sha256=digest)
+
+
+def score(metrics, composite, truth, known, labels, batch_size, device):
+    """Every metric over the images, set metrics computed from their states (as a cell's writer does)."""
+    scores = update(metrics, composite, truth, known, labels, batch_size, device)
+    sets = {name: m for name, m in metrics.items() if m.level == "set" and name in scores.states}
+    compute_sets(sets, scores.states, scores.errors)
+    return scores
 
 
 def main() -> None:

@@ -61,12 +61,12 @@ def test_tiny_context_encoder_loss_falls(tmp_path):
 def test_shipped_ce_serves_the_embedded_default_and_beats_mean_fill(tmp_path, monkeypatch):
     import json
 
-    from benchkit.builtins.methods.ce import MODELS
+    from benchkit.builtins import SHIPPED_MODELS
     from benchkit.plugin.registry import Registry
     from benchkit.run.runner import RunConfig, run
     from benchkit.store.results import load_results
 
-    info = json.loads((MODELS / "ce-fashion-mnist.json").read_text())
+    info = json.loads((SHIPPED_MODELS[0] / "ce-fashion-mnist.json").read_text())
     assert info["dataset"] == "fashion-mnist" and (info["size"], info["channels"]) == (32, 1)
     assert info["masks"] == ["center", "pattern", "random", "half"] and info["train_images"] == 60000
     monkeypatch.chdir(tmp_path)  # no ./models here: the shipped checkpoint must be found

@@ -77,11 +77,11 @@ def test_missing_checkpoint_names_the_training_command(registry, config, monkeyp
 def test_shipped_model_serves_the_embedded_default(tmp_path, monkeypatch):
     import json
 
-    from benchkit.builtins.methods.gan import MODELS
+    from benchkit.builtins import SHIPPED_MODELS
     from benchkit.plugin.registry import Registry
     from benchkit.run.runner import RunConfig
 
-    info = json.loads((MODELS / "gan-fashion-mnist.json").read_text())
+    info = json.loads((SHIPPED_MODELS[0] / "gan-fashion-mnist.json").read_text())
     for key in ("dataset", "size", "channels", "images_seen", "seed", "wall_seconds", "command"):
         assert key in info
     assert info["dataset"] == "fashion-mnist" and info["size"] == 32 and info["channels"] == 1
@@ -96,14 +96,14 @@ def test_shipped_model_serves_the_embedded_default(tmp_path, monkeypatch):
 def test_an_image_s_result_does_not_depend_on_its_shard_or_batch():
     """gan searches in groups of exactly ``group`` images (a partial group padded with copies), so
     the same image gives the same bits alone, in a shard of 5 and in a batch of 13."""
+    from benchkit.builtins import SHIPPED_MODELS
     from benchkit.builtins.datasets.basic import FashionMNISTMini
-    from benchkit.builtins.methods.gan import MODELS
     from benchkit.plugin.interfaces import MethodContext
     from benchkit.plugin.registry import Registry
 
     method = Registry(block_external=True).create("method", "gan[iterations=15,group=8]")
     method.setup(MethodContext("fashion-mnist-mini", torch.device("cpu"), (1, 32, 32),
-                               checkpoint=MODELS / "gan-fashion-mnist.safetensors"))
+                               checkpoint=SHIPPED_MODELS[0] / "gan-fashion-mnist.safetensors"))
     images = FashionMNISTMini().images("test", limit=13)
     known = torch.ones(13, 1, 32, 32, dtype=torch.bool)
     known[:, :, 8:24, 8:24] = False

@@ -200,7 +200,7 @@ def test_classifier_training_learns_a_separable_task(tmp_path):
 
 
 def test_shipped_classifier_reaches_the_target_accuracy():
-    from benchkit.builtins.metrics.semantic import SHIPPED as folder
+    from benchkit.builtins import SHIPPED_MODELS as folder
 
     path = folder[0] / f"classifier-{SHIPPED}.safetensors"
     info = json.loads(path.with_suffix(".json").read_text())

@@ -211,6 +211,8 @@ class Dask(Executor):
     """
 
     name = "dask"
+    requires = ("distributed",)
+    install_hint = "pip install 'benchkit[dask]'"
     description = "Dask distributed: a LocalCluster (--workers N) or --scheduler ADDRESS (extra benchkit[dask])"
 
     @classmethod

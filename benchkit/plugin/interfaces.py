@@ -84,9 +84,6 @@ class Method(Plugin, ABC):
         dataset in ``context.checkpoint`` (the runner fails before starting if there is none).
     checkpoint_dirs : tuple of pathlib.Path
         Folders searched last for ``KIND-DATASET.safetensors`` (models a plugin ships).
-    requires : tuple of str
-        Modules of optional dependencies; without them the method is unavailable and
-        ``install_hint`` says how to get them.
     in_default_run : bool
         Whether ``benchkit run`` without ``--methods`` ("every available method") includes it;
         ``predictions`` does not (it needs a folder). ``--methods`` can always name it.
@@ -105,22 +102,11 @@ class Method(Plugin, ABC):
     needs_train_data: ClassVar[bool] = False
     needs_checkpoint: ClassVar[str | None] = None
     checkpoint_dirs: ClassVar[tuple[Path, ...]] = ()
-    requires: ClassVar[tuple[str, ...]] = ()
-    install_hint: ClassVar[str] = ""
     needs_cell: ClassVar[bool] = False
     in_default_run: ClassVar[bool] = True
     slow: ClassVar[bool] = False
     seconds_per_image: ClassVar[float | None] = None
 
-    @classmethod
-    def missing_requirement(cls) -> str | None:
-        """Why the method cannot run here (a missing optional module), or None."""
-        import importlib.util
-
-        for module in cls.requires:
-            if importlib.util.find_spec(module) is None:
-                return f"method '{cls.name}' needs the module '{module}': {cls.install_hint or 'install it'}"
-        return None
 
     def check(self, context: MethodContext) -> None:
         """Cheap checks before anything of the run is written; raise ``UserError`` naming the fix.

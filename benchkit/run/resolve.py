@@ -81,6 +81,10 @@ def resolve(config: RunConfig, registry: Registry) -> ResolvedRun:
     metrics = resolve_specs(config.metrics, "metric", "--metrics", config, registry, notes)
     datasets = resolve_specs(config.datasets, "dataset", "--datasets", config, registry, notes)
     executor = _executor_spec(config, registry)
+    for kind, spec in [*(("metric", s) for s in metrics), ("executor", executor)]:
+        problem = registry.get(kind, spec.name).cls.missing_requirement()
+        if problem:
+            raise UserError(f"{kind} {problem}")
     in_run = {s.name for s in [*methods, *masks, *metrics, *datasets, executor]}
     check_option_names(config.options, registry, in_run, notes)
     return ResolvedRun(config, tuple(methods), tuple(masks), tuple(metrics), tuple(datasets), executor, lenient,
@@ -100,9 +104,9 @@ def _method_specs(config: RunConfig, registry: Registry, lenient: bool, notes: l
     for spec in list(specs):
         problem = registry.get("method", spec.name).cls.missing_requirement()
         if problem and not lenient:
-            raise UserError(problem)
+            raise UserError(f"method {problem}")
         if problem:
-            notes.append(f"skipped: {problem}")
+            notes.append(f"skipped: method {problem}")
             specs.remove(spec)
     labels = [s.label for s in specs]
     repeated = sorted({label for label in labels if labels.count(label) > 1})

@@ -55,6 +55,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"-o {sorted(unknown)[0]}.*: `benchkit train {args.model}` takes trainer options as "
                         f"-o KEY=VALUE, and -o {dataset_name}.KEY=VALUE for the dataset")
+    problem = registry.get("trainer", Spec.parse(args.model, "trainer").name).cls.missing_requirement()
+    if problem:
+        raise UserError(f"trainer {problem}")
     trainer = registry.create("trainer", args.model, options.get("", {}) | options.get(args.model, {}))
     dataset = registry.create("dataset", args.dataset, options.get(dataset_name, {}) | (
         {"data_dir": args.data_dir} if args.data_dir and registry.accepts("dataset", args.dataset, "data_dir") else {}))

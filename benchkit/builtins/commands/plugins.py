@@ -20,12 +20,18 @@ def register_commands(subparsers):
 def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    rows = [(p.kind, p.name, p.description, _speed(p.cls) if p.kind == "method" else "", p.distribution)
-            for p in args.registry.all()]
-    print(tabulate(rows, headers=["kind", "name", "description", "s/image", "distribution"]))
+    rows = [(p.kind, p.name, p.description, _speed(p.cls) if p.kind == "method" else "", p.distribution,
+             _missing(p.cls)) for p in args.registry.all()]
+    print(tabulate(rows, headers=["kind", "name", "description", "s/image", "distribution", "needs"]))
     for broken in args.registry.broken:
         print(f"broken plugin (failed to import, left out): {broken}")
     return 0
+
+
+def _missing(cls) -> str:
+    """What a plugin lacks to run here (its ``install_hint``), or nothing."""
+    problem = cls.missing_requirement() if isinstance(cls, type) else None
+    return cls.install_hint if problem else ""
 
 
 def _speed(cls) -> str:

@@ -12,14 +12,13 @@ from typing import Annotated
 
 import torch
 
+from benchkit.builtins import SHIPPED_MODELS
 from benchkit.builtins.nets.context_encoder import ContextEncoder, prefill, train_ce
-from benchkit.checkpoints import load_model
+from benchkit.checkpoints import load_model, state_dict
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Method, MethodContext, Trainer
 from benchkit.plugin.options import Range
-
-MODELS = Path(__file__).parents[1] / "models"
 
 
 class ContextEncoderMethod(Method):
@@ -29,13 +28,13 @@ class ContextEncoderMethod(Method):
     seconds_per_image = 0.0017  # measured: docs/results.md, the successors table
     description = "Context Encoder (Pathak et al. 2016): mean-prefilled input, trained on the paper masks"
     needs_checkpoint = "ce"
-    checkpoint_dirs = (MODELS,)
+    checkpoint_dirs = SHIPPED_MODELS
 
     def setup(self, context: MethodContext) -> None:  # the runner has run check(): the shape fits
         tensors, info = load_model(context.checkpoint)
         try:
             self.net = ContextEncoder(info["size"], info["channels"], info["width"], info["bottleneck"])
-            self.net.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")})
+            self.net.load_state_dict(state_dict(tensors, "encoder"))
             self.fill = torch.tensor(info["fill"], dtype=torch.float32, device=context.device)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise UserError(f"checkpoint {context.checkpoint} does not hold a benchkit Context Encoder "

@@ -34,16 +34,15 @@ from typing import Annotated, Literal
 import torch
 import torch.nn.functional as F
 
+from benchkit.builtins import SHIPPED_MODELS
 from benchkit.builtins.methods.blending import poisson_blend
 from benchkit.builtins.methods.graphs import repeat_step
 from benchkit.builtins.nets.dcgan import Discriminator, Generator, train_gan
-from benchkit.checkpoints import load_model
+from benchkit.checkpoints import load_model, state_dict
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Method, MethodContext, Trainer
 from benchkit.plugin.options import Range
-
-MODELS = Path(__file__).parents[1] / "models"
 
 
 def importance_weights(known: torch.Tensor, window: int = 7) -> torch.Tensor:
@@ -66,8 +65,8 @@ def load_gan(path: Path, device: torch.device) -> tuple[Generator, Discriminator
     try:
         gen = Generator(info["size"], info["channels"], info.get("nz", 100), info.get("width", 64))
         disc = Discriminator(info["size"], info["channels"], info.get("width", 64))
-        gen.load_state_dict({k[10:]: v for k, v in tensors.items() if k.startswith("generator.")})
-        disc.load_state_dict({k[14:]: v for k, v in tensors.items() if k.startswith("discriminator.")})
+        gen.load_state_dict(state_dict(tensors, "generator"))
+        disc.load_state_dict(state_dict(tensors, "discriminator"))
     except (KeyError, RuntimeError, ValueError) as exc:
         raise UserError(f"checkpoint {path} does not hold a benchkit DCGAN ({exc}): train it again") from exc
     for net in (gen, disc):  # channels-last: faster steps on the CPU (measured by benchmarks/latent_search.py)
@@ -157,7 +156,7 @@ class GANInpainting(Method):
     seconds_per_image = 2.07  # measured: docs/results.md, the successors table
     description = "Yeh et al. 2017: DCGAN latent search (Adam, 1500 its, lambda 0.003) + Poisson blend"
     needs_checkpoint = "gan"
-    checkpoint_dirs = (MODELS,)
+    checkpoint_dirs = SHIPPED_MODELS
 
     def __init__(self, iterations: Annotated[int, Range(0)] = 1500,
                  lr: Annotated[float, Range(0, exclusive=True)] = 0.03, lam: Annotated[float, Range(0)] = 0.003,

@@ -27,17 +27,15 @@ image's fill does not depend on its batch.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
 
+from benchkit.builtins import SHIPPED_MODELS
 from benchkit.builtins.training.ddpm import TRAIN_STEPS, load_ddpm, make_scheduler
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Method, MethodContext
 from benchkit.plugin.options import Range
-
-MODELS = Path(__file__).parents[1] / "models"
 
 
 def jump_schedule(steps: int, jump_length: int, resamplings: int) -> list[int]:
@@ -98,7 +96,7 @@ class RePaint(Method):
     seconds_per_image = 0.25  # measured: docs/results.md, the successors table
     description = "RePaint (Lugmayr et al. 2022): DDPM sampling with the known region noised in, resampling jumps"
     needs_checkpoint = "ddpm"
-    checkpoint_dirs = (MODELS,)
+    checkpoint_dirs = SHIPPED_MODELS
     needs_cell = True
     requires = ("diffusers",)
     install_hint = "pip install 'benchkit[diffusion]'"

@@ -20,7 +20,6 @@ from typing import Annotated, ClassVar, Literal
 import numpy as np
 import torch
 
-from benchkit.errors import UserError
 from benchkit.plugin.interfaces import SetMetric
 from benchkit.plugin.options import Range
 
@@ -200,11 +199,8 @@ class DiscriminativeScore(FeatureSets):
     higher_is_better = True
     digits = 3
 
-    def __init__(self) -> None:  # created while the run is planned: a missing scikit-learn stops it there
-        import importlib.util
-
-        if importlib.util.find_spec("sklearn") is None:
-            raise UserError(f"metric '{self.name}' needs scikit-learn: pip install 'benchkit[ids]'")
+    requires = ("sklearn",)
+    install_hint = "pip install 'benchkit[ids]'"
 
     def compute(self) -> float:
         fake, real = self.sets("P-IDS and U-IDS need at least one image")

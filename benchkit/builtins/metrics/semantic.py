@@ -17,13 +17,12 @@ from typing import Annotated
 
 import torch
 
+from benchkit.builtins import SHIPPED_MODELS
 from benchkit.builtins.metrics.feature_stats import DiscriminativeScore, FeatureDistance, KernelDistance
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import ImageMetric, MetricContext, Trainer
 from benchkit.plugin.options import Range
-
-SHIPPED = (Path(__file__).parents[1] / "models",)
 
 
 class ClassifierUser:
@@ -32,7 +31,7 @@ class ClassifierUser:
     fid-fmnist and kid-fmnist compute them once)."""
 
     needs_checkpoint = "classifier"
-    checkpoint_dirs = SHIPPED
+    checkpoint_dirs = SHIPPED_MODELS
 
     def setup(self, context: MetricContext) -> None:
         from benchkit.builtins.nets.classifier import load_classifier

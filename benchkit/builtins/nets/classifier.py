@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchkit.builtins.training.loop import TrainConfig, TrainingLoop
-from benchkit.checkpoints import load_model
+from benchkit.checkpoints import load_model, state_dict
 from benchkit.errors import UserError
 
 
@@ -120,7 +120,7 @@ def load_classifier(path: Path, device: torch.device) -> Classifier:
     tensors, info = load_model(path)
     try:
         net = Classifier(int(info["channels"]), int(info["classes"]), int(info["width"]))
-        net.load_state_dict({k.removeprefix("classifier."): v for k, v in tensors.items()})
+        net.load_state_dict(state_dict(tensors, "classifier"))
     except (KeyError, ValueError, RuntimeError) as exc:
         raise UserError(f"{path} is not a benchkit classifier checkpoint ({' '.join(str(exc).split())[:200]}): "
                         "train one with `benchkit train classifier --dataset DATASET`") from exc

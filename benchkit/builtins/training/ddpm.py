@@ -87,6 +87,8 @@ class DDPMTrainer(Trainer):
     """
 
     name = "ddpm"
+    requires = ("diffusers",)
+    install_hint = INSTALL
     description = "unconditional DDPM (diffusers UNet2DModel) for the repaint method; writes ddpm-DATASET.safetensors"
 
     def __init__(self, width: Annotated[int, Range(8, 512)] = 16,
@@ -136,12 +138,12 @@ class DDPMTrainer(Trainer):
 
 def load_ddpm(path: Path, device) -> tuple[torch.nn.Module, dict]:
     """The averaged UNet of a ``ddpm`` checkpoint (its JSON says how it was trained) on ``device``."""
-    from benchkit.checkpoints import load_model
+    from benchkit.checkpoints import load_model, state_dict
 
     tensors, info = load_model(path)
     try:
         unet = make_unet(info["size"], info["channels"], info["width"])
-        unet.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        unet.load_state_dict(state_dict(tensors, "ema"))
     except (KeyError, RuntimeError, ValueError) as exc:
         raise UserError(f"checkpoint {path} does not hold a benchkit DDPM ({exc}): train it again") from exc
     return unet.to(device).eval().requires_grad_(False), info
