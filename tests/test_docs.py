@@ -1,4 +1,4 @@
-"""Issue 20: the documentation's cheap command examples run, and its generated reference covers
+"""The documentation's cheap command examples run, and its generated reference covers
 every built-in plugin and option (the site itself is built by CI with `mkdocs build --strict`)."""
 import importlib.util
 import re

@@ -1,4 +1,4 @@
-"""Issue 12: executors, shards, one writer, faults, one run per results folder."""
+"""Executors, shards, one writer, faults, one run per results folder."""
 import json
 import os
 import signal

@@ -1,4 +1,4 @@
-"""Issue 13 (part): a failing metric fails only its column; presentation reads metric attributes."""
+"""A failing metric fails only its column; presentation reads metric attributes."""
 from conftest import TestPlugins
 
 import benchkit

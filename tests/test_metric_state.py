@@ -1,4 +1,4 @@
-"""Issue 19: one metric lifecycle (reset / update / compute over states that merge by sum or
+"""One metric lifecycle (reset / update / compute over states that merge by sum or
 concatenation), updated where the images are, merged by the writer, per subset of images."""
 import numpy as np
 import pytest

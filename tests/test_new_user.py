@@ -1,4 +1,4 @@
-"""Issue 18: every command on every results folder, and the inputs a new user tried.
+"""Every command on every results folder, and the inputs a new user tried.
 
 Each test names the item of the issue it covers ("new user N" for the list "Found by a new user").
 """

@@ -1,4 +1,4 @@
-"""Issue 11: third-party plugins installed as real distributions (a package and a dist-info folder
+"""Third-party plugins installed as real distributions (a package and a dist-info folder
 on ``sys.path``), found through the ``benchkit`` entry-point group as pip-installed ones are."""
 import ast
 import importlib

@@ -1,4 +1,4 @@
-"""Issue 21: `benchkit export` writes the exact inputs; `predictions:DIR` scores a folder of outputs
+"""`benchkit export` writes the exact inputs; `predictions:DIR` scores a folder of outputs
 made elsewhere like any method, and refuses, in one line and before any write, what does not fit."""
 import hashlib
 import json

@@ -1,4 +1,4 @@
-"""Issue 10: every input a user can give gets exit 0, 1 or 2 and one line, never a traceback.
+"""Every input a user can give gets exit 0, 1 or 2 and one line, never a traceback.
 
 Each test names the item of the issue it covers; each failed on the code before the fix.
 """

@@ -1,4 +1,4 @@
-"""Issue 13 (part): `benchkit score` adds a metric to a finished run from its kept outputs."""
+"""`benchkit score` adds a metric to a finished run from its kept outputs."""
 import json
 
 import numpy as np

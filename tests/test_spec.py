@@ -1,4 +1,4 @@
-"""Issue 19: one spec type (kind, name, argument, inline options) is the identity of a run's entries;
+"""One spec type (kind, name, argument, inline options) is the identity of a run's entries;
 one reuse key (a content hash of the task) decides what a rerun keeps."""
 import re
 import shutil

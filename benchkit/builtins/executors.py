@@ -196,7 +196,7 @@ class Dask(Executor):
     ``dask worker``, dask-jobqueue or dask-cuda). A shard whose worker dies is run again elsewhere
     (up to ``retries`` times); the client still receives each shard's result once. Workers of a
     cluster started elsewhere should get ``MALLOC_MMAP_THRESHOLD_=33554432`` in their environment
-    (see :data:`WORKER_ENV`), or tv and lowrank run 2.5x slower there.
+    (see :data:`WORKER_ENV`), or tv and lowrank run slower there (docs/guides/parallel.md).
 
     Parameters
     ----------

@@ -11,7 +11,7 @@ class MeanFill(Method):
     """Fill every missing pixel with the mean of the image's known pixels, per channel."""
 
     name = "mean-fill"
-    seconds_per_image = 2e-05  # measured: benchkit run --methods mean-fill --n-images 64, one thread
+    seconds_per_image = 2e-05  # docs/results.md, "Seconds per image shown by benchkit list"
     description = "fills holes with the per-channel mean of the image's known pixels"
 
     def inpaint(self, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:

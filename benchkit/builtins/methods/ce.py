@@ -25,7 +25,7 @@ class ContextEncoderMethod(Method):
     """Context Encoder inference: mean-colour prefill, one forward pass."""
 
     name = "ce"
-    seconds_per_image = 0.0017  # measured: docs/results.md, the successors table
+    seconds_per_image = 0.0017  # docs/results.md, "Seconds per image shown by benchkit list"
     description = "Context Encoder (Pathak et al. 2016): mean-prefilled input, trained on the paper masks"
     needs_checkpoint = "ce"
     checkpoint_dirs = SHIPPED_MODELS

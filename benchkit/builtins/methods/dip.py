@@ -144,7 +144,7 @@ class DeepImagePrior(Method):
     """
 
     name = "dip"
-    seconds_per_image = 0.057  # measured: docs/results.md, the successors table
+    seconds_per_image = 0.057  # docs/results.md, "Seconds per image shown by benchkit list"
     description = "Deep Image Prior (Ulyanov et al. 2018): an untrained hourglass fitted to the known pixels"
     needs_cell = True  # not slow at its default: in the default run
 

@@ -69,7 +69,7 @@ def load_gan(path: Path, device: torch.device) -> tuple[Generator, Discriminator
         disc.load_state_dict(state_dict(tensors, "discriminator"))
     except (KeyError, RuntimeError, ValueError) as exc:
         raise UserError(f"checkpoint {path} does not hold a benchkit DCGAN ({exc}): train it again") from exc
-    for net in (gen, disc):  # channels-last: faster steps on the CPU (measured by benchmarks/latent_search.py)
+    for net in (gen, disc):  # channels-last: faster steps on the CPU (benchmarks/latent_search.py)
         net.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
     return gen, disc, info
 
@@ -153,7 +153,7 @@ class GANInpainting(Method):
     """
 
     name = "gan"
-    seconds_per_image = 2.07  # measured: docs/results.md, the successors table
+    seconds_per_image = 2.07  # docs/results.md, "Seconds per image shown by benchkit list"
     description = "Yeh et al. 2017: DCGAN latent search (Adam, 1500 its, lambda 0.003) + Poisson blend"
     needs_checkpoint = "gan"
     checkpoint_dirs = SHIPPED_MODELS
@@ -168,9 +168,9 @@ class GANInpainting(Method):
         self._cache: dict = {}
 
     def preferred_batch_size(self, device, image_shape) -> int:
-        """64 on a CPU (batch 256 was no faster here); on a GPU, 4096 images of 32 x 32 (the fastest
-        batch measured on an H100, 139.5 images/s against 67.3 at 512), fewer in proportion for
-        larger images (1024 at 64 x 64), at least 64. Results do not depend on the batch."""
+        """64 on a CPU; on a GPU, 4096 images of 32 x 32, fewer in proportion for larger images
+        (1024 at 64 x 64), at least 64: the fastest batches by measurement (docs/guides/gpu.md,
+        benchmarks/latent_search.py). Results do not depend on the batch."""
         if device.type == "cpu":
             return 64
         return max(64, min(4096, 4096 * 32 * 32 // (image_shape[1] * image_shape[2])))

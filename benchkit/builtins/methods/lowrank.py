@@ -93,7 +93,7 @@ class LowRank(Method):
     """
 
     name = "lowrank"
-    seconds_per_image = 0.0047  # measured: benchkit run --methods lowrank --n-images 64, one thread
+    seconds_per_image = 0.0047  # docs/results.md, "Seconds per image shown by benchkit list"
     description = "low-rank matrix completion per channel (TNNR-ADMM, Hu et al. 2013)"
 
     def __init__(self, rank: Annotated[int, Range(1)] = 1, beta: Annotated[float, Range(0, exclusive=True)] = 0.05,

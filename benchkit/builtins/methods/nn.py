@@ -63,7 +63,7 @@ class NearestNeighbour(Method):
     """
 
     name = "nn"
-    seconds_per_image = 0.0014  # measured: docs/results.md, the successors table
+    seconds_per_image = 0.0014  # docs/results.md, "Seconds per image shown by benchkit list"
     description = "nearest training image over the known pixels fills the hole (optional blending)"
     needs_train_data = True
 

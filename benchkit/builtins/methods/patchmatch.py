@@ -30,7 +30,7 @@ class PatchMatch(Method):
     """
 
     name = "patchmatch"
-    seconds_per_image = 0.0055  # measured: benchkit run --methods patchmatch --n-images 64, one thread
+    seconds_per_image = 0.0055  # docs/results.md, "Seconds per image shown by benchkit list"
     description = "PatchMatch exemplar inpainting, coarse to fine (extra: benchkit[patchmatch])"
     requires = ("patchmatch",)
     install_hint = "pip install 'benchkit[patchmatch]'"

@@ -27,7 +27,7 @@ class Biharmonic(Method):
     """scikit-image's biharmonic inpainting (``skimage.restoration.inpaint_biharmonic``)."""
 
     name = "biharmonic"
-    seconds_per_image = 0.003  # measured: benchkit run --methods biharmonic --n-images 64, one thread
+    seconds_per_image = 0.003  # docs/results.md, "Seconds per image shown by benchkit list"
     description = "biharmonic equation fill, scikit-image's inpaint_biharmonic"
 
     def inpaint(self, images, known):
@@ -46,7 +46,7 @@ class Telea(Method):
     """
 
     name = "telea"
-    seconds_per_image = 0.00032  # measured: benchkit run --methods telea --n-images 64, one thread
+    seconds_per_image = 0.00032  # docs/results.md, "Seconds per image shown by benchkit list"
     description = "OpenCV cv2.inpaint, Telea's fast marching"
     requires = ("cv2",)
     install_hint = "pip install opencv-python-headless"

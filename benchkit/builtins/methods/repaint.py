@@ -93,7 +93,7 @@ class RePaint(Method):
     """
 
     name = "repaint"
-    seconds_per_image = 0.25  # measured: docs/results.md, the successors table
+    seconds_per_image = 0.25  # docs/results.md, "Seconds per image shown by benchkit list"
     description = "RePaint (Lugmayr et al. 2022): DDPM sampling with the known region noised in, resampling jumps"
     needs_checkpoint = "ddpm"
     checkpoint_dirs = SHIPPED_MODELS

@@ -113,7 +113,7 @@ class TVInpainting(Method):
     """
 
     name = "tv"
-    seconds_per_image = 0.0066  # measured: docs/results.md, the successors table
+    seconds_per_image = 0.0066  # docs/results.md, "Seconds per image shown by benchkit list"
     description = "total-variation inpainting (Chambolle-Pock, colour-coupled isotropic TV)"
 
     def __init__(self, tol: Annotated[float, Range(0, exclusive=True)] = 1e-4,
