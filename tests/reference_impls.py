@@ -30,6 +30,7 @@ def _torchvision_models() -> None:
         for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
             del sys.modules[name]
         package = types.ModuleType("torchvision")
+        package.__spec__ = spec  # libraries that look torchvision up later (diffusers) find a spec
         package.__path__ = [os.path.dirname(spec.origin)]
         package.__version__ = importlib.metadata.version("torchvision")
         sys.modules["torchvision"] = package

@@ -21,6 +21,7 @@ dataset.
 """
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -252,6 +253,20 @@ class Metric(Plugin, ABC):
         """Start an empty state."""
         self.state = MetricState(self.states)
 
+    def merge_state(self, state: MetricState) -> None:
+        """Add another process's or shard's state of this metric to its own (torchmetrics'
+        ``merge_state``): how the writer joins a cell's shards before :meth:`compute`."""
+        if not hasattr(self, "state"):
+            self.reset()
+        self.state.merge(state)
+
+    def empty_copy(self) -> Metric:
+        """This set-up metric with an empty state of its own (networks and options shared): one per
+        subset of images (hole-area bins) and per cell, so no caller ever swaps a state into a metric."""
+        twin = copy.copy(self)
+        twin.reset()
+        return twin
+
     def add(self, name: str, value: Any) -> None:
         """Accumulate ``value`` into the declared state ``name`` (call it from :meth:`update`)."""
         if not hasattr(self, "state"):
@@ -271,16 +286,23 @@ class Metric(Plugin, ABC):
 class ImageMetric(Metric):
     """A metric with one score per image; its state is those scores, in image order (``cat``).
 
-    Subclasses implement :meth:`score`; a metric with ``needs_labels`` takes ``labels=`` too.
+    A subclass implements :meth:`score` (the composites, the ground truth and the masks; a metric
+    with ``needs_labels`` takes ``labels=`` too) or, where it needs more of the batch (features
+    shared with other metrics, the method's raw output), :meth:`score_batch`; :meth:`update` calls
+    ``score_batch``, which calls ``score`` unless overridden. A class that implements neither is
+    refused when it is defined.
     """
 
     level = "image"
     states = {"scores": "cat"}
 
-    @abstractmethod
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.score is ImageMetric.score and cls.score_batch is ImageMetric.score_batch:
+            raise TypeError(f"image metric {cls.__name__} must implement score() or score_batch()")
+
     def score(self, prediction: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        """Score each image of a batch. A metric with ``needs_labels`` also receives the keyword
-        ``labels``, the ``N`` int64 class indices.
+        """Score each image of a batch.
 
         Parameters
         ----------
@@ -294,10 +316,15 @@ class ImageMetric(Metric):
         torch.Tensor
             ``N`` scores (float64 preferred).
         """
+        raise TypeError(f"{type(self).__name__} scores through score_batch()")
+
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        """``N`` scores of a :class:`Batch`; by default :meth:`score` of its images."""
+        extra = {"labels": batch.labels} if self.needs_labels else {}
+        return self.score(batch.prediction, batch.target, batch.known, **extra)
 
     def update(self, batch: Batch) -> None:
-        extra = {"labels": batch.labels} if self.needs_labels else {}
-        scores = self.score(batch.prediction, batch.target, batch.known, **extra)
+        scores = self.score_batch(batch)
         if not isinstance(scores, torch.Tensor) or scores.shape != (len(batch),):
             raise ValueError(f"metric returned {getattr(scores, 'shape', type(scores))}, expected ({len(batch)},)")
         self.add("scores", scores.double())

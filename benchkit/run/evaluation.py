@@ -121,9 +121,9 @@ class Scorer:
         self.metrics, self.n, self.device = metrics, n, torch.device(device)
         self.bank = bank or FeatureBank()
         self.subsets = subsets if subsets is not None else {ALL: torch.ones(n, dtype=torch.bool)}
-        self.scores = Scores(columns={name: [] for name, m in metrics.items() if m.level == "image"},
-                             states={name: {s: MetricState(m.states) for s in self.subsets}
-                                     for name, m in metrics.items() if m.level == "set"})
+        self.scores = Scores(columns={name: [] for name, m in metrics.items() if m.level == "image"})
+        self.instances = {name: {s: m.empty_copy() for s in self.subsets}  # a set metric's own state per subset
+                          for name, m in metrics.items() if m.level == "set"}
         self.done = 0  # images added so far
 
     def _attempt(self, name: str, call, *args) -> None:
@@ -152,12 +152,14 @@ class Scorer:
             for subset, rows in self.subsets.items():
                 chosen = rows[part]
                 if chosen.any():
-                    self._attempt(name, _update_state, metric, self.scores.states[name][subset],
+                    self._attempt(name, self.instances[name][subset].update,
                                   batch if chosen.all() else batch.subset(chosen))
 
     def finish(self) -> Scores:
         """The scores of every image added; a failed metric's column is NaN and its error is kept."""
         out, errors = self.scores, self.scores.errors
+        out.states = {name: {subset: m.state for subset, m in by_subset.items()}
+                      for name, by_subset in self.instances.items()}
         for name, metric in self.metrics.items():
             if name in errors:
                 out.columns.pop(name, None)
@@ -194,14 +196,9 @@ def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Ten
 
 
 def _score_images(metric: Metric, batch: Batch, column: list[float]) -> None:
-    metric.reset()
-    metric.update(batch)
-    column += [float(v) for v in np.asarray(metric.compute(), dtype=np.float64).tolist()]
-
-
-def _update_state(metric: Metric, state: MetricState, batch: Batch) -> None:
-    metric.state = state
-    metric.update(batch)
+    scored = metric.empty_copy()
+    scored.update(batch)
+    column += [float(v) for v in np.asarray(scored.compute(), dtype=np.float64).tolist()]
 
 
 def compute_sets(metrics: dict[str, Metric], states: dict[str, dict[str, MetricState]],
@@ -210,9 +207,9 @@ def compute_sets(metrics: dict[str, Metric], states: dict[str, dict[str, MetricS
     whole set fails its column (into ``errors``), a subset too small for it is NaN."""
     scores: dict[str, dict[str, float]] = {}
     for name, subsets in states.items():
-        metric = metrics[name]
         for subset, state in subsets.items():
-            metric.state = state
+            metric = metrics[name].empty_copy()
+            metric.merge_state(state)
             try:
                 with warnings.catch_warnings():  # a bin's few images: its table shows how few
                     if subset != ALL:

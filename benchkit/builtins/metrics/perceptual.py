@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchkit.builtins.metrics.feature_stats import DiscriminativeScore, FeatureDistance, KernelDistance
+from benchkit.builtins.metrics.feature_stats import feature_metrics
 from benchkit.builtins.metrics.weights import load_into, load_state_dict
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import ImageMetric, MetricContext
@@ -79,19 +79,19 @@ def clean_resize(images: torch.Tensor, size: int = 299) -> torch.Tensor:
     return torch.from_numpy(out / 255).float().to(images.device)
 
 
-class FID(InceptionFeatures, FeatureDistance):
-    name = "fid"
-    description = "FID: Fréchet distance of Inception-v3 pool features, composites vs ground truth (set metric)"
-    digits = 2
-    about = {"variant": "pytorch-fid", "resize": "bilinear to 299 x 299 (torch, align_corners=False)",
-             "features": "Inception-v3 pool3, 2048 (the FID graph's weights)"}
+INCEPTION_FEATURES = "Inception-v3 pool3, 2048 (the FID graph's weights)"
+INCEPTION_METRICS = feature_metrics(
+    InceptionFeatures, "", "Inception-v3 pool features",
+    fid={"digits": 2, "about": {"variant": "pytorch-fid", "features": INCEPTION_FEATURES,
+                                "resize": "bilinear to 299 x 299 (torch, align_corners=False)"}})
+FID = INCEPTION_METRICS["fid"]
 
 
-class CleanFID(FID):
+class CleanFID(FID):  # type: ignore[valid-type,misc]  # a generated class
     name = "fid-clean"
     description = "FID with clean-fid's resize: PIL bicubic per channel in float, no quantisation (set metric)"
     about = {"variant": "clean-fid", "resize": "PIL bicubic to 299 x 299 per channel, float32, clipped, not quantised",
-             "features": "Inception-v3 pool3, 2048 (the FID graph's weights)"}
+             "features": INCEPTION_FEATURES}
 
     def setup(self, context: MetricContext) -> None:
         super().setup(context)
@@ -99,23 +99,6 @@ class CleanFID(FID):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return in_chunks(lambda x: self.net(x, resize=False), clean_resize(as_rgb(images)))
-
-
-class KID(InceptionFeatures, KernelDistance):
-    name = "kid"
-    description = "KID: unbiased MMD^2 (cubic kernel) of Inception-v3 features, composites vs ground truth (set)"
-    digits = 4
-
-
-class PIDS(InceptionFeatures, DiscriminativeScore):
-    name = "pids"
-    description = "P-IDS of Inception-v3 features: a linear SVM's paired fake-above-real rate (set metric)"
-
-
-class UIDS(InceptionFeatures, DiscriminativeScore):
-    name = "uids"
-    description = "U-IDS of Inception-v3 features: a linear SVM's misclassification rate (set metric)"
-    score = "uids"
 
 
 class LPIPSAlex(ImageMetric):
@@ -152,5 +135,5 @@ class LPIPSVGG(LPIPSAlex):
 
 @hookimpl
 def register_metrics(register):
-    for cls in (FID, CleanFID, KID, PIDS, UIDS, LPIPSAlex, LPIPSVGG):
+    for cls in (FID, CleanFID, *(INCEPTION_METRICS[k] for k in ("kid", "pids", "uids")), LPIPSAlex, LPIPSVGG):
         register(cls)

@@ -18,7 +18,7 @@ from typing import Annotated
 import torch
 
 from benchkit.builtins import SHIPPED_MODELS
-from benchkit.builtins.metrics.feature_stats import DiscriminativeScore, FeatureDistance, KernelDistance
+from benchkit.builtins.metrics.feature_stats import feature_metrics
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import ImageMetric, MetricContext, Trainer
@@ -53,37 +53,13 @@ class ClassAccuracy(ClassifierUser, ImageMetric):
     needs_labels = True
     digits = 3
 
-    def score(self, prediction, target, known, labels=None):
-        with torch.no_grad():
-            return (self.net(prediction).argmax(1) == labels).double()
-
-    def update(self, batch) -> None:  # the classifier's features of the batch, shared with fid-fmnist/kid-fmnist
+    def score_batch(self, batch):  # the classifier's features of the batch, shared with fid-fmnist/kid-fmnist
         with torch.no_grad():
             features = batch.features(self.source, "prediction", self.features)
-            self.add("scores", (self.net.head(features).argmax(1) == batch.labels).double())
+            return (self.net.head(features).argmax(1) == batch.labels).double()
 
 
-class ClassifierFrechet(ClassifierUser, FeatureDistance):
-    name = "fid-fmnist"
-    description = "Fréchet distance of classifier features, composites vs ground truth (set metric)"
-    digits = 3
-
-
-class ClassifierKernel(ClassifierUser, KernelDistance):
-    name = "kid-fmnist"
-    description = "kernel (MMD^2, cubic) distance of classifier features, composites vs ground truth (set metric)"
-    digits = 4
-
-
-class ClassifierPIDS(ClassifierUser, DiscriminativeScore):
-    name = "pids-fmnist"
-    description = "P-IDS of classifier features: a linear SVM's paired fake-above-real rate (set metric)"
-
-
-class ClassifierUIDS(ClassifierUser, DiscriminativeScore):
-    name = "uids-fmnist"
-    description = "U-IDS of classifier features: a linear SVM's misclassification rate (set metric)"
-    score = "uids"
+CLASSIFIER_METRICS = feature_metrics(ClassifierUser, "-fmnist", "classifier features", fid={"digits": 3})
 
 
 class ClassifierTrainer(Trainer):
@@ -118,7 +94,7 @@ class ClassifierTrainer(Trainer):
 
 @hookimpl
 def register_metrics(register):
-    for cls in (ClassAccuracy, ClassifierFrechet, ClassifierKernel, ClassifierPIDS, ClassifierUIDS):
+    for cls in (ClassAccuracy, *CLASSIFIER_METRICS.values()):
         register(cls)
 
 
