@@ -38,8 +38,8 @@ def test_tiny_context_encoder_loss_falls(tmp_path):
     coarse = torch.rand(256, 1, 4, 4, generator=g)
     images = torch.nn.functional.interpolate(coarse, size=32, mode="bilinear", align_corners=False)
     masks = {"center": CenterMask(), "random": RandomMask()}
-    config = TrainConfig(dataset="toy", epochs=12, batch_size=32, width=8, lr=2e-3)
-    path = train_ce(images, masks, config, tmp_path, "test", bottleneck=32)
+    config = TrainConfig(dataset="toy", epochs=12, batch_size=32)
+    path = train_ce(images, masks, config, tmp_path, "test", bottleneck=32, width=8, lr=2e-3)
     from benchkit.checkpoints import load_model
 
     tensors, info = load_model(path)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import torch
@@ -9,8 +10,8 @@ from benchkit.checkpoints import load_model
 
 def test_tiny_gan_trains_saves_and_resumes(tmp_path):
     images = torch.rand(64, 1, 32, 32)
-    config = TrainConfig(dataset="toy", epochs=1, batch_size=16, width=8, checkpoint_minutes=0)
-    path = train_gan(images, config, tmp_path / "models", "test")
+    config = TrainConfig(dataset="toy", epochs=1, batch_size=16, checkpoint_minutes=0)
+    path = train_gan(images, config, tmp_path / "models", "test", width=8)
     tensors, info = load_model(path)
     assert info["images_seen"] == 64 and info["epoch"] == 1 and info["size"] == 32 and info["command"] == "test"
     gen = Generator(32, 1, width=8)
@@ -19,9 +20,12 @@ def test_tiny_gan_trains_saves_and_resumes(tmp_path):
     disc.load_state_dict({k[len("discriminator."):]: v for k, v in tensors.items() if k.startswith("discriminator.")})
     assert (tmp_path / "models" / "gan-toy-samples" / "epoch-001.png").is_file()
     config.epochs = 2
-    train_gan(images, config, tmp_path / "models", "test")
+    train_gan(images, config, tmp_path / "models", "test", width=8)
     info = json.loads(path.with_suffix(".json").read_text())
     assert info["images_seen"] == 128 and info["epoch"] == 2
+    # the trainer's own options are recorded beside the shared settings (no DCGAN fields in TrainConfig)
+    assert (info["width"], info["nz"], info["lr"], info["beta1"]) == (8, 100, 2e-4, 0.5)
+    assert not {"width", "nz", "lr", "beta1"} & set(dataclasses.asdict(config))
 
 
 def test_dcgan_shapes_and_init():
@@ -44,8 +48,8 @@ def test_uint8_images_train_exactly_like_their_float_copy(tmp_path):
     torch.testing.assert_close(channel_means(raw, chunk=5), as_float.mean(dim=(0, 2, 3)))
     paths = []
     for name, images in (("u8", raw), ("f32", as_float)):
-        config = TrainConfig(dataset="toy", epochs=1, batch_size=16, width=8)
-        paths.append(train_gan(images, config, tmp_path / name, "test"))
+        config = TrainConfig(dataset="toy", epochs=1, batch_size=16)
+        paths.append(train_gan(images, config, tmp_path / name, "test", width=8))
     (a, _), (b, _) = load_model(paths[0]), load_model(paths[1])
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

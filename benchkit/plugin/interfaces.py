@@ -237,15 +237,13 @@ class Dataset(Plugin, ABC):
 
 @dataclass
 class TrainConfig:
-    """Settings of one training run (recorded in the model's JSON)."""
+    """Settings of one training run that every trainer shares (recorded in the model's JSON). What
+    belongs to one kind of model (its width, latent size, learning rate) is that trainer's own
+    typed options, which the trainer records beside these."""
 
     dataset: str
     epochs: int = 25
     batch_size: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    nz: int = 100
-    width: int = 64
     seed: int = 0
     device: str = "cpu"
     max_minutes: float | None = None  # stop (resumably) after this much wall time

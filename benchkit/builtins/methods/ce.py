@@ -64,12 +64,14 @@ class ContextEncoderTrainer(Trainer):
     needs_masks = True
 
     def __init__(self, width: Annotated[int, Range(8, 1024)] = 64,
-                 bottleneck: Annotated[int, Range(1)] | None = None, overlap: Annotated[int, Range(0)] = 0) -> None:
-        self.width, self.bottleneck, self.overlap = width, bottleneck, overlap
+                 bottleneck: Annotated[int, Range(1)] | None = None, overlap: Annotated[int, Range(0)] = 0,
+                 lr: Annotated[float, Range(0, 1, exclusive=True)] = 2e-4,
+                 beta1: Annotated[float, Range(0, 1)] = 0.5) -> None:
+        self.width, self.bottleneck, self.overlap, self.lr, self.beta1 = width, bottleneck, overlap, lr, beta1
 
     def train(self, images, config, out, command, masks):
-        config.width = self.width
-        return train_ce(images, masks, config, Path(out), command, overlap=self.overlap, bottleneck=self.bottleneck)
+        return train_ce(images, masks, config, Path(out), command, overlap=self.overlap, bottleneck=self.bottleneck,
+                        width=self.width, lr=self.lr, beta1=self.beta1)
 
 
 @hookimpl

@@ -209,17 +209,24 @@ class DCGANTrainer(Trainer):
     ----------
     width : int
         Channels of D's first and G's last convolution, doubling at each scale (DCGAN: 64).
+    nz : int
+        Size of the latent vector z (DCGAN: 100).
+    lr : float
+        Adam's learning rate (DCGAN: 2e-4).
+    beta1 : float
+        Adam's beta1 (DCGAN: 0.5).
     """
 
     name = "gan"
     description = "DCGAN for the gan method: Adam 2e-4, beta1 0.5, flips; writes gan-DATASET.safetensors"
 
-    def __init__(self, width: Annotated[int, Range(8, 1024)] = 64) -> None:
-        self.width = width
+    def __init__(self, width: Annotated[int, Range(8, 1024)] = 64, nz: Annotated[int, Range(1, 4096)] = 100,
+                 lr: Annotated[float, Range(0, 1, exclusive=True)] = 2e-4,
+                 beta1: Annotated[float, Range(0, 1)] = 0.5) -> None:
+        self.width, self.nz, self.lr, self.beta1 = width, nz, lr, beta1
 
     def train(self, images, config, out, command, masks):
-        config.width = self.width
-        return train_gan(images, config, Path(out), command)
+        return train_gan(images, config, Path(out), command, self.width, self.nz, self.lr, self.beta1)
 
 
 @hookimpl

@@ -60,11 +60,10 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: TrainCo
     if labels.min() < 0:
         raise UserError("class labels must be >= 0")
     classes = int(labels.max()) + 1
-    config.width, config.lr, config.beta1 = width, lr, 0.9  # recorded in the model's JSON
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
     net = Classifier(images.shape[1], classes, width).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=(config.beta1, 0.999))
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999))
     batches_per_epoch = len(images) // config.batch_size
     total = max(1, config.epochs * batches_per_epoch)
     shifts = torch.Generator().manual_seed(config.seed + 1)

@@ -67,7 +67,7 @@ def hole_weights(known: torch.Tensor, overlap: int = 0, overlap_weight: float = 
 
 
 def train_ce(images: torch.Tensor, mask_generators: dict, config, out, command: str,
-             overlap: int = 0, bottleneck: int | None = None):
+             overlap: int = 0, bottleneck: int | None = None, width: int = 64, lr: float = 2e-4, beta1: float = 0.5):
     """Train (or resume) a Context Encoder on ``images`` (N x C x H x W, float32 in [0, 1] or uint8)
     with masks from the given generators.
 
@@ -84,14 +84,15 @@ def train_ce(images: torch.Tensor, mask_generators: dict, config, out, command: 
     device = torch.device(config.device)
     _, channels, size, _ = images.shape
     torch.manual_seed(config.seed)
-    net = ContextEncoder(size, channels, config.width, bottleneck).to(device)
-    disc = Discriminator(size, channels, config.width).to(device)
-    opt_g = torch.optim.Adam(net.parameters(), config.lr, betas=(config.beta1, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), config.lr, betas=(config.beta1, 0.999))
+    net = ContextEncoder(size, channels, width, bottleneck).to(device)
+    disc = Discriminator(size, channels, width).to(device)
+    opt_g = torch.optim.Adam(net.parameters(), lr, betas=(beta1, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr, betas=(beta1, 0.999))
     fill = channel_means(images)
     trainer = TrainingLoop("ce", images, config, out, command, {"encoder": net, "discriminator": disc},
                       {"opt_g": opt_g, "opt_d": opt_d},
-                      {"fill": fill.tolist(), "bottleneck": net.bottleneck, "overlap": overlap,
+                      {"fill": fill.tolist(), "bottleneck": net.bottleneck, "overlap": overlap, "width": width,
+                       "lr": lr, "beta1": beta1,
                        "masks": list(mask_generators)})
     names = list(mask_generators)
     ones = torch.ones(config.batch_size, device=device)

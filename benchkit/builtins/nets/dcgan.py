@@ -82,7 +82,8 @@ def sample_z(n: int, nz: int = 100, generator: torch.Generator | None = None,
     return torch.rand(n, nz, generator=generator).mul_(2).sub_(1).to(device)
 
 
-def train_gan(images: torch.Tensor, config, out: Path, command: str) -> Path:
+def train_gan(images: torch.Tensor, config, out: Path, command: str, width: int = 64, nz: int = 100,
+              lr: float = 2e-4, beta1: float = 0.5) -> Path:
     """Train (or resume training) a DCGAN on ``images`` (N x C x H x W, float32 in [0, 1] or uint8).
 
     Non-saturating GAN losses; D sees a real and a generated batch per step. ``config`` is a
@@ -96,18 +97,18 @@ def train_gan(images: torch.Tensor, config, out: Path, command: str) -> Path:
     device = torch.device(config.device)
     _, channels, size, _ = images.shape
     torch.manual_seed(config.seed)
-    gen = Generator(size, channels, config.nz, config.width).to(device)
-    disc = Discriminator(size, channels, config.width).to(device)
-    opt_g = torch.optim.Adam(gen.parameters(), config.lr, betas=(config.beta1, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), config.lr, betas=(config.beta1, 0.999))
+    gen = Generator(size, channels, nz, width).to(device)
+    disc = Discriminator(size, channels, width).to(device)
+    opt_g = torch.optim.Adam(gen.parameters(), lr, betas=(beta1, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr, betas=(beta1, 0.999))
     trainer = TrainingLoop("gan", images, config, out, command, {"generator": gen, "discriminator": disc},
-                      {"opt_g": opt_g, "opt_d": opt_d}, {})
-    fixed_z = sample_z(64, config.nz, torch.Generator().manual_seed(config.seed), device)
+                           {"opt_g": opt_g, "opt_d": opt_d}, {"width": width, "nz": nz, "lr": lr, "beta1": beta1})
+    fixed_z = sample_z(64, nz, torch.Generator().manual_seed(config.seed), device)
     ones = torch.ones(config.batch_size, device=device)
     zeros = torch.zeros(config.batch_size, device=device)
 
     def step(real: torch.Tensor, index: int) -> dict[str, float]:
-        fake = gen(sample_z(config.batch_size, config.nz, device=device))
+        fake = gen(sample_z(config.batch_size, nz, device=device))
         loss_d = (F.binary_cross_entropy_with_logits(disc(real), ones)
                   + F.binary_cross_entropy_with_logits(disc(fake.detach()), zeros))
         opt_d.zero_grad(set_to_none=True)

@@ -99,7 +99,6 @@ class DDPMTrainer(Trainer):
     def train(self, images, config, out, command, masks):
         from benchkit.builtins.training.loop import TrainingLoop
 
-        config.width, config.lr = self.width, self.lr  # the model file's JSON records the config
         device = torch.device(config.device)
         torch.manual_seed(config.seed)
         unet = make_unet(images.shape[-1], images.shape[1], self.width).to(device)
