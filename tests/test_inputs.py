@@ -9,6 +9,7 @@ import torch
 import benchkit
 from benchkit.plugin.interfaces import Method
 from benchkit.plugin.registry import Registry
+from benchkit.plugin.spec import Spec
 from benchkit.run.inputs import Inputs, tensor_bytes
 from benchkit.run.runner import RunConfig, run
 from benchkit.run.tasks import ShardTask
@@ -36,8 +37,8 @@ class Plugins:
 
 
 def _task(method: str) -> ShardTask:
-    return ShardTask(dataset="fashion-mnist-mini", mask="center", method=method, image_ids=(0,), n_images=1,
-                     metrics=())
+    return ShardTask(dataset=Spec.parse("fashion-mnist-mini", "dataset"), mask=Spec.parse("center", "mask"),
+                     method=Spec.parse(method, "method"), image_ids=(0,), n_images=1, metrics=())
 
 
 def test_the_least_recently_used_method_goes_beyond_the_budget_and_release_frees_it():

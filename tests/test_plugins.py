@@ -191,7 +191,7 @@ def test_info_lists_options_with_types_and_defaults(capsys):
     assert code == 0
     assert "| iterations | int             | 1500      | value >= 0" in out
     assert "| precision  | 'fp32' | 'bf16' | 'fp32'" in out
-    assert "trainer gan (from benchkit)" in out and "| width    | int    |        64 | 8 <= value <= 1024 |" in out
+    assert "trainer gan (from benchkit)" in out and "| width    | int    |   64      | 8 <= value <= 1024 |" in out
     assert cli(capsys, "info", "tvv")[0] == 2
 
 

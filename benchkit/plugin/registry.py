@@ -192,8 +192,8 @@ class Registry:
         """
         if kind == "preset":
             return self.get(kind, str(spec)).cls
-        parsed = spec if isinstance(spec, Spec) else Spec.parse(spec, kind)
-        resolved = parsed.resolve(self, options)
+        parsed = spec if isinstance(spec, Spec) else Spec.parse(spec, kind)  # a string: parsed at an edge
+        resolved = parsed if parsed.resolved and not options else parsed.resolve(self, options)  # resolved once
         kwargs = resolved.kwargs(self)
         try:
             return self.get(kind, parsed.name).cls(**kwargs)
@@ -202,9 +202,10 @@ class Registry:
         except (TypeError, ValueError, ArithmeticError) as exc:
             raise UserError(f"{kind} '{resolved.canonical}' rejected its options: {exc}") from exc
 
-    def accepts(self, kind: str, spec: str, option: str) -> bool:
+    def accepts(self, kind: str, spec: str | Spec, option: str) -> bool:
         """Whether the plugin named by ``spec`` takes the keyword option ``option``."""
-        return option in option_specs(self.get(kind, Spec.parse(spec, kind).name).cls)
+        name = spec.name if isinstance(spec, Spec) else Spec.parse(spec, kind).name
+        return option in option_specs(self.get(kind, name).cls)
 
 
 def _unknown_hooks(plugin: Any, pm: pluggy.PluginManager) -> str:

@@ -93,9 +93,9 @@ class Inputs:
         self._metrics: dict[tuple, Any] = {}
         self._banks: dict[tuple, FeatureBank] = {}
 
-    def split(self, spec: str, data_dir: str | None, n_images: int, fresh: bool = False) -> LoadedSplit:
+    def split(self, spec: str | Spec, data_dir: str | None, n_images: int, fresh: bool = False) -> LoadedSplit:
         """The test images a run of dataset ``spec`` uses, loaded once (again with ``fresh``)."""
-        key = (spec, data_dir, n_images)
+        key = (str(spec), data_dir, n_images)
         if fresh or key not in self._splits:
             dataset = create_dataset(self.registry, spec, data_dir)
             images = dataset.images("test", limit=n_images or None)
@@ -104,18 +104,18 @@ class Inputs:
             self._splits[key] = LoadedSplit(dataset, images, keys, content_digest(keys), labels)
         return self._splits[key]
 
-    def generator(self, mask: str, files: str | None = None):
-        """The mask generator of canonical spec ``mask``; ``files`` keys the files it reads."""
-        key = (mask, files)
+    def generator(self, mask: str | Spec, files: str | None = None):
+        """The mask generator of spec ``mask``; ``files`` keys the files it reads."""
+        key = (str(mask), files)
         if key not in self._generators:
             self._generators[key] = self.registry.create("mask", mask)
         return self._generators[key]
 
-    def masks(self, dataset: str, mask: str, seed: int, split: LoadedSplit, n_images: int,
+    def masks(self, dataset: str, mask: str | Spec, seed: int, split: LoadedSplit, n_images: int,
               ids: list[int] | None = None, files: str | None = None, generator=None) -> torch.Tensor:
         """The masks of images ``ids`` of a loaded split (all if None), made once. The plan makes
         every mask of the split; a worker elsewhere makes only its shards' masks, once for all methods."""
-        key = ("masks", dataset, mask, seed, split.digest, n_images, files)
+        key = ("masks", dataset, str(mask), seed, split.digest, n_images, files)
         if ids is not None and key in self._masks:
             return self._masks[key][ids]
         ids = list(range(len(split.images))) if ids is None else ids
@@ -124,7 +124,7 @@ class Inputs:
         if part not in self._masks:
             keys = [split.keys[i] for i in ids] if split.keys is not None else None
             _, _, height, width = split.images.shape
-            self._masks[part] = make_masks(generator or self.generator(mask, files), dataset, mask, ids, height,
+            self._masks[part] = make_masks(generator or self.generator(mask, files), dataset, str(mask), ids, height,
                                            width, seed, keys)
         return self._masks[part]
 
@@ -132,29 +132,30 @@ class Inputs:
         """The method of a shard task, set up once for what it depends on; ``train_split()`` gives
         the training images to a method that needs them. Beyond the budget, the least recently
         used other methods are released."""
-        key = (task.method, task.dataset, task.data_dir, task.checkpoint, task.device, tuple(image_shape),
+        key = (str(task.method), str(task.dataset), task.data_dir, task.checkpoint, task.device, tuple(image_shape),
                task.seed, task.digest)
         with self._lock:
             if key in self._methods:
                 self._methods.move_to_end(key)
                 return self._methods[key][1]
         method = self.registry.create("method", task.method)
-        context = MethodContext(dataset=task.dataset, device=torch.device(task.device), image_shape=tuple(image_shape),
+        context = MethodContext(dataset=str(task.dataset), device=torch.device(task.device),
+                                image_shape=tuple(image_shape),
                                 checkpoint=Path(task.checkpoint) if task.checkpoint else None, seed=task.seed)
         if method.needs_train_data:
             context.train_images = train_split()
         method.setup(context)
         with self._lock:
             self.setups += 1
-            self._methods[key] = (task.method, method, tensor_bytes(method))
+            self._methods[key] = (str(task.method), method, tensor_bytes(method))
             while len(self._methods) > 1 and sum(size for _, _, size in self._methods.values()) > self.method_budget:
                 self._methods.popitem(last=False)  # the least recently used, never the one just set up
         return method
 
-    def release_method(self, spec: str) -> None:
-        """Drop every set-up of the method of canonical spec ``spec`` (its shards here are done)."""
+    def release_method(self, spec: str | Spec) -> None:
+        """Drop every set-up of the method of spec ``spec`` (its shards here are done)."""
         with self._lock:
-            for key in [k for k, (s, _, _) in self._methods.items() if s == spec]:
+            for key in [k for k, (s, _, _) in self._methods.items() if s == str(spec)]:
                 del self._methods[key]
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -164,12 +165,12 @@ class Inputs:
         with self._lock:
             return [spec for spec, _, _ in self._methods.values()]
 
-    def metric(self, name: str, context) -> Any:
+    def metric(self, name: str | Spec, context) -> Any:
         """The metric of canonical spec ``name`` set up for ``context``, once. A ``setup`` that raises
         a UserError (missing weights, a checkpoint that does not fit) raises it: bad input. Any other
         exception is a bug in the metric: a :class:`FailedSetup` stands in for it, so only its
         column fails."""
-        key = (name, context.dataset, str(context.checkpoint), str(context.device), tuple(context.image_shape),
+        key = (str(name), context.dataset, str(context.checkpoint), str(context.device), tuple(context.image_shape),
                str(context.weights_dir), context.seed)
         if key not in self._metrics:
             metric = self.registry.create("metric", name)
@@ -186,11 +187,12 @@ class Inputs:
         """The feature bank of a dataset's ground truth on ``device``, shared by all its cells here."""
         return self._banks.setdefault((dataset, digest, device), FeatureBank())
 
-    def metric_level(self, name: str) -> str:
-        return self.registry.get("metric", Spec.parse(name, "metric").name).cls.level
+    def metric_level(self, name: str | Spec) -> str:
+        spec = name if isinstance(name, Spec) else Spec.parse(name, "metric")
+        return self.registry.get("metric", spec.name).cls.level
 
 
-def create_dataset(registry, spec: str, data_dir: str | None):
+def create_dataset(registry, spec: str | Spec, data_dir: str | None):
     """The dataset of a canonical spec, looking in ``data_dir`` first where the dataset takes one
     (a third party's need not). ``data_dir`` says where files are, not which: it is no option."""
     extra = {"data_dir": data_dir} if data_dir and registry.accepts("dataset", spec, "data_dir") else {}
@@ -209,7 +211,7 @@ def worker_inputs(block_external: bool | None) -> Inputs:
     return _WORKER[block_external]
 
 
-def release_on_worker(spec: str) -> list[str]:
+def release_on_worker(spec: str | Spec) -> list[str]:
     """Release method ``spec`` from this worker's Inputs (sent to every worker by an executor);
     returns the methods still held, for logs and tests."""
     held: list[str] = []

@@ -139,6 +139,7 @@ class _Planner:
         self.masks = {s.canonical: self.registry.create("mask", s) for s in resolved.masks}
         self.mask_files = {name: file_digests(generator.input_files()) for name, generator in self.masks.items()}
         self.metric_names = [s.canonical for s in resolved.metrics]
+        self.specs = {(s.kind, s.canonical): s for s in (*resolved.datasets, *resolved.masks)}  # what tasks carry
         executor = self.registry.get("executor", resolved.executor.name).cls  # created and started by run()
         workers = 1 if executor.local else int(getattr(self.registry.create("executor", resolved.executor),
                                                        "workers", 1))
@@ -228,9 +229,9 @@ class _Planner:
         record = CellRecord(data.spec, mask, spec.label, "ok", settings=settings, metrics=list(self.metric_names),
                             bins=config.bins)
         size = self.shard_size or n
-        shards = tuple(ShardTask(dataset=data.spec, mask=mask, method=spec.canonical,
-                                 image_ids=tuple(range(a, min(a + size, n))), n_images=config.n_images,
-                                 metrics=tuple(self.metric_names), seed=config.seed,
+        shards = tuple(ShardTask(dataset=self.specs[("dataset", data.spec)], mask=self.specs[("mask", mask)],
+                                 method=spec, image_ids=tuple(range(a, min(a + size, n))), n_images=config.n_images,
+                                 metrics=self.resolved.metrics, seed=config.seed,
                                  key=content_key(identity | {"image_ids": [a, min(a + size, n)],
                                                              "metrics": self.metric_names}),
                                  data_dir=config.data_dir, checkpoint=checkpoint, batch_size=batch,

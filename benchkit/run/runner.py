@@ -148,7 +148,7 @@ def _releaser(tasks: list[ShardTask], inputs: Inputs, executor: Executor):
         if left[task.method] == 0:
             inputs.release_method(task.method)  # the plan set up none; the in-process shards did
             if not executor.local:
-                executor.release(release_on_worker, task.method)
+                executor.release(release_on_worker, str(task.method))
 
     return finished
 

@@ -23,6 +23,7 @@ import torch
 
 from benchkit.errors import UserError
 from benchkit.imaging import to_uint8
+from benchkit.plugin.spec import Spec
 from benchkit.run.evaluation import (
     FailedSetup,
     Scorer,
@@ -49,20 +50,21 @@ def sample_positions(n: int, seed: int, dataset: str, k: int = N_SAMPLES) -> lis
 class ShardTask:
     """What to compute for some images of a cell: canonical specs and numbers only (picklable).
 
-    ``dataset``, ``mask``, ``method`` and ``metrics`` are canonical spec strings
-    (:class:`benchkit.plugin.spec.Spec`), which carry every non-default option. ``image_ids`` are positions
+    ``dataset``, ``mask``, ``method`` and ``metrics`` are the run's resolved
+    :class:`benchkit.plugin.spec.Spec` objects (frozen, picklable), created where the shard runs
+    without being parsed or resolved again; ``str(spec)`` is the canonical string. ``image_ids`` are positions
     in the dataset's test split, whose first ``n_images`` images the run uses; ``sample_ids`` are
     those of them kept for pictures. ``digest`` is the content digest of a folder-like dataset (None
     for named ones): a worker whose cached copy differs reloads it. ``key`` is the shard's reuse key
     (:mod:`benchkit.run.taskkey`), which also names its file.
     """
 
-    dataset: str
-    mask: str
-    method: str
+    dataset: Spec
+    mask: Spec
+    method: Spec
     image_ids: tuple[int, ...]
     n_images: int
-    metrics: tuple[str, ...]
+    metrics: tuple[Spec, ...]
     key: str = ""
     seed: int = 0
     data_dir: str | None = None  # where the dataset's files are looked for first: not part of its identity
@@ -136,13 +138,14 @@ def _metrics(task: ShardTask, inputs: Inputs, image_shape) -> dict:
     """The task's metrics, set up here (in-process: the plan's, already set up). One whose files are
     missing here, though the plan found them on the client, fails only its column."""
     metrics = {}
-    for name in task.metrics:
-        context = metric_context(task.dataset, task.device, image_shape, task.metric_checkpoints.get(name),
+    for spec in task.metrics:
+        name = str(spec)  # a column's name, and the key of the plan's set-up metric
+        context = metric_context(str(task.dataset), task.device, image_shape, task.metric_checkpoints.get(name),
                                  task.weights_dir, task.seed)
         try:
-            metrics[name] = inputs.metric(name, context)
+            metrics[name] = inputs.metric(spec, context)
         except UserError as exc:
-            metrics[name] = FailedSetup(inputs.metric_level(name), exc)
+            metrics[name] = FailedSetup(inputs.metric_level(spec), exc)
     return metrics
 
 
@@ -163,7 +166,7 @@ def run_shard(task: ShardTask, inputs: Inputs | None = None,
         inputs = inputs or worker_inputs(task.block_external)
         split = _dataset_images(task, inputs)
         ids = list(task.image_ids)
-        known = inputs.masks(task.dataset, task.mask, task.seed, split, task.n_images, ids, task.mask_files)
+        known = inputs.masks(str(task.dataset), task.mask, task.seed, split, task.n_images, ids, task.mask_files)
         method = inputs.method(task, split.images.shape[1:], lambda: split.dataset.images("train"))
         _inpaint_and_score(task, inputs, split, known, method, result, time.perf_counter() - started, progress)
     except Exception as exc:  # a failing method (or a worker without the data) must not stop the run
@@ -182,8 +185,9 @@ def _inpaint_and_score(task: ShardTask, inputs: Inputs, split: LoadedSplit, know
     n = len(ids)
     labels_all = split.labels[ids] if split.labels is not None else None
     missing = (~known_all).flatten(1).float().mean(1)
-    scorer = Scorer(_metrics(task, inputs, images.shape[1:]), n, device,
-                    inputs.bank(task.dataset, task.digest, task.device), subsets=hole_bins(missing.numpy(), task.bins))
+    bank = inputs.bank(str(task.dataset), task.digest, task.device)
+    scorer = Scorer(_metrics(task, inputs, images.shape[1:]), n, device, bank,
+                    subsets=hole_bins(missing.numpy(), task.bins))
     outputs = np.empty((n, *images.shape[1:]), dtype=np.uint8)  # every composite, kept to add metrics later
     seconds: list[float] = []
     for start in range(0, n, task.batch_size):
