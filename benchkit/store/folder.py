@@ -101,6 +101,10 @@ def _replace(config, out: Path, notes: list[str]) -> None:
 
 
 def _check_previous(config, out: Path, notes: list[str]) -> dict | None:
+    """The folder's earlier manifest, after checking that it is readable and of this run's seed and
+    image count. This is a second check beside the task key on purpose: the key decides whether a
+    cell can be reused, but a cell's file is named by its (dataset, mask, method) alone, so a run of
+    another seed or image count would write over the earlier run's cells; it must go elsewhere."""
     new = {"seed": config.seed, "n_images": config.n_images}
     if config.replace_folder:
         _replace(config, out, notes)
