@@ -1,0 +1,1 @@
+"""Published inpainting models loaded from local files, through one convention adapter."""

@@ -1,0 +1,81 @@
+"""The one adapter between benchkit's convention and a published model's.
+
+benchkit hands every method ``float32 N x C x H x W`` images in [0, 1] with the missing pixels
+zeroed, and ``known`` masks (``N x 1 x H x W`` bool, True where observed); it composites the output
+itself and keeps the raw output for the known-region metrics. A published model has its own
+convention, declared by its loader and overridable inline: which mask value marks the hole, the
+value range of its input and output, one input or two, and the size it accepts (a multiple of
+``multiple`` pixels), reached by a size strategy:
+
+* ``pad`` (the default): each side padded at its end to the next multiple, by reflecting the image
+  about its last row and column with the edge repeated (numpy's ``symmetric``, as IOPaint's
+  ``pad_img_to_modulo`` pads image and mask alike; LaMa's ``pad_tensor_to_modulo`` pads at the
+  same ends); the output is cropped back.
+* ``resize``: bicubic to the next multiple and back (recorded in the spec, so in every cell).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+MaskValue = Literal["hole", "known"]
+Scale = Literal["unit", "byte"]
+Strategy = Literal["pad", "resize"]
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How a model takes its inputs and gives its output.
+
+    ``mask``: the value 1 (255 at byte scale) of the model's mask means ``hole`` or ``known``.
+    ``scale``: images in [0, 1] (``unit``) or [0, 255] (``byte``), in and out. ``multiple``: the
+    sides the model accepts are multiples of it. ``strategy``: ``pad`` or ``resize`` to reach them.
+    """
+
+    mask: MaskValue = "hole"
+    scale: Scale = "unit"
+    multiple: int = 8
+    strategy: Strategy = "pad"
+
+    def to_model(self, images: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """benchkit's images (missing pixels 0) and ``known`` masks as the model takes them: sized to
+        the multiple, its mask polarity and its value scale; the image's holes stay zero."""
+        hole = (~known).to(images.dtype)
+        images, hole = self._sized(images, hole)
+        mask = hole if self.mask == "hole" else 1 - hole
+        factor = 255.0 if self.scale == "byte" else 1.0
+        return images * (1 - hole) * factor, mask * factor
+
+    def from_model(self, output: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """The model's output back in benchkit's convention: [0, 1] float32 of the images' size."""
+        output = output.to(torch.float32) / (255.0 if self.scale == "byte" else 1.0)
+        height, width = shape[-2:]
+        if self.strategy == "resize":  # bicubic overshoot is the resize's, not the model's: clamped
+            return F.interpolate(output, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
+        return output[..., :height, :width]  # as the model gave it: the run checks its range
+
+    def _sized(self, images: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        height, width = images.shape[-2:]
+        target = (-(-height // self.multiple) * self.multiple, -(-width // self.multiple) * self.multiple)
+        if target == (height, width):
+            return images, hole
+        if self.strategy == "resize":
+            sized = F.interpolate(images, size=target, mode="bicubic", align_corners=False).clamp(0, 1)
+            return sized, (F.interpolate(hole, size=target, mode="nearest") > 0.5).to(images.dtype)
+        pad = (target[0] - height, target[1] - width)
+        return symmetric_pad(images, *pad), symmetric_pad(hole, *pad)  # image and mask alike, as IOPaint pads
+
+
+def symmetric_pad(images: torch.Tensor, bottom: int, right: int) -> torch.Tensor:
+    """Pad at the bottom and right by mirroring with the edge repeated (numpy's ``symmetric``), as
+    far as the image reaches: ``[a, b, c]`` padded by 2 is ``[a, b, c, c, b]``."""
+    if bottom:
+        rows = torch.arange(images.shape[-2] - 1, images.shape[-2] - 1 - bottom, -1).clamp(min=0)
+        images = torch.cat([images, images[..., rows, :]], dim=-2)
+    if right:
+        cols = torch.arange(images.shape[-1] - 1, images.shape[-1] - 1 - right, -1).clamp(min=0)
+        images = torch.cat([images, images[..., :, cols]], dim=-1)
+    return images
