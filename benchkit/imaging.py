@@ -64,3 +64,15 @@ def save_png(image: torch.Tensor, path: Path, scale: int = 1) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path) as tmp:
         pil.save(tmp, format="PNG")
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def sixteen_bit_png_colour_type(data: bytes) -> int | None:
+    """The PNG colour type (0 grey, 2 RGB, 4 grey + alpha, 6 RGBA) of a file's first bytes when it is
+    a PNG of 16 bits per sample (IHDR byte 24), else None. Pillow reads such colour PNGs at 8 bits
+    per channel."""
+    if data[:8] == PNG_SIGNATURE and len(data) > 25 and data[24] == 16:
+        return data[25]
+    return None

@@ -23,7 +23,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
-from benchkit.plugin.base import Plugin  # noqa: F401  (the base of every plugin kind)
+from benchkit.plugin.base import Plugin
 from benchkit.plugin.metric import Batch, ImageMetric, Metric, MetricContext, SetMetric  # noqa: F401  (the contract)
 
 Split = Literal["train", "test"]

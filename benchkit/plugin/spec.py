@@ -127,7 +127,7 @@ class Spec:
         """Convert and check the options against the plugin's declaration; ``fill`` (from ``-o``)
         supplies the options the spec leaves unset. Returns the canonical spec: options equal to
         their default are dropped. Unknown names and options raise UserError (with "did you mean")."""
-        from benchkit.plugin.options import FilePath, option_specs
+        from benchkit.plugin.options import option_specs
 
         info = registry.get(self.kind, self.name)
         declared = option_specs(info.cls)
@@ -138,8 +138,8 @@ class Spec:
         if argument_key in given and self.argument is not None:
             raise UserError(f"{self.kind} '{self.canonical}' gives {argument_key} twice (after ':' and as an "
                             "option): keep one")
-        argument = self.argument
-        if argument is not None and argument_key in declared and declared[argument_key].type is FilePath:
+        argument = self.argument  # converted as its option is (a FilePath made absolute), like any option
+        if argument is not None and argument_key in declared:
             argument = declared[argument_key].convert(argument, f"{self.name}.{argument_key}")
         kept = []
         for key, value in given.items():

@@ -131,15 +131,11 @@ def _mean_count(mean: float, count: int) -> str:
     return f"{mean:.2f} (n={count})" if count and np.isfinite(mean) else f"– (n={count})"
 
 
-def statistics_section(df: pd.DataFrame, metrics: tuple[str, ...], reference: str | None = None,
-                       all_pairs: bool = False) -> str:
-    """Paired differences against ``reference`` (default: the first method of ``df``; a report passes
-    the run's first), or between every pair
-    with ``all_pairs``; significance is judged on Holm-adjusted p-values over every row shown."""
-    methods = list(dict.fromkeys(df.method))
-    if len(methods) < 2:
+def statistics_section(df: pd.DataFrame, metrics: tuple[str, ...], reference: str, all_pairs: bool = False) -> str:
+    """Paired differences against ``reference``, or between every pair with ``all_pairs``;
+    significance is judged on Holm-adjusted p-values over every row shown."""
+    if df.method.nunique() < 2:
         return _section("Paired statistics", "<p>Only one method: nothing to compare.</p>")
-    reference = reference or methods[0]
     table = compare_all(df, metrics) if all_pairs else compare_to(df, reference, metrics)
     if table.empty:
         return _section("Paired statistics", "<p>No metric to compare.</p>")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchkit.datafiles import weights_dir  # noqa: F401  (where a metric's weights are looked for)
+from benchkit.datafiles import weights_dir
 from benchkit.errors import UserError
 from benchkit.plugin.metric import ALL, Batch, FeatureBank, Metric, MetricContext, MetricState, SetMetric
 from benchkit.run.allocator import keep_freed_memory
@@ -196,9 +196,9 @@ def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Ten
 
 
 def _score_images(metric: Metric, batch: Batch, column: list[float]) -> None:
-    scored = metric.empty_copy()
-    scored.update(batch)
-    column += [float(v) for v in np.asarray(scored.compute(), dtype=np.float64).tolist()]
+    metric.reset()  # a per-image metric's state is one batch's scores, read at once
+    metric.update(batch)
+    column += [float(v) for v in np.asarray(metric.compute(), dtype=np.float64).tolist()]
 
 
 def compute_sets(metrics: dict[str, Metric], states: dict[str, dict[str, MetricState]],

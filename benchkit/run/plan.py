@@ -18,13 +18,14 @@ import torch
 from benchkit import __version__
 from benchkit.checkpoints import check_model_shape, find_checkpoint
 from benchkit.errors import UserError
+from benchkit.files import file_digest, file_digests
 from benchkit.plugin.interfaces import MethodContext
 from benchkit.plugin.registry import Registry
 from benchkit.plugin.spec import Spec
 from benchkit.run.evaluation import metric_display
 from benchkit.run.inputs import Inputs, LoadedSplit
 from benchkit.run.resolve import ResolvedRun, RunConfig, worker_threads
-from benchkit.run.taskkey import content_key, file_digest, file_digests
+from benchkit.run.taskkey import content_key
 from benchkit.run.tasks import ShardTask, prepare_metrics, sample_positions
 from benchkit.run.validation import check_images
 from benchkit.store.cells import CellRecord, cell_path

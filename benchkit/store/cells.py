@@ -21,7 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from benchkit.errors import UserError
-from benchkit.files import atomic_write_text, cell_folder_name, replacing, safe_name  # noqa: F401  (cells are named by them)
+from benchkit.files import atomic_write_text, cell_folder_name, replacing, safe_name
 from benchkit.plugin.metric import MetricState, merge_states
 
 MANIFEST = "manifest.json"

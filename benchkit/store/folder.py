@@ -92,7 +92,7 @@ def _described(counts: dict[str, int]) -> str:
     return f"{total} cells ({', '.join(f'{m}: {n}' for m, n in counts.items())})"
 
 
-def _replace(config, out: Path, notes: list[str]) -> None:
+def _replace(out: Path, notes: list[str]) -> None:
     """``--replace-folder``: delete every cell of the folder, saying how many of which methods."""
     counts = folder_cells(out)
     if counts or (out / CELLS).exists():
@@ -107,7 +107,7 @@ def _check_previous(config, out: Path, notes: list[str]) -> dict | None:
     another seed or image count would write over the earlier run's cells; it must go elsewhere."""
     new = {"seed": config.seed, "n_images": config.n_images}
     if config.replace_folder:
-        _replace(config, out, notes)
+        _replace(out, notes)
         return None
     try:
         manifest = read_manifest(out)

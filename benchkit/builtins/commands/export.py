@@ -21,13 +21,13 @@ from benchkit.builtins.methods.exchange import (
     FORMAT,
     LAYOUTS,
     MANIFEST,
-    cell_folder_name,
     manifest_digest,
     png_bytes,
     sha256,
     stem,
 )
 from benchkit.errors import UserError
+from benchkit.files import cell_folder_name
 from benchkit.imaging import to_uint8
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.run.defaults import DEFAULT_N_IMAGES, csv_list, parse_options

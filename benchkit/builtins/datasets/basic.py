@@ -15,6 +15,7 @@ import torch
 from benchkit.datafiles import data_folders, fetch
 from benchkit.errors import UserError
 from benchkit.files import folder_entries, is_folder
+from benchkit.imaging import sixteen_bit_png_colour_type
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Dataset, Split
 from benchkit.plugin.options import FilePath, Range
@@ -289,7 +290,7 @@ def read_image(data: bytes, file: Path, mode: str, size: int) -> np.ndarray:
         square = center_crop_resize(Image.fromarray(np.clip(gray / scale, 0, 1).astype(np.float32)), size)
         channel = np.clip(np.asarray(square, dtype=np.float32), 0, 1)[..., None]
         return np.repeat(channel, 3, axis=2) if mode == "RGB" else channel
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[24] == 16:
+    if sixteen_bit_png_colour_type(data) is not None:
         warnings.warn(f"{file} is a 16-bit colour PNG: Pillow reads it at 8 bits per channel")
     array = np.asarray(center_crop_resize(image.convert(mode), size))
     return array[..., None] if array.ndim == 2 else array

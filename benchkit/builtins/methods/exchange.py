@@ -31,7 +31,6 @@ import numpy as np
 from PIL import Image
 
 from benchkit.errors import UserError
-from benchkit.files import cell_folder_name  # noqa: F401  (the folder of a dataset and mask)
 
 MANIFEST = "manifest.json"
 FORMAT = 1

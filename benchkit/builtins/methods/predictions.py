@@ -9,6 +9,7 @@ output: the known pixels are pasted back (the composite), and every metric, tabl
 """
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -17,9 +18,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchkit.builtins.methods.exchange import LAYOUTS, MANIFEST, cell_folder_name, read_manifest, stem
+from benchkit.builtins.methods.exchange import LAYOUTS, MANIFEST, read_manifest, stem
 from benchkit.errors import UserError
-from benchkit.imaging import decode_into
+from benchkit.files import cell_folder_name
+from benchkit.imaging import decode_into, sixteen_bit_png_colour_type
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import Method, MethodContext
 from benchkit.plugin.options import FilePath
@@ -171,12 +173,13 @@ class Predictions(Method):
         """One prediction's pixels as ``H x W x C`` uint8, or uint16 for 16-bit PNGs (full depth, grey
         or colour), for :func:`~benchkit.imaging.decode_into`."""
         channels, height, width = self.shape
-        if sixteen_bit_colour(path):  # Pillow would cut these to 8 bits per channel: OpenCV reads all 16
+        data = path.read_bytes()  # read once, for the header check and the decoder
+        if sixteen_bit_png_colour_type(data) in (2, 6):  # Pillow would cut these to 8 bits: OpenCV reads all 16
             import cv2
 
-            array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[..., 2::-1]  # BGR -> RGB
+            array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)[..., 2::-1]  # BGR -> RGB
             return np.ascontiguousarray(array[..., :1] if channels == 1 else array)
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             if image.mode == "P":
                 image = image.convert("RGB")
             if image.size != (width, height):
@@ -201,11 +204,9 @@ class Predictions(Method):
 
 
 def sixteen_bit_colour(path: Path) -> bool:
-    """Whether a file is a PNG of 16 bits per channel in colour (RGB or RGBA): its IHDR's bit depth
-    (byte 24) is 16 and its colour type (byte 25) is 2 or 6."""
+    """Whether a file is a PNG of 16 bits per channel in colour (RGB or RGBA)."""
     with open(path, "rb") as handle:
-        head = handle.read(26)
-    return head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 and head[24] == 16 and head[25] in (2, 6)
+        return sixteen_bit_png_colour_type(handle.read(26)) in (2, 6)
 
 
 @hookimpl
