@@ -117,7 +117,7 @@ def test_the_mask_reaches_the_model_in_its_polarity_and_the_file_is_in_the_key(t
     images, known = torch.rand(1, 3, 16, 16), torch.rand(1, 1, 16, 16) > 0.5
     for polarity, expected in (("hole", ~known), ("known", known)):
         method = TorchScriptInpainter(str(path), trusted=True, mask=polarity)
-        method.model, method.inputs = method._load(torch.device("cpu"))
+        method.load(torch.device("cpu"))
         out = method.inpaint(images * known, known)
         torch.testing.assert_close(out, expected.float().expand(-1, 3, -1, -1))
     run = ["run", "--methods", f"torchscript:{path}[trusted=true]", "--masks", "center", "--n-images", "2",

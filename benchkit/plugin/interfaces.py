@@ -121,6 +121,12 @@ class Method(Plugin, ABC):
         checkpoint (``needs_checkpoint``) is keyed by the runner and need not be listed. Default: none."""
         return []
 
+    def model_card(self) -> dict[str, str]:
+        """What the method found in its files, for ``benchkit info NAME:ARG`` and the run's manifest
+        (architecture, parameter count, file digests, convention, size rule, library versions);
+        may load the files. Default: nothing."""
+        return {}
+
     def preferred_batch_size(self, device: torch.device, image_shape: tuple[int, int, int]) -> int:
         """Images per ``inpaint`` call under ``--batch-size auto`` (the default): what this method
         measured fastest on ``device`` for images of ``image_shape`` ``(C, H, W)``. Default 64."""

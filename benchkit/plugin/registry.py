@@ -36,7 +36,8 @@ BUILTIN_MODULES = tuple(f"benchkit.builtins.{m}" for m in (
     "commands.weights", "datasets.basic", "datasets.paper", "masks.basic", "metrics.pixel", "methods.baselines",
     "methods.tv", "methods.lowrank", "methods.nn", "methods.patchmatch", "methods.references", "methods.gan",
     "methods.ce", "presets", "executors", "masks.lama", "masks.mat", "metrics.semantic", "metrics.perceptual",
-    "methods.predictions", "training.ddpm", "methods.repaint", "methods.dip", "published.torchscript"))
+    "methods.predictions", "training.ddpm", "methods.repaint", "methods.dip", "published.torchscript",
+    "published.lama"))
 KINDS = {"method": Method, "mask": MaskGenerator, "metric": Metric, "dataset": Dataset, "trainer": Trainer,
          "preset": Preset, "executor": Executor}
 HOOKS = {"method": "register_methods", "mask": "register_masks", "metric": "register_metrics",

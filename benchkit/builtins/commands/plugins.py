@@ -13,7 +13,8 @@ def register_commands(subparsers):
                                     "distribution")
     listing.set_defaults(handler=cmd_list)
     info = subparsers.add_parser("info", help="a plugin's description and options: types, defaults, ranges")
-    info.add_argument("name", help="plugin name, e.g. gan or tv")
+    info.add_argument("name", help="plugin name, e.g. gan or tv; a model spec such as lama:big-lama/ prints what "
+                      "its files hold")
     info.set_defaults(handler=cmd_info)
 
 
@@ -49,6 +50,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     from benchkit.plugin.registry import KINDS
 
     registry = args.registry
+    if ":" in args.name or "[" in args.name:
+        return _model_card(registry, args.name)
     found = [registry.get(kind, args.name) for kind in KINDS if args.name in registry.names(kind)]
     if not found:
         registry.get("method", args.name)  # the unknown-name error, with "did you mean"
@@ -67,4 +70,17 @@ def cmd_info(args: argparse.Namespace) -> int:
         flag = "-o KEY=VALUE" if info.kind == "trainer" else f"{info.name}[KEY=VALUE] or -o {info.name}.KEY=VALUE"
         print(f"  options ({flag}):")
         print(tabulate(rows, headers=["option", "type", "default", "valid", "description"], tablefmt="github") + "\n")
+    return 0
+
+
+def _model_card(registry, text: str) -> int:
+    """``benchkit info lama:DIR``: what a method found in its files (architecture, parameters,
+    digests, convention), loaded as a run would load them."""
+    from benchkit.plugin.spec import Spec
+
+    spec = Spec.parse(text, "method")
+    card = registry.create("method", spec).model_card()
+    print(f"method {spec.canonical}")
+    for key, value in card.items() or [("files", "this method reads no model files")]:
+        print(f"  {key}: {value}")
     return 0

@@ -40,6 +40,12 @@ class Convention:
     multiple: int = 8
     strategy: Strategy = "pad"
 
+    def describe(self) -> str:
+        """One line for model cards and the guide."""
+        values = "[0, 1]" if self.scale == "unit" else "[0, 255]"
+        return (f"mask 1 = {self.mask}, values in {values}, sides made multiples of {self.multiple} by "
+                f"{self.strategy}")
+
     def to_model(self, images: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """benchkit's images (missing pixels 0) and ``known`` masks as the model takes them: sized to
         the multiple, its mask polarity and its value scale; the image's holes stay zero."""

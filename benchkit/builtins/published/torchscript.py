@@ -23,13 +23,14 @@ from typing import Annotated, Literal
 import torch
 
 from benchkit.builtins.published.convention import Convention
+from benchkit.builtins.published.model import EXTERNAL_ROUTE, PublishedModel
+from benchkit.builtins.published.pickles import is_pickle
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
-from benchkit.plugin.interfaces import Method, MethodContext
 from benchkit.plugin.options import FilePath, Range
 
 
-class TorchScriptInpainter(Method):
+class TorchScriptInpainter(PublishedModel):
     """A TorchScript inpainting model from a local file (``torchscript:FILE[trusted=true]``).
 
     Parameters
@@ -53,7 +54,6 @@ class TorchScriptInpainter(Method):
     name = "torchscript"
     description = "a TorchScript inpainting model (IOPaint's big-lama.pt ...): torchscript:FILE[trusted=true]"
     spec_option = "file"
-    in_default_run = False
 
     def __init__(self, file: FilePath | None = None, trusted: bool = False, name: str | None = None,
                  mask: Literal["hole", "known"] = "hole", scale: Literal["unit", "byte"] = "unit",
@@ -62,41 +62,37 @@ class TorchScriptInpainter(Method):
             raise UserError("method 'torchscript' needs a file: --methods torchscript:FILE[trusted=true]")
         if not trusted:
             raise UserError(f"{file} is TorchScript, a program that runs when it is loaded: add [trusted=true] only "
-                            "if you trust its source, or export the model's predictions elsewhere and score them with "
-                            "predictions:DIR (docs: external models)")
-        self.file = Path(file)
+                            f"if you trust its source, or {EXTERNAL_ROUTE}")
+        self.files = [Path(file)]
         self.convention = Convention(mask, scale, multiple, strategy)
 
-    def _load(self, device: torch.device):
-        if not self.file.is_file():
-            raise UserError(f"TorchScript file {self.file} does not exist: check the path")
+    def load(self, device: torch.device) -> None:
+        path = self.files[0]
+        if is_pickle(path):
+            raise UserError(f"{path} is a bare pickle, not TorchScript: benchkit never unpickles code; "
+                            f"{EXTERNAL_ROUTE}")
         try:
             with warnings.catch_warnings():  # torch 2.13 calls the format deprecated; the files in circulation use it
                 warnings.simplefilter("ignore", DeprecationWarning)
-                model = torch.jit.load(str(self.file), map_location=device)
+                model = torch.jit.load(str(path), map_location=device)
         except (RuntimeError, ValueError) as exc:
-            raise UserError(f"{self.file} is not a TorchScript file ({str(exc).splitlines()[0][:120]}): save the "
+            raise UserError(f"{path} is not a TorchScript file ({str(exc).splitlines()[0][:120]}): save the "
                             "model with torch.jit.save") from exc
-        inputs = len(model.forward.schema.arguments) - 1  # the first is self
-        if inputs not in (1, 2):
-            raise UserError(f"{self.file}'s forward takes {inputs} inputs: benchkit runs forward(image, mask) "
+        self.inputs = len(model.forward.schema.arguments) - 1  # the first is self
+        if self.inputs not in (1, 2):
+            raise UserError(f"{path}'s forward takes {self.inputs} inputs: benchkit runs forward(image, mask) "
                             "or forward(cat(image, mask))")
-        return model.eval(), inputs
+        self.model = model.eval()
 
-    def check(self, context: MethodContext) -> None:
-        self._load(torch.device("cpu"))  # the file is trusted: found readable, and its form known, before any write
+    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.model(image, mask) if self.inputs == 2 else self.model(torch.cat([image, mask], dim=1))
 
-    def input_files(self, context: MethodContext, mask: str) -> list[Path]:
-        return [self.file]
-
-    def setup(self, context: MethodContext) -> None:
-        self.model, self.inputs = self._load(context.device)
-
-    @torch.no_grad()
-    def inpaint(self, images, known):
-        image, mask = self.convention.to_model(images, known)
-        output = self.model(image, mask) if self.inputs == 2 else self.model(torch.cat([image, mask], dim=1))
-        return self.convention.from_model(output, images.shape)
+    def model_card(self) -> dict[str, str]:
+        self.load(torch.device("cpu"))
+        form = "forward(image, mask)" if self.inputs == 2 else "forward(cat(image, mask))"
+        card = {"architecture": f"TorchScript, {form}", **super().model_card()}
+        self.release()
+        return card
 
 
 @hookimpl
