@@ -31,20 +31,31 @@ class Convention:
     """How a model takes its inputs and gives its output.
 
     ``mask``: the value 1 (255 at byte scale) of the model's mask means ``hole`` or ``known``.
-    ``scale``: images in [0, 1] (``unit``) or [0, 255] (``byte``), in and out. ``multiple``: the
-    sides the model accepts are multiples of it. ``strategy``: ``pad`` or ``resize`` to reach them.
+    ``scale``: input images in [0, 1] (``unit``) or [0, 255] (``byte``); ``output_scale`` the
+    output's (None: the same). ``multiple``: the sides the model accepts are multiples of it;
+    ``size``: the one ``(H, W)`` it accepts, if fixed. ``strategy``: ``pad`` or ``resize`` to reach them.
     """
 
     mask: MaskValue = "hole"
     scale: Scale = "unit"
     multiple: int = 8
     strategy: Strategy = "pad"
+    output_scale: Scale | None = None
+    size: tuple[int, int] | None = None
 
     def describe(self) -> str:
         """One line for model cards and the guide."""
-        values = "[0, 1]" if self.scale == "unit" else "[0, 255]"
-        return (f"mask 1 = {self.mask}, values in {values}, sides made multiples of {self.multiple} by "
-                f"{self.strategy}")
+        values = {"unit": "[0, 1]", "byte": "[0, 255]"}
+        out = self.output_scale or self.scale
+        sides = f"{self.size[0]}x{self.size[1]}" if self.size else f"sides made multiples of {self.multiple}"
+        return (f"mask 1 = {self.mask}, input values in {values[self.scale]}, output in {values[out]}, {sides} "
+                f"by {self.strategy}")
+
+    def target(self, height: int, width: int) -> tuple[int, int]:
+        """The size the model is given for an image of ``height x width``."""
+        if self.size:
+            return self.size
+        return -(-height // self.multiple) * self.multiple, -(-width // self.multiple) * self.multiple
 
     def to_model(self, images: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """benchkit's images (missing pixels 0) and ``known`` masks as the model takes them: sized to
@@ -57,7 +68,7 @@ class Convention:
 
     def from_model(self, output: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         """The model's output back in benchkit's convention: [0, 1] float32 of the images' size."""
-        output = output.to(torch.float32) / (255.0 if self.scale == "byte" else 1.0)
+        output = output.to(torch.float32) / (255.0 if (self.output_scale or self.scale) == "byte" else 1.0)
         height, width = shape[-2:]
         if self.strategy == "resize":  # bicubic overshoot is the resize's, not the model's: clamped
             return F.interpolate(output, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
@@ -65,7 +76,7 @@ class Convention:
 
     def _sized(self, images: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = images.shape[-2:]
-        target = (-(-height // self.multiple) * self.multiple, -(-width // self.multiple) * self.multiple)
+        target = self.target(height, width)
         if target == (height, width):
             return images, hole
         if self.strategy == "resize":
