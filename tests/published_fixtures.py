@@ -96,3 +96,38 @@ class Payload:
 
     def __reduce__(self):
         return (Path.touch, (self.path,))
+
+
+def make_sd_inpaint_folder(root: Path, seed: int = 0) -> Path:
+    """A tiny Stable Diffusion inpainting pipeline saved by ``save_pretrained`` (components sized as
+    diffusers' own tests size them; the CLIP tokenizer's vocabulary and merges written here)."""
+    import json
+
+    from reference_impls import usable_torchvision
+
+    usable_torchvision()
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=9,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
+    text = CLIPTextModel(CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
+                                        num_attention_heads=4, num_hidden_layers=2, pad_token_id=1, vocab_size=1000))
+    vocab = {"<|startoftext|>": 0, "!": 1, "<|endoftext|>": 2}
+    for letter in "abcdefghijklmnopqrstuvwxyz":
+        vocab[letter], vocab[f"{letter}</w>"] = len(vocab), len(vocab) + 1
+    words = root / "tokenizer-files"
+    words.mkdir(parents=True)
+    (words / "vocab.json").write_text(json.dumps(vocab))
+    (words / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(words / "vocab.json"), str(words / "merges.txt"), model_max_length=77)
+    pipeline = StableDiffusionInpaintPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=tokenizer,
+                                              scheduler=PNDMScheduler(skip_prk_steps=True), safety_checker=None,
+                                              feature_extractor=None, requires_safety_checker=False)
+    folder = root / "sd-inpaint"
+    pipeline.save_pretrained(folder)
+    return folder

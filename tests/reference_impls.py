@@ -21,9 +21,18 @@ import pytest
 def _torchvision_models() -> None:
     if "torchvision.models" in sys.modules:
         return
-    spec = importlib.util.find_spec("torchvision")
-    if spec is None:
+    if importlib.util.find_spec("torchvision") is None:
         pytest.skip("torchvision is not installed (the README's test command installs it)")
+    usable_torchvision()
+    importlib.import_module("torchvision.models")
+
+
+def usable_torchvision() -> None:
+    """Where torchvision is installed but its compiled part fails beside this torch, replace it by its
+    pure-Python package, so that libraries that import it (transformers) still import."""
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or "torchvision" in sys.modules:
+        return
     try:
         importlib.import_module("torchvision")
     except Exception:  # its compiled ops do not match this torch: use the pure-Python model definitions
@@ -34,7 +43,6 @@ def _torchvision_models() -> None:
         package.__path__ = [os.path.dirname(spec.origin)]
         package.__version__ = importlib.metadata.version("torchvision")
         sys.modules["torchvision"] = package
-    importlib.import_module("torchvision.models")
 
 
 def reference(module: str):

@@ -1,0 +1,202 @@
+"""``diffusers:DIR``: a local diffusers inpainting pipeline folder (``model_index.json`` and one
+folder per component), loaded offline.
+
+Loading: ``local_files_only=True`` (nothing is fetched, ever) and ``use_safetensors=True`` (no
+pickled ``.bin`` weights are read); the class named by ``model_index.json`` picks the pipeline, and
+each class's size rule: Stable Diffusion 1.5 / 2 and SDXL inpainting take sides that are multiples of
+8, FLUX.1 Fill of 16. A pipeline's safety checker, which blacks out images it flags, is not loaded:
+a benchmark scores what the model made.
+
+Convention (diffusers' ``VaeImageProcessor``): images in [0, 1], the mask white (1) where the model
+repaints. ``height`` and ``width`` are the image's own size padded to the multiple, never the
+pipeline's default 512 or 1024. Nothing is pasted back by the pipeline and its VAE round trip changes
+the known pixels: the raw output is kept (known-region metrics) and benchkit composites it. Each
+image has its own generator, seeded by the run's seed and the image's position, so an image's result
+does not depend on its batch.
+"""
+from __future__ import annotations
+
+import csv
+import inspect
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import torch
+
+from benchkit.builtins.published.convention import Convention
+from benchkit.builtins.published.model import PublishedModel, parameter_count
+from benchkit.errors import UserError
+from benchkit.files import is_folder
+from benchkit.plugin.hookspecs import hookimpl
+from benchkit.plugin.interfaces import MethodContext
+from benchkit.plugin.options import FilePath, Range
+
+PIPELINES = {"StableDiffusionInpaintPipeline": 8, "StableDiffusionXLInpaintPipeline": 8, "FluxFillPipeline": 16}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class DiffusersInpainter(PublishedModel):
+    """A diffusers inpainting pipeline folder (``diffusers:DIR[prompt=...,steps=25]``).
+
+    Parameters
+    ----------
+    folder : str
+        The pipeline folder (given after ``diffusers:``), as ``save_pretrained`` writes it.
+    name : str or None
+        How the rows read.
+    prompt : str
+        The prompt for every image without its own (default: empty).
+    negative_prompt : str
+        The negative prompt, for pipelines that take one.
+    prompts : str
+        A CSV (columns ``id,prompt``) or JSON (``{"id": "prompt"}``) file of prompts by image id
+        (the image's position in the test split, as ``benchkit export`` numbers them).
+    steps : int
+        Denoising steps.
+    guidance : float or None
+        Classifier-free guidance scale (default: the pipeline's own).
+    strength : float
+        How far the hole's latents are noised (1.0: fully).
+    dtype : str
+        The pipeline's weights and computation: float32, float16 or bfloat16.
+    strategy : str
+        How sides reach the multiple: ``pad`` (symmetric, cropped after) or ``resize`` (bicubic).
+    """
+
+    name = "diffusers"
+    description = "a local diffusers inpainting pipeline folder (SD 1.5/2, SDXL, FLUX.1 Fill), offline"
+    spec_option = "folder"
+    requires = ("diffusers", "transformers")
+    install_hint = "pip install 'benchkit[diffusion]'"
+    needs_cell = True
+    slow = True
+
+    def __init__(self, folder: FilePath | None = None, name: str | None = None, prompt: str = "",
+                 negative_prompt: str = "", prompts: FilePath | None = None,
+                 steps: Annotated[int, Range(1, 1000)] = 50, guidance: Annotated[float, Range(0)] | None = None,
+                 strength: Annotated[float, Range(0, 1)] = 1.0,
+                 dtype: Literal["float32", "float16", "bfloat16"] = "float32",
+                 strategy: Literal["pad", "resize"] = "pad") -> None:
+        if not folder:
+            raise UserError("method 'diffusers' needs a folder: --methods diffusers:sd-inpaint/")
+        self.folder = Path(folder)
+        self.pipeline_class = read_pipeline_class(self.folder)
+        self.files = pipeline_files(self.folder) + ([Path(prompts)] if prompts else [])
+        self.prompts = read_prompts(Path(prompts)) if prompts else {}
+        self.prompt, self.negative_prompt, self.steps, self.guidance = prompt, negative_prompt, steps, guidance
+        self.strength, self.dtype = strength, DTYPES[dtype]
+        self.convention = Convention("hole", "unit", PIPELINES[self.pipeline_class], strategy)
+
+    def check(self, context: MethodContext) -> None:
+        """The call's options against the pipeline's, without loading gigabytes of weights twice
+        (the folder's layout was checked when the spec was read)."""
+        parameters = inspect.signature(pipeline_type(self.pipeline_class).__call__).parameters
+        if self.negative_prompt and "negative_prompt" not in parameters:
+            raise UserError(f"{self.pipeline_class} takes no negative prompt: drop negative_prompt=")
+        self.seed = context.seed
+
+    def setup(self, context: MethodContext) -> None:
+        self.seed = context.seed
+        self.load(context.device)
+
+    def load(self, device: torch.device) -> None:
+        pipeline_class = pipeline_type(self.pipeline_class)
+        extra = {"safety_checker": None, "requires_safety_checker": False} \
+            if "safety_checker" in inspect.signature(pipeline_class.__init__).parameters else {}
+        try:
+            pipeline = pipeline_class.from_pretrained(self.folder, local_files_only=True, use_safetensors=True,
+                                                     torch_dtype=self.dtype, **extra)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"diffusers cannot load {self.folder} ({str(exc).splitlines()[0][:160]}): the folder "
+                            "needs every component in safetensors, as save_pretrained writes them") from None
+        pipeline.set_progress_bar_config(disable=True)
+        self.model = pipeline.to(device)
+
+    def inpaint(self, images, known, *, mask=None, image_ids=()):
+        self.image_ids = list(image_ids)
+        return super().inpaint(images, known)
+
+    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        call = {"prompt": [self.prompts.get(str(i), self.prompt) for i in self.image_ids], "image": image,
+                "mask_image": mask, "height": image.shape[-2], "width": image.shape[-1],
+                "num_inference_steps": self.steps, "strength": self.strength, "output_type": "pt",
+                "generator": [torch.Generator(image.device).manual_seed(s)
+                              for s in self.image_seeds(self.seed, self.image_ids)]}
+        if self.guidance is not None:
+            call["guidance_scale"] = self.guidance
+        if self.negative_prompt:
+            call["negative_prompt"] = [self.negative_prompt] * len(self.image_ids)
+        return self.model(**call).images.float()
+
+    def model_card(self) -> dict[str, str]:
+        import diffusers
+
+        self.load(torch.device("cpu"))
+        networks = {name: parameter_count(module) for name, module in self.model.components.items()
+                    if isinstance(module, torch.nn.Module)}
+        card = {"architecture": f"{self.pipeline_class} ({', '.join(f'{k} {v}' for k, v in networks.items())})",
+                "library": f"diffusers {diffusers.__version__}", **super().model_card()}
+        self.release()
+        return card
+
+
+def pipeline_type(name: str):
+    """diffusers' pipeline class of that name; an installation that cannot import it is one line."""
+    try:
+        import diffusers
+
+        return getattr(diffusers, name)
+    except (ImportError, RuntimeError) as exc:  # diffusers imports transformers, which may import a broken torchvision
+        while exc.__cause__ is not None:  # the innermost reason, not the lazy importer's wrapper
+            exc = exc.__cause__
+        raise UserError(f"diffusers cannot import {name} ({str(exc).splitlines()[0][:160]}): check that diffusers, "
+                        "transformers and torchvision match this torch (pip install 'benchkit[diffusion]')") from None
+
+
+def read_pipeline_class(folder: Path) -> str:
+    """The pipeline class ``model_index.json`` names, checked against the ones benchkit routes and
+    the component folders it lists."""
+    if not is_folder(folder):
+        raise UserError(f"pipeline folder {folder} does not exist: check the path")
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{folder} has no readable model_index.json ({exc}): give a folder written by a diffusers "
+                        "pipeline's save_pretrained") from None
+    name = index.get("_class_name")
+    if name not in PIPELINES:
+        raise UserError(f"{folder} holds a {name}: diffusers: runs {', '.join(PIPELINES)}")
+    for component, entry in index.items():
+        if not component.startswith("_") and isinstance(entry, list) and entry[0] and not is_folder(folder / component):
+            raise UserError(f"{folder} lacks the component '{component}' that model_index.json names: copy the "
+                            "pipeline's whole folder")
+    return name
+
+
+def pipeline_files(folder: Path) -> list[Path]:
+    """Every file of the pipeline folder (all of them key the cells: configs, tokenizers, weights)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(q.startswith(".") for q in p.parts))
+
+
+def read_prompts(path: Path) -> dict[str, str]:
+    """Prompts by image id from a CSV (``id,prompt``) or JSON (``{"id": "prompt"}``) file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".json":
+            prompts = json.loads(text)
+            if not isinstance(prompts, dict):
+                raise ValueError("the JSON is not an object of id: prompt")
+            return {str(k): str(v) for k, v in prompts.items()}
+        rows = list(csv.DictReader(text.splitlines()))
+        if rows and not {"id", "prompt"} <= set(rows[0]):
+            raise ValueError(f"its columns are {', '.join(rows[0])}, not id and prompt")
+        return {row["id"]: row["prompt"] for row in rows}
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read prompts file {path} ({exc}): give a CSV with columns id,prompt or a JSON "
+                        "object of id: prompt") from None
+
+
+@hookimpl
+def register_methods(register):
+    register(DiffusersInpainter)

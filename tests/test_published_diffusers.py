@@ -1,0 +1,129 @@
+"""``diffusers:DIR``: a tiny Stable Diffusion inpainting pipeline saved with ``save_pretrained``,
+loaded offline with sockets blocked, against the pipeline called directly."""
+import json
+import socket
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from published_fixtures import make_sd_inpaint_folder
+
+import benchkit
+from benchkit.cli import main
+
+pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def pipeline_folder(tmp_path_factory):
+    return make_sd_inpaint_folder(tmp_path_factory.mktemp("sd"))
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def _photos(root, n=3):
+    photos = root / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (20, 28, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    return photos
+
+
+def test_the_pipeline_gets_its_convention_a_generator_per_image_and_batches_alike(pipeline_folder, no_network):
+    from diffusers import StableDiffusionInpaintPipeline
+
+    from benchkit.builtins.published.diffusion import DiffusersInpainter
+
+    method = DiffusersInpainter(str(pipeline_folder), prompt="a shirt", steps=2)
+    method.seed = 3
+    method.load(torch.device("cpu"))
+    rng = np.random.default_rng(1)
+    images = torch.from_numpy(rng.random((2, 3, 21, 30), dtype=np.float32))
+    known = torch.from_numpy(rng.random((2, 1, 21, 30)) > 0.3)
+    got = method.inpaint(images * known, known, mask="center", image_ids=[4, 7])
+    # written out: symmetric padding to 24 x 32, white = repaint, one generator per image seeded
+    # seed * 1_000_003 + id, the pipeline's own output, cropped back
+    pad = ((0, 0), (0, 0), (0, 3), (0, 2))
+    image = torch.from_numpy(np.pad((images * known).numpy(), pad, mode="symmetric"))
+    hole = torch.from_numpy(np.pad((~known).float().numpy(), pad, mode="symmetric"))
+    pipe = StableDiffusionInpaintPipeline.from_pretrained(pipeline_folder, local_files_only=True)
+    out = pipe(prompt=["a shirt"] * 2, image=image * (1 - hole), mask_image=hole, height=24, width=32,
+               num_inference_steps=2, output_type="pt",
+               generator=[torch.Generator().manual_seed(3 * 1_000_003 + i) for i in (4, 7)]).images
+    torch.testing.assert_close(got, out[..., :21, :30], rtol=1e-4, atol=1e-4)
+    alone = method.inpaint(images[1:] * known[1:], known[1:], mask="center", image_ids=[7])
+    torch.testing.assert_close(alone, got[1:], rtol=1e-4, atol=1e-4)
+
+
+def test_a_run_with_prompts_keys_every_file_and_is_offline(pipeline_folder, tmp_path, capsys, no_network):
+    prompts = tmp_path / "prompts.csv"
+    prompts.write_text("id,prompt\n0,a red shirt\n2,a coat\n")
+    spec = f"diffusers:{pipeline_folder}[prompt=a shirt,prompts={prompts},steps=2,name=sd]"
+    run = ["run", "--methods", f"{spec},telea", "--datasets", f"folder:{_photos(tmp_path)}[size=24]",
+           "--masks", "center", "--metrics", "psnr,known-l1", "--out", str(tmp_path / "R")]
+    assert main(run) == 0, capsys.readouterr().err
+    df = benchkit.load_results(tmp_path / "R")
+    assert set(df.method) == {"sd", "telea"} and np.isfinite(df.psnr).all()
+    assert (df[df.method == "sd"]["known-l1"] > 0).all()  # the VAE round trip changes the known pixels
+    cells = [json.loads(p.read_text()) for p in (tmp_path / "R" / "cells").glob("*.json")]
+    files = next(c for c in cells if c["settings"].get("input_files"))["settings"]["input_files"]
+    assert str(pipeline_folder / "unet" / "diffusion_pytorch_model.safetensors") in files
+    assert str(pipeline_folder / "model_index.json") in files and str(prompts) in files
+
+
+def test_a_missing_component_or_an_unknown_pipeline_is_one_line(pipeline_folder, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(pipeline_folder, broken)
+    shutil.rmtree(broken / "unet")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    for folder, message in ((broken, "lacks the component 'unet' that model_index.json names"),
+                            (other, "holds a StableDiffusionPipeline: diffusers: runs"),
+                            (tmp_path / "none", "does not exist")):
+        assert main(["run", "--methods", f"diffusers:{folder}", "--masks", "center", "--n-images", "2",
+                     "--out", str(tmp_path / "R")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "R").exists()
+
+
+def test_the_issue_s_command_gives_one_table_with_every_published_family(pipeline_folder, tmp_path, capsys,
+                                                                         no_network):
+    # lama:, onnx: (MI-GAN's layout), torchscript:, diffusers: and a classical method, on photographs
+    # scikit-image bundles, thick and MAT's large masks: every model's row in one table
+    skimage_data = pytest.importorskip("skimage.data")
+    pytest.importorskip("onnxruntime")
+    from published_fixtures import make_lama_folder
+    from test_published_onnx import migan_echo
+    from test_published_torchscript import TWO_INPUTS, _script
+
+    photos = tmp_path / "places-val"
+    photos.mkdir()
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        Image.fromarray(getattr(skimage_data, name)()).save(photos / f"{name}.png")
+    lama, _ = make_lama_folder(tmp_path)
+    migan = migan_echo(tmp_path / "migan_pipeline_v2.onnx")
+    script = _script(tmp_path, TWO_INPUTS, "big-lama")
+    methods = (f"lama:{lama}[name=lama],onnx:{migan}[family=migan,name=migan],"
+               f"torchscript:{script}[trusted=true,name=lama-jit],diffusers:{pipeline_folder}[steps=2,name=sd],telea")
+    run = ["run", "--datasets", f"folder:{photos}[size=48]", "--masks", "thick,mat-large", "--methods", methods,
+           "--metrics", "psnr,ssim,known-psnr", "--out", str(tmp_path / "R")]
+    assert main(run) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    for row in ("lama", "migan", "lama-jit", "sd", "telea"):
+        assert f"| {row} " in out
+    df = benchkit.load_results(tmp_path / "R")
+    assert len(df) == 5 * 2 * 4 and np.isfinite(df.psnr).all()
