@@ -4,11 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from reference_impls import usable_torchvision
 
 import benchkit
 from benchkit.plugin.interfaces import Dataset, MaskGenerator, Method
 from benchkit.plugin.registry import Registry
 from benchkit.run.runner import RunConfig
+
+usable_torchvision()  # diffusers and transformers import torchvision, whose compiled part may not match this torch
 
 
 class SpyMethod(Method):

@@ -36,7 +36,7 @@ def test_unknown_name_lists_known_names_and_suggests():
         Registry(block_external=True).get("method", "mean-fil")
     message = str(err.value)
     assert "did you mean 'mean-fill'" in message
-    assert "known methods are biharmonic, ce, dip, gan, lowrank, mean-fill," in message
+    assert "known methods are biharmonic, ce, diffusers, dip, gan, lama, lowrank, mean-fill," in message
 
 
 def test_options_are_converted_and_checked():
