@@ -127,3 +127,23 @@ def test_the_issue_s_command_gives_one_table_with_every_published_family(pipelin
         assert f"| {row} " in out
     df = benchkit.load_results(tmp_path / "R")
     assert len(df) == 5 * 2 * 4 and np.isfinite(df.psnr).all()
+
+
+def test_the_crop_strategy_gives_each_window_its_image_s_generator(pipeline_folder, no_network):
+    from benchkit.builtins.published.diffusion import DiffusersInpainter
+
+    whole = DiffusersInpainter(str(pipeline_folder), steps=2)
+    cropped = DiffusersInpainter(str(pipeline_folder), steps=2, strategy="crop", margin=4)
+    for method in (whole, cropped):
+        method.seed = 1
+        method.load(torch.device("cpu"))
+    images = torch.rand(2, 3, 40, 40)
+    known = torch.ones(2, 1, 40, 40, dtype=torch.bool)
+    known[..., 20:28, 20:28] = False  # one window, rows and columns 16:32
+    got = cropped.inpaint(images * known, known, image_ids=[5, 6])
+    outside = torch.ones_like(known)
+    outside[..., 16:32, 16:32] = False
+    torch.testing.assert_close(got * outside, images * known * outside)  # the model never saw those pixels
+    window = (slice(None), slice(None), slice(16, 32), slice(16, 32))
+    expected = whole.inpaint((images * known)[window], known[window], image_ids=[5, 6])
+    torch.testing.assert_close(got[window], expected, rtol=1e-4, atol=1e-4)

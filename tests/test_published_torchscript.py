@@ -139,3 +139,59 @@ def test_an_untrusted_or_broken_file_is_one_line_exit_2_and_nothing_written(tmp_
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and "Traceback" not in err
         assert not (tmp_path / "R").exists()
+
+
+def _iopaint_window(box, height, width, margin):
+    """IOPaint's ``_crop_box``, written out as its source reads (iopaint/model/base.py)."""
+    box_h, box_w = box[3] - box[1], box[2] - box[0]
+    cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+    w, h = box_w + margin * 2, box_h + margin * 2
+    _l, _r, _t, _b = cx - w // 2, cx + w // 2, cy - h // 2, cy + h // 2
+    left, right, top, bottom = max(_l, 0), min(_r, width), max(_t, 0), min(_b, height)
+    if _l < 0:
+        right += abs(_l)
+    if _r > width:
+        left -= _r - width
+    if _t < 0:
+        bottom += abs(_t)
+    if _b > height:
+        top -= _b - height
+    return max(left, 0), max(top, 0), min(right, width), min(bottom, height)
+
+
+def test_the_crop_strategy_runs_a_window_around_each_hole_as_iopaint_does(tmp_path):
+    from benchkit.builtins.published.cropping import hole_boxes, window
+    from benchkit.builtins.published.torchscript import TorchScriptInpainter
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        height, width = rng.integers(8, 60, size=2)
+        box = tuple(int(v) for v in (*sorted(rng.integers(0, width, 2)), *sorted(rng.integers(0, height, 2))))
+        box = (box[0], box[2], box[1] + 1, box[3] + 1)
+        margin = int(rng.integers(1, 40))
+        assert window(box, height, width, margin) == _iopaint_window(box, height, width, margin)
+    known = torch.ones(1, 1, 40, 50, dtype=torch.bool)
+    known[..., 3:9, 5:12] = False  # two holes: two windows
+    known[..., 30:36, 40:47] = False
+    assert sorted(hole_boxes((~known[0, 0]).numpy())) == [(5, 3, 12, 9), (40, 30, 47, 36)]
+    path = _script(tmp_path, ONE_INPUT, "model")
+    method = TorchScriptInpainter(str(path), trusted=True, strategy="crop", margin=4)
+    method.load(torch.device("cpu"))
+    images = torch.rand(1, 3, 40, 50) * known
+    got = method.inpaint(images, known)
+    expected = images.clone()  # outside the windows: the input
+    for box in ((5, 3, 12, 9), (40, 30, 47, 36)):
+        left, top, right, bottom = _iopaint_window(box, 40, 50, 4)
+        part = (slice(None), slice(None), slice(top, bottom), slice(left, right))
+        expected[part] = _padded_run(method, images[part], known[part])
+    torch.testing.assert_close(got, expected)
+
+
+def _padded_run(method, image, known):
+    """The window padded symmetrically to a multiple of 8, the model, cropped back."""
+    h, w = image.shape[-2:]
+    pad = ((0, 0), (0, 0), (0, -h % 8), (0, -w % 8))
+    x = torch.from_numpy(np.pad(image.numpy(), pad, mode="symmetric"))
+    m = torch.from_numpy(np.pad((~known).float().numpy(), pad, mode="symmetric"))
+    with torch.no_grad():
+        return method.model(torch.cat([x * (1 - m), m], dim=1))[..., :h, :w]

@@ -12,6 +12,8 @@ value range of its input and output, one input or two, and the size it accepts (
   ``pad_img_to_modulo`` pads image and mask alike; LaMa's ``pad_tensor_to_modulo`` pads at the
   same ends); the output is cropped back.
 * ``resize``: bicubic to the next multiple and back (recorded in the spec, so in every cell).
+* ``crop``: a window of ``margin`` pixels around each hole, padded as ``pad`` pads
+  (:mod:`.cropping`, IOPaint's crop strategy).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import torch.nn.functional as F
 
 MaskValue = Literal["hole", "known"]
 Scale = Literal["unit", "byte"]
-Strategy = Literal["pad", "resize"]
+Strategy = Literal["pad", "resize", "crop"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class Convention:
     ``mask``: the value 1 (255 at byte scale) of the model's mask means ``hole`` or ``known``.
     ``scale``: input images in [0, 1] (``unit``) or [0, 255] (``byte``); ``output_scale`` the
     output's (None: the same). ``multiple``: the sides the model accepts are multiples of it;
-    ``size``: the one ``(H, W)`` it accepts, if fixed. ``strategy``: ``pad`` or ``resize`` to reach them.
+    ``size``: the one ``(H, W)`` it accepts, if fixed. ``strategy``: ``pad``, ``resize`` or ``crop``
+    to reach them; ``margin``: the context around each hole that ``crop`` keeps.
     """
 
     mask: MaskValue = "hole"
@@ -42,14 +45,15 @@ class Convention:
     strategy: Strategy = "pad"
     output_scale: Scale | None = None
     size: tuple[int, int] | None = None
+    margin: int = 128
 
     def describe(self) -> str:
         """One line for model cards and the guide."""
         values = {"unit": "[0, 1]", "byte": "[0, 255]"}
         out = self.output_scale or self.scale
         sides = f"{self.size[0]}x{self.size[1]}" if self.size else f"sides made multiples of {self.multiple}"
-        return (f"mask 1 = {self.mask}, input values in {values[self.scale]}, output in {values[out]}, {sides} "
-                f"by {self.strategy}")
+        how = f"crop ({self.margin} px around each hole), then pad" if self.strategy == "crop" else self.strategy
+        return f"mask 1 = {self.mask}, input values in {values[self.scale]}, output in {values[out]}, {sides} by {how}"
 
     def target(self, height: int, width: int) -> tuple[int, int]:
         """The size the model is given for an image of ``height x width``."""

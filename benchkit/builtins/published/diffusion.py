@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 import torch
 
 from benchkit.builtins.published.convention import Convention
+from benchkit.builtins.published.cropping import inpaint_windows
 from benchkit.builtins.published.model import PublishedModel, parameter_count
 from benchkit.errors import UserError
 from benchkit.files import is_folder
@@ -62,6 +63,8 @@ class DiffusersInpainter(PublishedModel):
         The pipeline's weights and computation: float32, float16 or bfloat16.
     strategy : str
         How sides reach the multiple: ``pad`` (symmetric, cropped after) or ``resize`` (bicubic).
+    margin : int
+        With ``strategy=crop``: pixels of context kept around each hole (IOPaint's default 128).
     """
 
     name = "diffusers"
@@ -77,7 +80,8 @@ class DiffusersInpainter(PublishedModel):
                  steps: Annotated[int, Range(1, 1000)] = 50, guidance: Annotated[float, Range(0)] | None = None,
                  strength: Annotated[float, Range(0, 1)] = 1.0,
                  dtype: Literal["float32", "float16", "bfloat16"] = "float32",
-                 strategy: Literal["pad", "resize"] = "pad") -> None:
+                 strategy: Literal["pad", "resize", "crop"] = "pad",
+                 margin: Annotated[int, Range(1, 4096)] = 128) -> None:
         if not folder:
             raise UserError("method 'diffusers' needs a folder: --methods diffusers:sd-inpaint/")
         self.folder = Path(folder)
@@ -86,7 +90,7 @@ class DiffusersInpainter(PublishedModel):
         self.prompts = read_prompts(Path(prompts)) if prompts else {}
         self.prompt, self.negative_prompt, self.steps, self.guidance = prompt, negative_prompt, steps, guidance
         self.strength, self.dtype = strength, DTYPES[dtype]
-        self.convention = Convention("hole", "unit", PIPELINES[self.pipeline_class], strategy)
+        self.convention = Convention("hole", "unit", PIPELINES[self.pipeline_class], strategy, margin=margin)
 
     def check(self, context: MethodContext) -> None:
         """The call's options against the pipeline's, without loading gigabytes of weights twice
@@ -114,8 +118,16 @@ class DiffusersInpainter(PublishedModel):
         self.model = pipeline.to(device)
 
     def inpaint(self, images, known, *, mask=None, image_ids=()):
-        self.image_ids = list(image_ids)
-        return super().inpaint(images, known)
+        ids = list(image_ids)
+        if self.convention.strategy != "crop":
+            self.image_ids = ids
+            return self.run_sized(images, known)
+
+        def window(image, known_part, index):  # each window has its image's prompt and generator
+            self.image_ids = [ids[index]]
+            return self.run_sized(image, known_part)
+
+        return inpaint_windows(images, known, self.convention.margin, window)
 
     def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         call = {"prompt": [self.prompts.get(str(i), self.prompt) for i in self.image_ids], "image": image,

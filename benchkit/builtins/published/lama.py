@@ -47,6 +47,8 @@ class LamaInpainter(PublishedModel):
         Sides are made multiples of this (LaMa: 8).
     strategy : str
         How: ``pad`` (symmetric, cropped after, as LaMa predicts) or ``resize`` (bicubic).
+    margin : int
+        With ``strategy=crop``: pixels of context kept around each hole (IOPaint's default 128).
     dtype : str
         ``float32`` (LaMa's own), or ``bfloat16`` autocast (faster where the processor has bf16
         arithmetic; the Fourier transforms stay float32; the outputs differ slightly).
@@ -59,7 +61,8 @@ class LamaInpainter(PublishedModel):
     install_hint = "pip install 'benchkit[lama]'"
 
     def __init__(self, folder: FilePath | None = None, checkpoint: str = "", name: str | None = None,
-                 multiple: Annotated[int, Range(1, 1024)] = 8, strategy: Literal["pad", "resize"] = "pad",
+                 multiple: Annotated[int, Range(1, 1024)] = 8, strategy: Literal["pad", "resize", "crop"] = "pad",
+                 margin: Annotated[int, Range(1, 4096)] = 128,
                  dtype: Literal["float32", "bfloat16"] = "float32") -> None:
         if not folder:
             raise UserError("method 'lama' needs a folder: --methods lama:big-lama/")
@@ -68,7 +71,7 @@ class LamaInpainter(PublishedModel):
             raise UserError(f"LaMa folder {folder} does not exist: give the folder that holds config.yaml and models/")
         self.folder = Path(folder)
         self.files = [self.folder / "config.yaml", self.folder / "models" / (checkpoint or _checkpoint(self.folder))]
-        self.convention = Convention("hole", "unit", multiple, strategy)
+        self.convention = Convention("hole", "unit", multiple, strategy, margin=margin)
 
     def load(self, device: torch.device) -> None:
         config = read_config(self.files[0])

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from benchkit.builtins.published.convention import Convention
+from benchkit.builtins.published.cropping import inpaint_windows
 from benchkit.errors import UserError
 from benchkit.files import file_digest
 from benchkit.plugin.interfaces import Method, MethodContext
@@ -40,6 +41,12 @@ class PublishedModel(Method):
 
     @torch.no_grad()
     def inpaint(self, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        if self.convention.strategy == "crop":
+            return inpaint_windows(images, known, self.convention.margin, lambda i, k, index: self.run_sized(i, k))
+        return self.run_sized(images, known)
+
+    def run_sized(self, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """The model on images of any size: to its convention, :meth:`predict`, and back."""
         image, mask = self.convention.to_model(images, known)
         return self.convention.from_model(self.predict(image, mask), images.shape)
 

@@ -49,6 +49,8 @@ class TorchScriptInpainter(PublishedModel):
         The model takes sides that are multiples of this (LaMa: 8).
     strategy : str
         How sizes reach the multiple: ``pad`` (symmetric, cropped after) or ``resize`` (bicubic).
+    margin : int
+        With ``strategy=crop``: pixels of context kept around each hole (IOPaint's default 128).
     """
 
     name = "torchscript"
@@ -57,14 +59,15 @@ class TorchScriptInpainter(PublishedModel):
 
     def __init__(self, file: FilePath | None = None, trusted: bool = False, name: str | None = None,
                  mask: Literal["hole", "known"] = "hole", scale: Literal["unit", "byte"] = "unit",
-                 multiple: Annotated[int, Range(1, 1024)] = 8, strategy: Literal["pad", "resize"] = "pad") -> None:
+                 multiple: Annotated[int, Range(1, 1024)] = 8, strategy: Literal["pad", "resize", "crop"] = "pad",
+                 margin: Annotated[int, Range(1, 4096)] = 128) -> None:
         if not file:
             raise UserError("method 'torchscript' needs a file: --methods torchscript:FILE[trusted=true]")
         if not trusted:
             raise UserError(f"{file} is TorchScript, a program that runs when it is loaded: add [trusted=true] only "
                             f"if you trust its source, or {EXTERNAL_ROUTE}")
         self.files = [Path(file)]
-        self.convention = Convention(mask, scale, multiple, strategy)
+        self.convention = Convention(mask, scale, multiple, strategy, margin=margin)
 
     def load(self, device: torch.device) -> None:
         path = self.files[0]
