@@ -113,6 +113,10 @@ def test_a_run_composites_keys_the_files_and_info_prints_the_model_card(tmp_path
     assert files[str(folder / "models" / "best.ckpt")] == hashlib.sha256(
         (folder / "models" / "best.ckpt").read_bytes()).hexdigest()
     assert str(folder / "config.yaml") in files
+    provenance = cell["settings"]["provenance"]  # which loader, convention and libraries made the row
+    assert provenance["loader"] == "lama (benchkit.builtins.published.lama)"
+    assert provenance["convention"].startswith("mask 1 = hole") and f"torch {torch.__version__}" in \
+        provenance["libraries"]
     capsys.readouterr()
     assert main(["info", f"lama:{folder}"]) == 0
     out = capsys.readouterr().out

@@ -121,6 +121,13 @@ class Method(Plugin, ABC):
         checkpoint (``needs_checkpoint``) is keyed by the runner and need not be listed. Default: none."""
         return []
 
+    def provenance(self) -> dict[str, str]:
+        """What decides the method's output beyond its options and :meth:`input_files`, known
+        without loading anything: for a published model, its loader, convention and the versions
+        of the libraries that run it. Joins the cell's task key (a library upgrade redoes the
+        cells) and is recorded in the cell's settings. Default: nothing."""
+        return {}
+
     def model_card(self) -> dict[str, str]:
         """What the method found in its files, for ``benchkit info NAME:ARG`` and the run's manifest
         (architecture, parameter count, file digests, convention, size rule, library versions);

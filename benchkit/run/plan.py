@@ -223,10 +223,13 @@ class _Planner:
         checkpoint = str(context.checkpoint) if context.checkpoint else None
         files = self.mask_files[mask] | file_digests(self.methods[spec.label].input_files(context, mask))
         identity = self.identity(data, spec, mask, checkpoint, files)
+        provenance = self.methods[spec.label].provenance()
+        if provenance:  # a published model's loader, convention and libraries
+            identity["provenance"] = provenance
         settings = {"n_images": n, "seed": config.seed, "metrics": sorted(self.metric_names), "checkpoint": checkpoint,
                     "dataset_digest": data.split.digest, "benchkit": __version__,
                     "method_version": identity["versions"]["method"], "task_key": content_key(identity),
-                    "input_files": files}
+                    "input_files": files, **({"provenance": provenance} if provenance else {})}
         record = CellRecord(data.spec, mask, spec.label, "ok", settings=settings, metrics=list(self.metric_names),
                             bins=config.bins)
         size = self.shard_size or n

@@ -71,6 +71,7 @@ class DiffusersInpainter(PublishedModel):
     description = "a local diffusers inpainting pipeline folder (SD 1.5/2, SDXL, FLUX.1 Fill), offline"
     spec_option = "folder"
     requires = ("diffusers", "transformers")
+    libraries = ("torch", "diffusers", "transformers")
     install_hint = "pip install 'benchkit[diffusion]'"
     needs_cell = True
     slow = True
@@ -142,13 +143,11 @@ class DiffusersInpainter(PublishedModel):
         return self.model(**call).images.float()
 
     def model_card(self) -> dict[str, str]:
-        import diffusers
-
         self.load(torch.device("cpu"))
         networks = {name: parameter_count(module) for name, module in self.model.components.items()
                     if isinstance(module, torch.nn.Module)}
         card = {"architecture": f"{self.pipeline_class} ({', '.join(f'{k} {v}' for k, v in networks.items())})",
-                "library": f"diffusers {diffusers.__version__}", **super().model_card()}
+                **super().model_card()}
         self.release()
         return card
 

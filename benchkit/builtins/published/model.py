@@ -23,6 +23,7 @@ class PublishedModel(Method):
     convention in :meth:`predict`; benchkit composites the raw output as for every method."""
 
     in_default_run = False
+    libraries: tuple[str, ...] = ("torch",)  # the distributions that run the model
     files: list[Path]
     convention: Convention
 
@@ -62,8 +63,20 @@ class PublishedModel(Method):
     def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The model's output for inputs already in its convention (size, polarity, scale)."""
 
+    def provenance(self) -> dict[str, str]:
+        import importlib.metadata
+
+        versions = []
+        for library in self.libraries:
+            try:
+                versions.append(f"{library} {importlib.metadata.version(library)}")
+            except importlib.metadata.PackageNotFoundError:
+                versions.append(f"{library} not installed")
+        return {"loader": f"{self.name} ({type(self).__module__})", "convention": self.convention.describe(),
+                "libraries": ", ".join(versions)}
+
     def model_card(self) -> dict[str, str]:
-        card = {"loader": self.name, "convention": self.convention.describe()}
+        card = self.provenance()
         card.update({f"file {path.name}": f"{path} sha256 {file_digest(path)}" for path in self.files})
         return card
 

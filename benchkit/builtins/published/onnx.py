@@ -64,6 +64,7 @@ class OnnxInpainter(PublishedModel):
     description = "an ONNX inpainting model through ONNX Runtime: onnx:FILE[family=lama|migan]"
     spec_option = "file"
     requires = ("onnxruntime", "onnx")
+    libraries = ("onnxruntime", "onnx")
     install_hint = "pip install 'benchkit[onnx]'"
 
     def __init__(self, file: FilePath | None = None, family: Literal["none", "lama", "migan"] = "none",
@@ -141,12 +142,9 @@ class OnnxInpainter(PublishedModel):
         return torch.from_numpy(np.asarray(self.model.run(None, fed)[0]).astype(np.float32))
 
     def model_card(self) -> dict[str, str]:
-        import onnxruntime
-
         self.load(torch.device("cpu"))
         shapes = ", ".join(f"{name} {kind} {shape}" for name, kind, shape in self.inputs)
-        card = {"architecture": f"ONNX ({self.family} family), inputs {shapes}",
-                "runtime": f"onnxruntime {onnxruntime.__version__}", **super().model_card()}
+        card = {"architecture": f"ONNX ({self.family} family), inputs {shapes}", **super().model_card()}
         self.release()
         return card
 
