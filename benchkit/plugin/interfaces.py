@@ -55,6 +55,8 @@ class MethodContext:
         Positions in the test split of the images the run inpaints (given to :meth:`Method.check`).
     dataset_digest : str or None
         Content digest of a folder-like dataset (None for named ones).
+    captions : tuple of str or None
+        The dataset's caption per test image (by position), where it has captions.
     image_keys : tuple of str or None
         Content key (SHA-256) of each of the run's images, by position, where the dataset gives
         them (folder datasets); None for named ones.
@@ -70,6 +72,7 @@ class MethodContext:
     image_ids: tuple[int, ...] = ()
     dataset_digest: str | None = None
     image_keys: tuple[str, ...] | None = None
+    captions: tuple[str, ...] | None = None
 
 
 class Method(Plugin, ABC):
@@ -120,6 +123,12 @@ class Method(Plugin, ABC):
         join the cell's task key, so a changed file redoes exactly the cells that read it. A
         checkpoint (``needs_checkpoint``) is keyed by the runner and need not be listed. Default: none."""
         return []
+
+    def prompts(self, image_ids: list[int]) -> list[str] | None:
+        """The text the method was given for each image (by position in the test split), for text
+        metrics such as ``clip-score``; None (the default) for a method that takes no text, whose
+        images are then scored against the dataset's captions."""
+        return None
 
     def provenance(self) -> dict[str, str]:
         """What decides the method's output beyond its options and :meth:`input_files`, known
@@ -234,6 +243,11 @@ class Dataset(Plugin, ABC):
         (the default, for datasets with a fixed published content), the dataset's name and the
         image's position identify it.
         """
+        return None
+
+    def captions(self, split: Split, limit: int | None = None) -> list[str] | None:
+        """A caption per image :meth:`images` returns, or None (the default) for a dataset without
+        them. Captions reach text metrics (``clip-score``) and the prompts of methods that take text."""
         return None
 
     def labels(self, split: Split, limit: int | None = None) -> torch.Tensor | None:

@@ -170,6 +170,9 @@ class Batch:
     raw : torch.Tensor or None
         The method's own output before the composite (its known pixels included), ``N x C x H x W``;
         None when the images are scored later from kept composites (``benchkit score``).
+    texts : tuple of str or None
+        The text each image is scored against: the method's prompt where it takes text, else the
+        dataset's caption; None when there is neither.
     """
 
     prediction: torch.Tensor
@@ -179,6 +182,7 @@ class Batch:
     image_ids: tuple[int, ...] = ()
     bank: FeatureBank = field(default_factory=FeatureBank)
     raw: torch.Tensor | None = None
+    texts: tuple[str, ...] | None = None
     _memo: dict = field(default_factory=dict, repr=False)
     _parent: tuple[Batch, torch.Tensor] | None = field(default=None, repr=False)  # (whole batch, rows) of a subset
 
@@ -207,7 +211,9 @@ class Batch:
         return Batch(self.prediction[index], self.target[index], self.known[index],
                      None if self.labels is None else self.labels[index],
                      tuple(self.image_ids[i] for i in index.tolist()) if self.image_ids else (), self.bank,
-                     None if self.raw is None else self.raw[index], _parent=(self, index))
+                     None if self.raw is None else self.raw[index],
+                     None if self.texts is None else tuple(self.texts[i] for i in index.tolist()),
+                     _parent=(self, index))
 
 
 class Metric(Plugin, ABC):
@@ -226,8 +232,9 @@ class Metric(Plugin, ABC):
     and the metric runs only on datasets that have them. ``needs_checkpoint``/``checkpoint_dirs``:
     as for methods. ``needs_raw_output``: the metric reads ``batch.raw``, the method's output before
     the composite, which only a run has: ``benchkit score`` refuses it, and a run that adds it to a
-    finished cell runs the method again. A metric that raises fails only its own column; the
-    method's results stand.
+    finished cell runs the method again. ``needs_texts``: the metric reads ``batch.texts`` (each
+    image's prompt or caption); a run without texts for a cell stops before anything is written.
+    A metric that raises fails only its own column; the method's results stand.
     """
 
     name: ClassVar[str] = ""
@@ -242,6 +249,7 @@ class Metric(Plugin, ABC):
     needs_checkpoint: ClassVar[str | None] = None
     checkpoint_dirs: ClassVar[tuple[Path, ...]] = ()
     needs_raw_output: ClassVar[bool] = False
+    needs_texts: ClassVar[bool] = False
     about: ClassVar[dict[str, str]] = {}  # what a score is (variant, resize, features): kept with the run's scores
 
     state: MetricState

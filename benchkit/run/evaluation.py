@@ -135,17 +135,20 @@ class Scorer:
             self.scores.errors[name] = f"{type(exc).__name__}: {exc}"
 
     def add(self, composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor, labels: torch.Tensor | None,
-            image_ids: tuple[int, ...], raw: torch.Tensor | None = None) -> None:
+            image_ids: tuple[int, ...], raw: torch.Tensor | None = None, texts: tuple[str, ...] | None = None) -> None:
         """Score the next batch: images ``B x C x H x W`` float32 in [0, 1], ``known`` ``B x 1 x H x W``
-        bool, ``labels`` ``B`` int64 or None, ``raw`` the method's own output or None."""
+        bool, ``labels`` ``B`` int64 or None, ``raw`` the method's own output or None, ``texts`` the
+        prompt or caption of each image or None."""
         part = slice(self.done, self.done + len(composite))
         self.done = part.stop
         to = self.device
         batch = Batch(composite.to(to), truth.to(to), known.to(to), labels.to(to) if labels is not None else None,
-                      tuple(image_ids), self.bank, raw=raw.to(to) if raw is not None else None)
+                      tuple(image_ids), self.bank, raw=raw.to(to) if raw is not None else None, texts=texts)
         for name, metric in self.metrics.items():
             if metric.needs_labels and labels is None:
                 self.scores.errors.setdefault(name, "ValueError: the metric needs labels and the dataset has none")
+            if metric.needs_texts and texts is None:
+                self.scores.errors.setdefault(name, "ValueError: the metric needs a prompt or caption per image")
             if metric.level == "image":
                 self._attempt(name, _score_images, metric, batch, self.scores.columns[name])
                 continue
@@ -173,7 +176,8 @@ class Scorer:
 def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Tensor, known: torch.Tensor,
            labels: torch.Tensor | None, batch_size: int, device: str | torch.device,
            image_ids: list[int] | None = None, bank: FeatureBank | None = None,
-           subsets: dict[str, torch.Tensor] | None = None, raw: torch.Tensor | None = None) -> Scores:
+           subsets: dict[str, torch.Tensor] | None = None, raw: torch.Tensor | None = None,
+           texts: list[str] | None = None) -> Scores:
     """Update every metric with ``composite`` against ``truth``, in batches of ``batch_size`` on ``device``
     (a :class:`Scorer` fed from tensors already in memory).
 
@@ -191,7 +195,8 @@ def update(metrics: dict[str, Metric], composite: torch.Tensor, truth: torch.Ten
     for start in range(0, n, batch_size):
         part = slice(start, start + batch_size)
         scorer.add(composite[part], truth[part], known[part], labels[part] if labels is not None else None,
-                   tuple(ids[part]), raw[part] if raw is not None else None)
+                   tuple(ids[part]), raw[part] if raw is not None else None,
+                   tuple(texts[part]) if texts is not None else None)
     return scorer.finish()
 
 

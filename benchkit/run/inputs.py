@@ -18,6 +18,7 @@ per-process instance, made on the worker's first shard.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -47,11 +48,16 @@ class LoadedSplit:
     keys: list[str] | None
     digest: str | None
     labels: torch.Tensor | None = None  # N int64 class indices, where the dataset has them
+    captions: list[str] | None = None  # a caption per image, where the dataset has them (in the digest)
 
 
-def content_digest(keys: list[str] | None) -> str | None:
-    """SHA-256 of a dataset's image keys in order (None when the dataset gives no keys)."""
-    return hashlib.sha256("".join(keys).encode()).hexdigest() if keys is not None else None
+def content_digest(keys: list[str] | None, captions: list[str] | None = None) -> str | None:
+    """SHA-256 of a dataset's image keys in order, and of its captions where it has them (None when
+    the dataset gives no keys)."""
+    if keys is None:
+        return None
+    text = "".join(keys) if captions is None else "".join(keys) + json.dumps(captions)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def tensor_bytes(obj: Any, seen: set[int] | None = None, depth: int = 3) -> int:
@@ -101,7 +107,8 @@ class Inputs:
             images = dataset.images("test", limit=n_images or None)
             keys = dataset.image_keys("test", limit=n_images or None)
             labels = dataset.labels("test", limit=n_images or None)
-            self._splits[key] = LoadedSplit(dataset, images, keys, content_digest(keys), labels)
+            captions = dataset.captions("test", limit=n_images or None)
+            self._splits[key] = LoadedSplit(dataset, images, keys, content_digest(keys, captions), labels, captions)
         return self._splits[key]
 
     def generator(self, mask: str | Spec, files: str | None = None):
@@ -128,7 +135,8 @@ class Inputs:
                                            width, seed, keys)
         return self._masks[part]
 
-    def method(self, task, image_shape, train_split: Callable[[], torch.Tensor]) -> Method:
+    def method(self, task, image_shape, train_split: Callable[[], torch.Tensor],
+               captions: list[str] | None = None) -> Method:
         """The method of a shard task, set up once for what it depends on; ``train_split()`` gives
         the training images to a method that needs them. Beyond the budget, the least recently
         used other methods are released."""
@@ -141,7 +149,8 @@ class Inputs:
         method = self.registry.create("method", task.method)
         context = MethodContext(dataset=str(task.dataset), device=torch.device(task.device),
                                 image_shape=tuple(image_shape),
-                                checkpoint=Path(task.checkpoint) if task.checkpoint else None, seed=task.seed)
+                                checkpoint=Path(task.checkpoint) if task.checkpoint else None, seed=task.seed,
+                                captions=tuple(captions) if captions is not None else None)
         if method.needs_train_data:
             context.train_images = train_split()
         method.setup(context)

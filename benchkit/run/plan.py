@@ -26,7 +26,7 @@ from benchkit.run.evaluation import metric_display
 from benchkit.run.inputs import Inputs, LoadedSplit
 from benchkit.run.resolve import ResolvedRun, RunConfig, worker_threads
 from benchkit.run.taskkey import content_key
-from benchkit.run.tasks import ShardTask, prepare_metrics, sample_positions
+from benchkit.run.tasks import ShardTask, cell_texts, prepare_metrics, sample_positions
 from benchkit.run.validation import check_images
 from benchkit.store.cells import CellRecord, cell_path
 
@@ -165,6 +165,17 @@ class _Planner:
         kept = sample_positions(len(split.images), config.seed, split.digest or spec)
         return _Dataset(spec, split, metrics, checkpoints, known, kept)
 
+    def check_texts(self, dataset: str, method: str, texts: list[str] | None) -> None:
+        """Before any write: a metric that scores images against text (``clip-score``) has a text for
+        every image of the cell."""
+        if texts is not None:
+            return
+        for name in self.metric_names:
+            if self.registry.get("metric", Spec.parse(name, "metric").name).cls.needs_texts:
+                raise UserError(f"metric '{name}' needs a text per image, and method '{method}' on '{dataset}' has "
+                                "none: give the method a prompt (diffusers:DIR[prompt=...]) or the folder a "
+                                "captions.csv (columns file,caption)")
+
     def context(self, data: _Dataset, spec: Spec) -> MethodContext | None:
         """A method's context on a dataset, after its checkpoint, its training data and its own
         checks are found good; None (with a note) where the run may skip a method that cannot run here."""
@@ -186,7 +197,8 @@ class _Planner:
         context = MethodContext(dataset=data.spec, device=torch.device(config.device),
                                 image_shape=(channels, height, width), checkpoint=checkpoint, seed=config.seed,
                                 masks=tuple(self.masks), image_ids=tuple(range(n)), dataset_digest=split.digest,
-                                image_keys=tuple(split.keys) if split.keys is not None else None)
+                                image_keys=tuple(split.keys) if split.keys is not None else None,
+                                captions=tuple(split.captions) if split.captions is not None else None)
         if checkpoint is not None:
             check_model_shape(checkpoint, (channels, height, width))  # from its JSON, before any write
         method.check(context)  # the method's own cheap checks
@@ -226,10 +238,13 @@ class _Planner:
         provenance = self.methods[spec.label].provenance()
         if provenance:  # a published model's loader, convention and libraries
             identity["provenance"] = provenance
+        texts = cell_texts(self.methods[spec.label], data.split, list(range(n)))
+        self.check_texts(data.spec, spec.label, texts)
         settings = {"n_images": n, "seed": config.seed, "metrics": sorted(self.metric_names), "checkpoint": checkpoint,
                     "dataset_digest": data.split.digest, "benchkit": __version__,
                     "method_version": identity["versions"]["method"], "task_key": content_key(identity),
-                    "input_files": files, **({"provenance": provenance} if provenance else {})}
+                    "input_files": files, **({"provenance": provenance} if provenance else {}),
+                    **({"texts": texts} if texts is not None else {})}
         record = CellRecord(data.spec, mask, spec.label, "ok", settings=settings, metrics=list(self.metric_names),
                             bins=config.bins)
         size = self.shard_size or n

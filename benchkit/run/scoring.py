@@ -146,8 +146,9 @@ def score_cell(record: CellRecord, arrays: dict, truth: torch.Tensor, known: tor
     order = [ids.index(i) for i in rows]
     outputs = torch.from_numpy(arrays["outputs"][order]).float().div_(255)
     subsets = hole_bins(record.rows["missing_fraction"], record.bins) if record.bins else None
+    texts = record.settings.get("texts")  # the prompts or captions the run scored against, by image id
     scores = update(metrics, outputs, truth[rows], known[rows], labels[rows] if labels is not None else None,
-                    batch_size, device, rows, bank, subsets)
+                    batch_size, device, rows, bank, subsets, texts=[texts[i] for i in rows] if texts else None)
     stored = (set(record.rows) | set(record.set_scores)) - set(record.metric_errors)
     before = dict(record.set_scores), {k: dict(v) for k, v in (record.bin_scores or {}).items()}
     for name in metrics:

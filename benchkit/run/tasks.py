@@ -149,6 +149,15 @@ def _metrics(task: ShardTask, inputs: Inputs, image_shape) -> dict:
     return metrics
 
 
+def cell_texts(method, split: LoadedSplit, ids: list[int]) -> list[str] | None:
+    """The text each image of ``ids`` is scored against by text metrics: the method's prompts where
+    it takes text, else the dataset's captions, else None."""
+    prompts = method.prompts(ids)
+    if prompts is not None:
+        return list(prompts)
+    return [split.captions[i] for i in ids] if split.captions is not None else None
+
+
 def run_shard(task: ShardTask, inputs: Inputs | None = None,
               progress: Callable[[int], None] | None = None) -> ShardResult:
     """Run a method on a shard's images, score it, return the rows (nothing is written here).
@@ -167,7 +176,7 @@ def run_shard(task: ShardTask, inputs: Inputs | None = None,
         split = _dataset_images(task, inputs)
         ids = list(task.image_ids)
         known = inputs.masks(str(task.dataset), task.mask, task.seed, split, task.n_images, ids, task.mask_files)
-        method = inputs.method(task, split.images.shape[1:], lambda: split.dataset.images("train"))
+        method = inputs.method(task, split.images.shape[1:], lambda: split.dataset.images("train"), split.captions)
         _inpaint_and_score(task, inputs, split, known, method, result, time.perf_counter() - started, progress)
     except Exception as exc:  # a failing method (or a worker without the data) must not stop the run
         result.error = str(exc) if isinstance(exc, BadOutput) else f"{type(exc).__name__}: {exc}"
@@ -184,6 +193,7 @@ def _inpaint_and_score(task: ShardTask, inputs: Inputs, split: LoadedSplit, know
     images, ids, device = split.images, list(task.image_ids), torch.device(task.device)
     n = len(ids)
     labels_all = split.labels[ids] if split.labels is not None else None
+    texts_all = cell_texts(method, split, ids)
     missing = (~known_all).flatten(1).float().mean(1)
     bank = inputs.bank(str(task.dataset), task.digest, task.device)
     scorer = Scorer(_metrics(task, inputs, images.shape[1:]), n, device, bank,
@@ -204,7 +214,8 @@ def _inpaint_and_score(task: ShardTask, inputs: Inputs, split: LoadedSplit, know
         prediction = check_output(prediction, corrupted, known)
         composite = torch.where(known, truth, prediction).clamp_(0, 1)  # within the tolerance; truth is in [0, 1]
         scorer.add(composite, truth, known, None if labels_all is None else labels_all[start:start + len(truth)],
-                   tuple(batch_ids), raw=prediction)
+                   tuple(batch_ids), raw=prediction,
+                   texts=None if texts_all is None else tuple(texts_all[start:start + len(truth)]))
         outputs[start:start + len(truth)] = _uint8(composite.cpu())
         seconds += [(batch_seconds + setup_seconds * len(truth) / n) / len(truth)] * len(truth)
         if progress is not None:

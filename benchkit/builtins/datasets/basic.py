@@ -210,7 +210,7 @@ class ImageFolder(Dataset):
             raise UserError(f"cannot read image folder {folder} ({exc.strerror or exc}): check its permissions "
                             "(the folder needs read and execute rights)") from exc
         kept = set(files)
-        skipped = [p.name for p in entries if p not in kept]
+        skipped = [p.name for p in entries if p not in kept and p.name not in CAPTION_FILES]
         if skipped and split not in self._warned:
             self._warned.add(split)
             warnings.warn(f"{folder}: skipped {len(skipped)} entries that are not {'/'.join(sorted(IMAGE_SUFFIXES))} "
@@ -252,11 +252,51 @@ class ImageFolder(Dataset):
         self._keys[(split, limit)] = keys
         return out
 
+    def captions(self, split: Split, limit: int | None = None) -> list[str] | None:
+        """Captions from ``captions.csv`` (columns ``file,caption``) or ``captions.json`` (an object
+        of file name: caption) beside the split's images; None when there is neither. Every image
+        needs one."""
+        folder = self.split_folder(split)
+        found = [folder / name for name in CAPTION_FILES if (folder / name).is_file()]
+        if not found:
+            return None
+        by_file = read_captions(found[0])
+        files = self.files(split, limit)
+        missing = [f.name for f in files if f.name not in by_file]
+        if missing:
+            raise UserError(f"{found[0]} has no caption for {missing[0]} ({len(missing)} images lack one): give "
+                            "every image a caption")
+        return [by_file[f.name] for f in files]
+
     def image_keys(self, split: Split, limit: int | None = None) -> list[str]:
         if (split, limit) not in self._keys:
             self._keys[(split, limit)] = [hashlib.sha256(f.read_bytes()).hexdigest()
                                           for f in self.files(split, limit)]
         return self._keys[(split, limit)]
+
+
+CAPTION_FILES = ("captions.csv", "captions.json")
+
+
+def read_captions(path: Path) -> dict[str, str]:
+    """File name -> caption from a ``captions.csv`` (columns ``file,caption``) or ``captions.json``."""
+    import csv
+    import json
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            captions = json.loads(text)
+            if not isinstance(captions, dict):
+                raise ValueError("not an object of file name: caption")
+            return {str(k): str(v) for k, v in captions.items()}
+        rows = list(csv.DictReader(text.splitlines()))
+        if rows and not {"file", "caption"} <= set(rows[0]):
+            raise ValueError(f"its columns are {', '.join(rows[0])}, not file and caption")
+        return {row["file"]: row["caption"] for row in rows}
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read captions {path} ({exc}): give a CSV with columns file,caption or a JSON "
+                        "object of file name: caption") from None
 
 
 def read_image(data: bytes, file: Path, mode: str, size: int) -> np.ndarray:

@@ -133,7 +133,26 @@ class LPIPSVGG(LPIPSAlex):
     backbone, backbone_weights = "vgg", "vgg16"
 
 
+class KnownLPIPS(LPIPSAlex):
+    """LPIPS (AlexNet, v0.1) between the method's raw output and the ground truth with the hole
+    zeroed in both, as BrushBench's ``calculate_lpips`` masks them: how much the method changed the
+    known region, before the composite pastes it back (BrushBench uses SqueezeNet's LPIPS; the
+    network is recorded with the score)."""
+
+    name = "known-lpips"
+    description = "LPIPS (AlexNet) of the raw output vs the ground truth, the hole zeroed in both (pre-composite)"
+    needs_raw_output = True
+    about = {"variant": "BrushBench's masking (hole zeroed in both images)", "network": "AlexNet, LPIPS v0.1"}
+
+    def score_batch(self, batch) -> torch.Tensor:
+        if batch.raw is None:
+            raise ValueError(f"{self.name} needs the methods' raw outputs, which only `benchkit run` has")
+        known = batch.known.to(batch.raw.dtype)
+        return in_chunks(self.net, as_rgb(batch.raw * known), as_rgb(batch.target * known)).double()
+
+
 @hookimpl
 def register_metrics(register):
-    for cls in (FID, CleanFID, *(INCEPTION_METRICS[k] for k in ("kid", "pids", "uids")), LPIPSAlex, LPIPSVGG):
+    for cls in (FID, CleanFID, *(INCEPTION_METRICS[k] for k in ("kid", "pids", "uids")), LPIPSAlex, LPIPSVGG,
+                KnownLPIPS):
         register(cls)

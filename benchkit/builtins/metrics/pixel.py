@@ -157,7 +157,20 @@ class KnownChangePSNR(KnownChange):
         return psnr_from_mse(self.errors(batch).pow(2).nanmean(1))
 
 
+class KnownChangeMSE(KnownChange):
+    """Mean squared error of the raw output on the known pixels, per value (over pixels and channels).
+    BrushBench's ``calculate_mse`` divides the same sum by the known pixels only, not by pixels times
+    channels: its value is C times this one on C-channel images."""
+
+    name = "known-mse"
+    description = "mean squared change of the known pixels by the method's raw output (before the composite)"
+    digits = 5
+
+    def score_batch(self, batch) -> torch.Tensor:
+        return self.errors(batch).pow(2).nanmean(1)
+
+
 @hookimpl
 def register_metrics(register):
-    for cls in (PSNR, SSIM, HoleL1, HolePSNR, KnownChange, KnownChangePSNR):
+    for cls in (PSNR, SSIM, HoleL1, HolePSNR, KnownChange, KnownChangePSNR, KnownChangeMSE):
         register(cls)

@@ -47,7 +47,8 @@ class DiffusersInpainter(PublishedModel):
     name : str or None
         How the rows read.
     prompt : str
-        The prompt for every image without its own (default: empty).
+        The prompt for every image without its own in ``prompts`` (default: the dataset's caption
+        where it has captions, else empty).
     negative_prompt : str
         The negative prompt, for pipelines that take one.
     prompts : str
@@ -88,7 +89,8 @@ class DiffusersInpainter(PublishedModel):
         self.folder = Path(folder)
         self.pipeline_class = read_pipeline_class(self.folder)
         self.files = pipeline_files(self.folder) + ([Path(prompts)] if prompts else [])
-        self.prompts = read_prompts(Path(prompts)) if prompts else {}
+        self.prompt_file = read_prompts(Path(prompts)) if prompts else {}
+        self.captions: tuple[str, ...] | None = None
         self.prompt, self.negative_prompt, self.steps, self.guidance = prompt, negative_prompt, steps, guidance
         self.strength, self.dtype = strength, DTYPES[dtype]
         self.convention = Convention("hole", "unit", PIPELINES[self.pipeline_class], strategy, margin=margin)
@@ -99,11 +101,18 @@ class DiffusersInpainter(PublishedModel):
         parameters = inspect.signature(pipeline_type(self.pipeline_class).__call__).parameters
         if self.negative_prompt and "negative_prompt" not in parameters:
             raise UserError(f"{self.pipeline_class} takes no negative prompt: drop negative_prompt=")
-        self.seed = context.seed
+        self.seed, self.captions = context.seed, context.captions
 
     def setup(self, context: MethodContext) -> None:
-        self.seed = context.seed
+        self.seed, self.captions = context.seed, context.captions
         self.load(context.device)
+
+    def prompts(self, image_ids: list[int]) -> list[str]:
+        """Each image's prompt: its entry in ``prompts=FILE``, else ``prompt=``, else the dataset's
+        caption, else empty."""
+        captions = self.captions or ()
+        return [self.prompt_file.get(str(i)) or self.prompt or (captions[i] if i < len(captions) else "")
+                for i in image_ids]
 
     def load(self, device: torch.device) -> None:
         pipeline_class = pipeline_type(self.pipeline_class)
@@ -131,7 +140,7 @@ class DiffusersInpainter(PublishedModel):
         return inpaint_windows(images, known, self.convention.margin, window)
 
     def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        call = {"prompt": [self.prompts.get(str(i), self.prompt) for i in self.image_ids], "image": image,
+        call = {"prompt": self.prompts(self.image_ids), "image": image,
                 "mask_image": mask, "height": image.shape[-2], "width": image.shape[-1],
                 "num_inference_steps": self.steps, "strength": self.strength, "output_type": "pt",
                 "generator": [torch.Generator(image.device).manual_seed(s)
