@@ -37,7 +37,7 @@ BUILTIN_MODULES = tuple(f"benchkit.builtins.{m}" for m in (
     "methods.tv", "methods.lowrank", "methods.nn", "methods.patchmatch", "methods.references", "methods.gan",
     "methods.ce", "presets", "executors", "masks.lama", "masks.mat", "metrics.semantic", "metrics.perceptual",
     "methods.predictions", "training.ddpm", "methods.repaint", "methods.dip", "published.torchscript",
-    "published.lama", "published.onnx", "published.diffusion"))
+    "published.lama", "published.onnx", "published.diffusion", "metrics.embeddings"))
 KINDS = {"method": Method, "mask": MaskGenerator, "metric": Metric, "dataset": Dataset, "trainer": Trainer,
          "preset": Preset, "executor": Executor}
 HOOKS = {"method": "register_methods", "mask": "register_masks", "metric": "register_metrics",

@@ -31,7 +31,9 @@ from benchkit.files import atomic_write_text
 
 @dataclass(frozen=True)
 class WeightsFile:
-    """A downloadable weights file: its name in benchkit, file name, URL and SHA-256 (or its prefix)."""
+    """A downloadable weights file: its name in benchkit, file name, URL and SHA-256 (or its prefix;
+    empty where none is published). With ``files``, ``filename`` is a folder in Hugging Face's layout
+    and ``url`` its base: ``files`` must be present, ``extras`` are fetched beside them when there."""
 
     name: str
     filename: str
@@ -39,6 +41,20 @@ class WeightsFile:
     sha256: str
     size: str
     used_by: str
+    files: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()
+
+    def present(self, folder: Path) -> bool:
+        """Whether the file (or the folder with every required file) is in ``folder``."""
+        if not self.files:
+            return (folder / self.filename).is_file()
+        return all((folder / self.filename / name).is_file() for name in self.files)
+
+    def downloads(self) -> list[tuple[str, str]]:
+        """(URL, path relative to the weights folder) of each file to fetch."""
+        if not self.files:
+            return [(self.url, self.filename)]
+        return [(f"{self.url}/{name}", f"{self.filename}/{name}") for name in (*self.files, *self.extras)]
 
 
 WEIGHTS = {w.name: w for w in (
@@ -46,15 +62,26 @@ WEIGHTS = {w.name: w for w in (
                 "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                 "pt_inception-2015-12-05-6726825d.pth", "6726825d", "92 MB", "fid, kid"),
     WeightsFile("alexnet", "alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-                "7be5be79", "233 MB", "lpips-alex"),
+                "7be5be79", "233 MB", "lpips-alex, known-lpips"),
     WeightsFile("vgg16", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
                 "397923af", "528 MB", "lpips-vgg"),
     WeightsFile("lpips-alex", "lpips-v0.1-alex.pth",
                 "https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/alex.pth",
-                "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", "6 kB", "lpips-alex"),
+                "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", "6 kB",
+                "lpips-alex, known-lpips"),
     WeightsFile("lpips-vgg", "lpips-v0.1-vgg.pth",
                 "https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/vgg.pth",
                 "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868", "7 kB", "lpips-vgg"),
+    WeightsFile("dinov2-large", "dinov2-large", "https://huggingface.co/facebook/dinov2-large/resolve/main", "",
+                "1.2 GB", "fd-dinov2", files=("config.json", "model.safetensors")),
+    WeightsFile("dinov2-vitl14", "dinov2_vitl14_pretrain.pth",
+                "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth", "", "1.2 GB",
+                "fd-dinov2"),
+    WeightsFile("clip-vit-large-patch14", "clip-vit-large-patch14",
+                "https://huggingface.co/openai/clip-vit-large-patch14/resolve/main", "", "1.7 GB", "clip-score",
+                files=("config.json", "model.safetensors", "tokenizer_config.json"),
+                extras=("preprocessor_config.json", "tokenizer.json", "vocab.json", "merges.txt",
+                        "special_tokens_map.json")),
 )}
 
 
@@ -111,15 +138,17 @@ def verified(name: str, path: Path) -> Path:
 
 
 def find_weights(name: str, weights_dir: Path | None) -> Path:
-    """The path of weights file ``name``; a missing one raises the one-line error saying how to get it."""
+    """The path of weights file (or folder) ``name``; a missing one raises the one-line error saying
+    how to get it and the exact path to put it at."""
     entry = WEIGHTS[name]
     for folder in search_dirs(weights_dir):
-        if (folder / entry.filename).is_file():
+        if entry.present(folder):
             return folder / entry.filename
     searched = ", ".join(str(f) for f in search_dirs(weights_dir))
-    raise UserError(f"pretrained weights '{name}' ({entry.filename}, {entry.size}) not found in {searched}: run "
-                    f"`benchkit weights download {name}` where there is internet, then copy the file into "
-                    "--weights-dir or $BENCHKIT_WEIGHTS")
+    what = f"the folder {entry.filename}/ with {', '.join(entry.files)}" if entry.files else entry.filename
+    raise UserError(f"pretrained weights '{name}' ({what}, {entry.size}) not found in {searched}: run "
+                    f"`benchkit weights download {name}` where there is internet, or put them at "
+                    f"{search_dirs(weights_dir)[0] / entry.filename}")
 
 
 def load_state_dict(name: str, weights_dir: Path | None) -> dict[str, torch.Tensor]:

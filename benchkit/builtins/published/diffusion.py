@@ -115,7 +115,12 @@ class DiffusersInpainter(PublishedModel):
                 for i in image_ids]
 
     def load(self, device: torch.device) -> None:
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
         pipeline_class = pipeline_type(self.pipeline_class)
+        diffusers_logging.disable_progress_bar()  # benchkit reports progress; the libraries' bars stay off
+        transformers_logging.disable_progress_bar()
         extra = {"safety_checker": None, "requires_safety_checker": False} \
             if "safety_checker" in inspect.signature(pipeline_class.__init__).parameters else {}
         try:
