@@ -268,3 +268,17 @@ def test_clip_score_without_a_prompt_or_caption_stops_before_anything_is_written
     err = capsys.readouterr().err
     assert code == 2 and "needs a text per image" in err and err.count("\n") == 1, err
     assert not (tmp_path / "R").exists()
+
+
+def test_score_refuses_a_text_metric_for_cells_run_without_texts(tmp_path, capsys):
+    from benchkit.cli import main
+
+    tiny_clip_folder(tmp_path / "w")
+    assert main(["run", "--methods", "telea", "--masks", "center", "--n-images", "2", "--metrics", "psnr",
+                 "--out", str(tmp_path / "R")]) == 0
+    before = sorted((p.name, p.read_bytes()) for p in (tmp_path / "R" / "cells").iterdir())
+    capsys.readouterr()
+    code = main(["score", str(tmp_path / "R"), "--metrics", "clip-score", "--weights-dir", str(tmp_path / "w")])
+    err = capsys.readouterr().err
+    assert code == 2 and "was run without prompts or captions" in err and err.count("\n") == 1, err
+    assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "R" / "cells").iterdir()) == before
