@@ -131,3 +131,53 @@ def make_sd_inpaint_folder(root: Path, seed: int = 0) -> Path:
     folder = root / "sd-inpaint"
     pipeline.save_pretrained(folder)
     return folder
+
+
+def _clip_tokenizer(root: Path):
+    import json
+
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "!": 1, "<|endoftext|>": 2}
+    for letter in "abcdefghijklmnopqrstuvwxyz":
+        vocab[letter], vocab[f"{letter}</w>"] = len(vocab), len(vocab) + 1
+    words = root / "tokenizer-files"
+    words.mkdir(parents=True, exist_ok=True)
+    (words / "vocab.json").write_text(json.dumps(vocab))
+    (words / "merges.txt").write_text("#version: 0.2\n")
+    return CLIPTokenizer(str(words / "vocab.json"), str(words / "merges.txt"), model_max_length=77)
+
+
+def make_sdxl_inpaint_folder(root: Path, seed: int = 0) -> Path:
+    """A tiny SDXL inpainting pipeline saved by ``save_pretrained``: two text encoders (the second
+    with a projection), a UNet with SDXL's text-and-time conditioning, components sized as diffusers'
+    own SDXL inpainting tests size them."""
+    from reference_impls import usable_torchvision
+
+    usable_torchvision()
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+                                use_linear_projection=True, addition_embed_type="text_time",
+                                addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
+                                projection_class_embeddings_input_dim=72, cross_attention_dim=64)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1,
+                                       beta_schedule="scaled_linear", timestep_spacing="leading")
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
+    config = CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
+                            num_attention_heads=4, num_hidden_layers=2, pad_token_id=1, vocab_size=1000,
+                            hidden_act="gelu", projection_dim=32)
+    tokenizer = _clip_tokenizer(root)
+    pipeline = StableDiffusionXLInpaintPipeline(vae=vae, text_encoder=CLIPTextModel(config), tokenizer=tokenizer,
+                                                text_encoder_2=CLIPTextModelWithProjection(config),
+                                                tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
+                                                image_encoder=None, feature_extractor=None,
+                                                requires_aesthetics_score=True)
+    folder = root / "sdxl-inpaint"
+    pipeline.save_pretrained(folder)
+    return folder

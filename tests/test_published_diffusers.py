@@ -147,3 +147,24 @@ def test_the_crop_strategy_gives_each_window_its_image_s_generator(pipeline_fold
     window = (slice(None), slice(None), slice(16, 32), slice(16, 32))
     expected = whole.inpaint((images * known)[window], known[window], image_ids=[5, 6])
     torch.testing.assert_close(got[window], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_an_sdxl_inpainting_pipeline_is_routed_and_equals_the_pipeline_called_directly(tmp_path, no_network):
+    from diffusers import StableDiffusionXLInpaintPipeline
+    from published_fixtures import make_sdxl_inpaint_folder
+
+    from benchkit.builtins.published.diffusion import DiffusersInpainter
+
+    folder = make_sdxl_inpaint_folder(tmp_path)
+    method = DiffusersInpainter(str(folder), prompt="a coat", steps=2)
+    assert method.pipeline_class == "StableDiffusionXLInpaintPipeline" and method.convention.multiple == 8
+    method.seed = 0
+    method.load(torch.device("cpu"))
+    images, known = torch.rand(2, 3, 32, 32), torch.ones(2, 1, 32, 32, dtype=torch.bool)
+    known[..., 8:24, 8:24] = False
+    got = method.inpaint(images * known, known, image_ids=[0, 1])
+    pipe = StableDiffusionXLInpaintPipeline.from_pretrained(folder, local_files_only=True)
+    expected = pipe(prompt=["a coat"] * 2, image=images * known, mask_image=(~known).float(), height=32, width=32,
+                    num_inference_steps=2, output_type="pt",
+                    generator=[torch.Generator().manual_seed(i) for i in (0, 1)]).images
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)

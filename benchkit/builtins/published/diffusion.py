@@ -58,8 +58,8 @@ class DiffusersInpainter(PublishedModel):
         Denoising steps.
     guidance : float or None
         Classifier-free guidance scale (default: the pipeline's own).
-    strength : float
-        How far the hole's latents are noised (1.0: fully).
+    strength : float or None
+        How far the hole's latents are noised (1.0: fully; default: the pipeline's own, SD 1.0, SDXL 0.9999).
     dtype : str
         The pipeline's weights and computation: float32, float16 or bfloat16.
     strategy : str
@@ -80,7 +80,7 @@ class DiffusersInpainter(PublishedModel):
     def __init__(self, folder: FilePath | None = None, name: str | None = None, prompt: str = "",
                  negative_prompt: str = "", prompts: FilePath | None = None,
                  steps: Annotated[int, Range(1, 1000)] = 50, guidance: Annotated[float, Range(0)] | None = None,
-                 strength: Annotated[float, Range(0, 1)] = 1.0,
+                 strength: Annotated[float, Range(0, 1)] | None = None,
                  dtype: Literal["float32", "float16", "bfloat16"] = "float32",
                  strategy: Literal["pad", "resize", "crop"] = "pad",
                  margin: Annotated[int, Range(1, 4096)] = 128) -> None:
@@ -147,11 +147,13 @@ class DiffusersInpainter(PublishedModel):
     def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         call = {"prompt": self.prompts(self.image_ids), "image": image,
                 "mask_image": mask, "height": image.shape[-2], "width": image.shape[-1],
-                "num_inference_steps": self.steps, "strength": self.strength, "output_type": "pt",
+                "num_inference_steps": self.steps, "output_type": "pt",
                 "generator": [torch.Generator(image.device).manual_seed(s)
                               for s in self.image_seeds(self.seed, self.image_ids)]}
         if self.guidance is not None:
             call["guidance_scale"] = self.guidance
+        if self.strength is not None:
+            call["strength"] = self.strength
         if self.negative_prompt:
             call["negative_prompt"] = [self.negative_prompt] * len(self.image_ids)
         return self.model(**call).images.float()
