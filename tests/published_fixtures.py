@@ -181,3 +181,37 @@ def make_sdxl_inpaint_folder(root: Path, seed: int = 0) -> Path:
     folder = root / "sdxl-inpaint"
     pipeline.save_pretrained(folder)
     return folder
+
+
+def make_flux_fill_folder(root: Path, seed: int = 0) -> Path:
+    """A tiny FLUX.1 Fill pipeline saved by ``save_pretrained``, sized as diffusers' own FluxFill
+    tests size it; the T5 tokenizer is a small Unigram vocabulary written here."""
+    from reference_impls import usable_torchvision
+
+    usable_torchvision()
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel, T5TokenizerFast
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    unigram = Tokenizer(models.Unigram(pieces + [(c, -3.0) for c in "abcdefghijklmnopqrstuvwxyz"], unk_id=2))
+    unigram.pre_tokenizer, unigram.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    t5_tokenizer = T5TokenizerFast(tokenizer_object=unigram, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                                   extra_ids=0)
+    torch.manual_seed(seed)
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=20, out_channels=8, num_layers=1,
+                                         num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+                                         joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 4, 8])
+    clip = CLIPTextModel(CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
+                                        num_attention_heads=4, num_hidden_layers=2, pad_token_id=1, vocab_size=1000,
+                                        hidden_act="gelu", projection_dim=32))
+    t5 = T5EncoderModel(T5Config(vocab_size=64, d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4))
+    vae = AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1,
+                        latent_channels=2, norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.0609, scaling_factor=1.5035)
+    pipeline = FluxFillPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), text_encoder=clip, text_encoder_2=t5,
+                                tokenizer=_clip_tokenizer(root), tokenizer_2=t5_tokenizer, transformer=transformer,
+                                vae=vae)
+    folder = root / "flux-fill"
+    pipeline.save_pretrained(folder)
+    return folder

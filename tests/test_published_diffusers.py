@@ -45,19 +45,20 @@ def test_the_pipeline_gets_its_convention_a_generator_per_image_and_batches_alik
     from benchkit.builtins.published.diffusion import DiffusersInpainter
 
     method = DiffusersInpainter(str(pipeline_folder), prompt="a shirt", steps=2)
+    assert method.convention.multiple == 2  # the tiny VAE has two blocks: scale 2 (Stable Diffusion's: 8)
     method.seed = 3
     method.load(torch.device("cpu"))
     rng = np.random.default_rng(1)
     images = torch.from_numpy(rng.random((2, 3, 21, 30), dtype=np.float32))
     known = torch.from_numpy(rng.random((2, 1, 21, 30)) > 0.3)
     got = method.inpaint(images * known, known, mask="center", image_ids=[4, 7])
-    # written out: symmetric padding to 24 x 32, white = repaint, one generator per image seeded
+    # written out: symmetric padding to 22 x 30, white = repaint, one generator per image seeded
     # seed * 1_000_003 + id, the pipeline's own output, cropped back
-    pad = ((0, 0), (0, 0), (0, 3), (0, 2))
+    pad = ((0, 0), (0, 0), (0, 1), (0, 0))
     image = torch.from_numpy(np.pad((images * known).numpy(), pad, mode="symmetric"))
     hole = torch.from_numpy(np.pad((~known).float().numpy(), pad, mode="symmetric"))
     pipe = StableDiffusionInpaintPipeline.from_pretrained(pipeline_folder, local_files_only=True)
-    out = pipe(prompt=["a shirt"] * 2, image=image * (1 - hole), mask_image=hole, height=24, width=32,
+    out = pipe(prompt=["a shirt"] * 2, image=image * (1 - hole), mask_image=hole, height=22, width=30,
                num_inference_steps=2, output_type="pt",
                generator=[torch.Generator().manual_seed(3 * 1_000_003 + i) for i in (4, 7)]).images
     torch.testing.assert_close(got, out[..., :21, :30], rtol=1e-4, atol=1e-4)
@@ -157,7 +158,7 @@ def test_an_sdxl_inpainting_pipeline_is_routed_and_equals_the_pipeline_called_di
 
     folder = make_sdxl_inpaint_folder(tmp_path)
     method = DiffusersInpainter(str(folder), prompt="a coat", steps=2)
-    assert method.pipeline_class == "StableDiffusionXLInpaintPipeline" and method.convention.multiple == 8
+    assert method.pipeline_class == "StableDiffusionXLInpaintPipeline" and method.convention.multiple == 2
     method.seed = 0
     method.load(torch.device("cpu"))
     images, known = torch.rand(2, 3, 32, 32), torch.ones(2, 1, 32, 32, dtype=torch.bool)
@@ -168,3 +169,32 @@ def test_an_sdxl_inpainting_pipeline_is_routed_and_equals_the_pipeline_called_di
                     num_inference_steps=2, output_type="pt",
                     generator=[torch.Generator().manual_seed(i) for i in (0, 1)]).images
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_flux_fill_pipeline_is_routed_with_its_size_rule_and_refuses_a_negative_prompt(tmp_path, no_network,
+                                                                                        capsys):
+    from diffusers import FluxFillPipeline
+    from published_fixtures import make_flux_fill_folder
+
+    from benchkit.builtins.published.diffusion import DiffusersInpainter
+
+    folder = make_flux_fill_folder(tmp_path)
+    method = DiffusersInpainter(str(folder), prompt="a coat", steps=2)
+    # the tiny VAE has one block (scale 1), FLUX packs 2 x 2: multiples of 2 (FLUX.1 Fill's own VAE: 16)
+    assert method.pipeline_class == "FluxFillPipeline" and method.convention.multiple == 2
+    method.seed = 0
+    method.load(torch.device("cpu"))
+    images, known = torch.rand(2, 3, 31, 32), torch.ones(2, 1, 31, 32, dtype=torch.bool)
+    known[..., 8:24, 8:24] = False
+    got = method.inpaint(images * known, known, image_ids=[0, 1])
+    pipe = FluxFillPipeline.from_pretrained(folder, local_files_only=True)
+    image = torch.from_numpy(np.pad((images * known).numpy(), ((0, 0), (0, 0), (0, 1), (0, 0)), mode="symmetric"))
+    hole = torch.from_numpy(np.pad((~known).float().numpy(), ((0, 0), (0, 0), (0, 1), (0, 0)), mode="symmetric"))
+    expected = pipe(prompt=["a coat"] * 2, image=image * (1 - hole), mask_image=hole, height=32, width=32,
+                    num_inference_steps=2, output_type="pt",
+                    generator=[torch.Generator().manual_seed(i) for i in (0, 1)]).images[..., :31, :]
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    capsys.readouterr()
+    assert main(["run", "--methods", f"diffusers:{folder}[negative_prompt=blurry]", "--masks", "center",
+                 "--n-images", "2", "--out", str(tmp_path / "R")]) == 2
+    assert "FluxFillPipeline takes no negative prompt" in capsys.readouterr().err

@@ -3,9 +3,9 @@ folder per component), loaded offline.
 
 Loading: ``local_files_only=True`` (nothing is fetched, ever) and ``use_safetensors=True`` (no
 pickled ``.bin`` weights are read); the class named by ``model_index.json`` picks the pipeline, and
-each class's size rule: Stable Diffusion 1.5 / 2 and SDXL inpainting take sides that are multiples of
-8, FLUX.1 Fill of 16. A pipeline's safety checker, which blacks out images it flags, is not loaded:
-a benchmark scores what the model made.
+its size rule: sides are multiples of the VAE's scale (8 for Stable Diffusion 1.5 / 2 and SDXL),
+times 2 for FLUX.1 Fill, which packs 2 x 2 latent pixels into a token (16). A pipeline's safety
+checker, which blacks out images it flags, is not loaded: a benchmark scores what the model made.
 
 Convention (diffusers' ``VaeImageProcessor``): images in [0, 1], the mask white (1) where the model
 repaints. ``height`` and ``width`` are the image's own size padded to the multiple, never the
@@ -33,7 +33,9 @@ from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import MethodContext
 from benchkit.plugin.options import FilePath, Range
 
-PIPELINES = {"StableDiffusionInpaintPipeline": 8, "StableDiffusionXLInpaintPipeline": 8, "FluxFillPipeline": 16}
+# each routed pipeline, and the latent pixels it packs into one token (FLUX packs 2 x 2): sides must be
+# multiples of the VAE's scale times that
+PIPELINES = {"StableDiffusionInpaintPipeline": 1, "StableDiffusionXLInpaintPipeline": 1, "FluxFillPipeline": 2}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -93,7 +95,8 @@ class DiffusersInpainter(PublishedModel):
         self.captions: tuple[str, ...] | None = None
         self.prompt, self.negative_prompt, self.steps, self.guidance = prompt, negative_prompt, steps, guidance
         self.strength, self.dtype = strength, DTYPES[dtype]
-        self.convention = Convention("hole", "unit", PIPELINES[self.pipeline_class], strategy, margin=margin)
+        multiple = vae_scale(self.folder) * PIPELINES[self.pipeline_class]
+        self.convention = Convention("hole", "unit", multiple, strategy, margin=margin)
 
     def check(self, context: MethodContext) -> None:
         """The call's options against the pipeline's, without loading gigabytes of weights twice
@@ -199,6 +202,17 @@ def read_pipeline_class(folder: Path) -> str:
             raise UserError(f"{folder} lacks the component '{component}' that model_index.json names: copy the "
                             "pipeline's whole folder")
     return name
+
+
+def vae_scale(folder: Path) -> int:
+    """The VAE's downsampling factor, ``2 ** (len(block_out_channels) - 1)`` as diffusers computes
+    ``vae_scale_factor`` (8 for Stable Diffusion's and FLUX's VAEs)."""
+    try:
+        blocks = json.loads((folder / "vae" / "config.json").read_text())["block_out_channels"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{folder}/vae/config.json has no block_out_channels ({exc}): copy the pipeline's whole "
+                        "folder") from None
+    return 2 ** (len(blocks) - 1)
 
 
 def pipeline_files(folder: Path) -> list[Path]:
