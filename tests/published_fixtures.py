@@ -215,3 +215,59 @@ def make_flux_fill_folder(root: Path, seed: int = 0) -> Path:
     folder = root / "flux-fill"
     pipeline.save_pretrained(folder)
     return folder
+
+
+def make_kandinsky_inpaint_folder(root: Path, seed: int = 0) -> Path:
+    """A tiny Kandinsky 2.2 inpainting pipeline (prior and decoder in one combined folder) saved by
+    ``save_pretrained``, sized as diffusers' own Kandinsky 2.2 tests size it."""
+    from reference_impls import usable_torchvision
+
+    usable_torchvision()
+    from diffusers import (
+        DDIMScheduler,
+        KandinskyV22InpaintCombinedPipeline,
+        PriorTransformer,
+        UnCLIPScheduler,
+        UNet2DConditionModel,
+        VQModel,
+    )
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModelWithProjection,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    torch.manual_seed(seed)
+    text = CLIPTextModelWithProjection(CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, projection_dim=32,
+                                                      intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                                                      pad_token_id=1, vocab_size=1000))
+    prior = PriorTransformer(num_attention_heads=2, attention_head_dim=12, embedding_dim=32, num_layers=1)
+    prior.clip_std = torch.nn.Parameter(torch.ones(prior.clip_std.shape))
+    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=32, image_size=224, projection_dim=32,
+                                                                   intermediate_size=37, num_attention_heads=4,
+                                                                   num_hidden_layers=2, patch_size=14))
+    unet = UNet2DConditionModel(in_channels=9, out_channels=8, addition_embed_type="image",
+                                down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+                                up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+                                mid_block_type="UNetMidBlock2DSimpleCrossAttn", block_out_channels=(32, 64),
+                                layers_per_block=1, encoder_hid_dim=32, encoder_hid_dim_type="image_proj",
+                                cross_attention_dim=100, attention_head_dim=4, resnet_time_scale_shift="scale_shift",
+                                class_embed_type=None)
+    movq = VQModel(block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+                   in_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8, norm_type="spatial",
+                   num_vq_embeddings=12, out_channels=3, up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"],
+                   vq_embed_dim=4)
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085, beta_end=0.012,
+                              clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
+    pipeline = KandinskyV22InpaintCombinedPipeline(
+        unet=unet, scheduler=scheduler, movq=movq, prior_prior=prior, prior_image_encoder=image_encoder,
+        prior_text_encoder=text, prior_tokenizer=_clip_tokenizer(root),
+        prior_scheduler=UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample",
+                                        num_train_timesteps=1000, clip_sample=True, clip_sample_range=10.0),
+        prior_image_processor=CLIPImageProcessor(crop_size=224, do_center_crop=True, do_normalize=True, do_resize=True,
+                                                 resample=3, size=224))
+    folder = root / "kandinsky-2-2-inpaint"
+    pipeline.save_pretrained(folder)
+    return folder

@@ -197,4 +197,60 @@ def test_a_flux_fill_pipeline_is_routed_with_its_size_rule_and_refuses_a_negativ
     capsys.readouterr()
     assert main(["run", "--methods", f"diffusers:{folder}[negative_prompt=blurry]", "--masks", "center",
                  "--n-images", "2", "--out", str(tmp_path / "R")]) == 2
-    assert "FluxFillPipeline takes no negative prompt" in capsys.readouterr().err
+    assert "FluxFillPipeline takes no negative_prompt: drop negative_prompt=" in capsys.readouterr().err
+
+
+def test_kandinsky_2_2_gets_signed_images_one_at_a_time_and_its_squared_size_rule(tmp_path, no_network):
+    from diffusers import KandinskyV22InpaintCombinedPipeline
+    from published_fixtures import make_kandinsky_inpaint_folder
+
+    from benchkit.builtins.published.diffusion import DiffusersInpainter
+
+    folder = make_kandinsky_inpaint_folder(tmp_path)
+    method = DiffusersInpainter(str(folder), prompt="a coat", steps=2)
+    # the tiny MoVQ has two blocks (scale 2); Kandinsky rounds latents up to whole multiples of the
+    # scale, so sides are multiples of its square (the published MoVQ: 8, so 64)
+    assert method.convention.multiple == 4
+    method.seed = 0
+    method.load(torch.device("cpu"))
+    images, known = torch.rand(2, 3, 14, 16), torch.ones(2, 1, 14, 16, dtype=torch.bool)
+    known[..., 4:10, 4:12] = False
+    got = method.inpaint(images * known, known, image_ids=[0, 1])
+    pipe = KandinskyV22InpaintCombinedPipeline.from_pretrained(folder, local_files_only=True)
+    pad = ((0, 0), (0, 0), (0, 2), (0, 0))
+    image = torch.from_numpy(np.pad((images * known).numpy(), pad, mode="symmetric"))
+    hole = torch.from_numpy(np.pad((~known).float().numpy(), pad, mode="symmetric"))
+    for i in range(2):  # written out: one image per call, in [-1, 1], the output mapped back as its "np" output
+        out = pipe(prompt=["a coat"], image=image[i:i + 1] * (1 - hole[i:i + 1]) * 2 - 1, mask_image=hole[i:i + 1],
+                   height=16, width=16, num_inference_steps=2, output_type="pt",
+                   generator=[torch.Generator().manual_seed(i)]).images
+        torch.testing.assert_close(got[i:i + 1], (out * 0.5 + 0.5).clamp(0, 1)[..., :14, :], rtol=1e-4, atol=1e-4)
+
+
+def test_kandinsky_2_2_as_published_a_decoder_folder_and_its_prior(tmp_path, no_network, capsys):
+    from diffusers import KandinskyV22InpaintCombinedPipeline
+    from published_fixtures import make_kandinsky_inpaint_folder
+
+    from benchkit.builtins.published.diffusion import DiffusersInpainter
+
+    combined_folder = make_kandinsky_inpaint_folder(tmp_path)
+    combined = KandinskyV22InpaintCombinedPipeline.from_pretrained(combined_folder, local_files_only=True)
+    combined.decoder_pipe.save_pretrained(tmp_path / "decoder-inpaint")  # the two published repositories' layouts
+    combined.prior_pipe.save_pretrained(tmp_path / "prior")
+    joined = DiffusersInpainter(str(tmp_path / "decoder-inpaint"), prior=str(tmp_path / "prior"), steps=2)
+    whole = DiffusersInpainter(str(combined_folder), steps=2)
+    images, known = torch.rand(1, 3, 16, 16), torch.ones(1, 1, 16, 16, dtype=torch.bool)
+    known[..., 4:12, 4:12] = False
+    for method in (joined, whole):
+        method.seed = 0
+        method.load(torch.device("cpu"))
+    torch.testing.assert_close(joined.inpaint(images * known, known, image_ids=[3]),
+                               whole.inpaint(images * known, known, image_ids=[3]))
+    assert str(tmp_path / "prior" / "model_index.json") in map(str, joined.files)
+    for spec, message in ((f"diffusers:{tmp_path / 'decoder-inpaint'}", "add prior=DIR"),
+                          (f"diffusers:{tmp_path / 'decoder-inpaint'}[prior={combined_folder}]",
+                           "not a KandinskyV22PriorPipeline")):
+        assert main(["run", "--methods", spec, "--masks", "center", "--n-images", "2",
+                     "--out", str(tmp_path / "R")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err

@@ -17,8 +17,10 @@ does not depend on its batch.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import inspect
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -33,9 +35,27 @@ from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import MethodContext
 from benchkit.plugin.options import FilePath, Range
 
-# each routed pipeline, and the latent pixels it packs into one token (FLUX packs 2 x 2): sides must be
-# multiples of the VAE's scale times that
-PIPELINES = {"StableDiffusionInpaintPipeline": 1, "StableDiffusionXLInpaintPipeline": 1, "FluxFillPipeline": 2}
+
+@dataclass(frozen=True)
+class Route:
+    """How benchkit calls a pipeline class. ``autoencoder``: the component whose scale sets the size
+    rule; sides are multiples of that scale times ``packing`` (FLUX packs 2 x 2 latent pixels into a
+    token), or of its square when ``squared`` (Kandinsky 2.2 rounds latents up to whole multiples of
+    its MoVQ scale). ``signed``: images in [-1, 1] in and out, not [0, 1]. ``one_at_a_time``: the
+    pipeline mixes a batch's images (Kandinsky 2.2 pastes the first image's known latents into all)."""
+
+    autoencoder: str = "vae"
+    packing: int = 1
+    squared: bool = False
+    signed: bool = False
+    one_at_a_time: bool = False
+
+
+PIPELINES = {"StableDiffusionInpaintPipeline": Route(), "StableDiffusionXLInpaintPipeline": Route(),
+             "FluxFillPipeline": Route(packing=2),
+             "KandinskyV22InpaintCombinedPipeline": Route("movq", squared=True, signed=True, one_at_a_time=True),
+             "KandinskyV22InpaintPipeline": Route("movq", squared=True, signed=True, one_at_a_time=True)}
+NEEDS_PRIOR = {"KandinskyV22InpaintPipeline": "KandinskyV22PriorPipeline"}  # a decoder folder and its prior's
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -53,6 +73,9 @@ class DiffusersInpainter(PublishedModel):
         where it has captions, else empty).
     negative_prompt : str
         The negative prompt, for pipelines that take one.
+    prior : str
+        Kandinsky 2.2's prior pipeline folder (``kandinsky-2-2-prior``), when the folder is its
+        inpainting decoder (``kandinsky-2-2-decoder-inpaint``).
     prompts : str
         A CSV (columns ``id,prompt``) or JSON (``{"id": "prompt"}``) file of prompts by image id
         (the image's position in the test split, as ``benchkit export`` numbers them).
@@ -71,7 +94,7 @@ class DiffusersInpainter(PublishedModel):
     """
 
     name = "diffusers"
-    description = "a local diffusers inpainting pipeline folder (SD 1.5/2, SDXL, FLUX.1 Fill), offline"
+    description = "a local diffusers inpainting pipeline folder (SD 1.5/2, SDXL, FLUX.1 Fill, Kandinsky 2.2), offline"
     spec_option = "folder"
     requires = ("diffusers", "transformers")
     libraries = ("torch", "diffusers", "transformers")
@@ -80,7 +103,7 @@ class DiffusersInpainter(PublishedModel):
     slow = True
 
     def __init__(self, folder: FilePath | None = None, name: str | None = None, prompt: str = "",
-                 negative_prompt: str = "", prompts: FilePath | None = None,
+                 negative_prompt: str = "", prompts: FilePath | None = None, prior: FilePath | None = None,
                  steps: Annotated[int, Range(1, 1000)] = 50, guidance: Annotated[float, Range(0)] | None = None,
                  strength: Annotated[float, Range(0, 1)] | None = None,
                  dtype: Literal["float32", "float16", "bfloat16"] = "float32",
@@ -90,20 +113,27 @@ class DiffusersInpainter(PublishedModel):
             raise UserError("method 'diffusers' needs a folder: --methods diffusers:sd-inpaint/")
         self.folder = Path(folder)
         self.pipeline_class = read_pipeline_class(self.folder)
-        self.files = pipeline_files(self.folder) + ([Path(prompts)] if prompts else [])
+        self.prior = check_prior(self.pipeline_class, Path(prior) if prior else None)
+        self.files = pipeline_files(self.folder) + (pipeline_files(self.prior) if self.prior else []) + \
+            ([Path(prompts)] if prompts else [])
         self.prompt_file = read_prompts(Path(prompts)) if prompts else {}
         self.captions: tuple[str, ...] | None = None
         self.prompt, self.negative_prompt, self.steps, self.guidance = prompt, negative_prompt, steps, guidance
         self.strength, self.dtype = strength, DTYPES[dtype]
-        multiple = vae_scale(self.folder) * PIPELINES[self.pipeline_class]
+        self.route = route = PIPELINES[self.pipeline_class]
+        scale = autoencoder_scale(self.folder, route.autoencoder)
+        multiple = scale * scale if route.squared else scale * route.packing
         self.convention = Convention("hole", "unit", multiple, strategy, margin=margin)
 
     def check(self, context: MethodContext) -> None:
         """The call's options against the pipeline's, without loading gigabytes of weights twice
         (the folder's layout was checked when the spec was read)."""
         parameters = inspect.signature(pipeline_type(self.pipeline_class).__call__).parameters
-        if self.negative_prompt and "negative_prompt" not in parameters:
-            raise UserError(f"{self.pipeline_class} takes no negative prompt: drop negative_prompt=")
+        given = {"negative_prompt": self.negative_prompt, "strength": self.strength, "guidance_scale": self.guidance}
+        for name, value in given.items():  # named parameters only: a **kwargs would swallow them silently
+            if value not in (None, "") and name not in parameters:
+                option = {"guidance_scale": "guidance"}.get(name, name)
+                raise UserError(f"{self.pipeline_class} takes no {name}: drop {option}=")
         self.seed, self.captions = context.seed, context.captions
 
     def setup(self, context: MethodContext) -> None:
@@ -126,12 +156,14 @@ class DiffusersInpainter(PublishedModel):
         transformers_logging.disable_progress_bar()
         extra = {"safety_checker": None, "requires_safety_checker": False} \
             if "safety_checker" in inspect.signature(pipeline_class.__init__).parameters else {}
-        try:
-            pipeline = pipeline_class.from_pretrained(self.folder, local_files_only=True, use_safetensors=True,
-                                                     torch_dtype=self.dtype, **extra)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"diffusers cannot load {self.folder} ({str(exc).splitlines()[0][:160]}): the folder "
-                            "needs every component in safetensors, as save_pretrained writes them") from None
+        pipeline = from_folder(pipeline_class, self.folder, self.dtype, extra)
+        if self.prior:  # Kandinsky 2.2 as published: a decoder folder and a prior folder, joined
+            prior = from_folder(pipeline_type(NEEDS_PRIOR[self.pipeline_class]), self.prior, self.dtype, {})
+            pipeline = pipeline_type("KandinskyV22InpaintCombinedPipeline")(
+                unet=pipeline.unet, scheduler=pipeline.scheduler, movq=pipeline.movq, prior_prior=prior.prior,
+                prior_image_encoder=prior.image_encoder, prior_text_encoder=prior.text_encoder,
+                prior_tokenizer=prior.tokenizer, prior_scheduler=prior.scheduler,
+                prior_image_processor=prior.image_processor)
         pipeline.set_progress_bar_config(disable=True)
         self.model = pipeline.to(device)
 
@@ -148,18 +180,24 @@ class DiffusersInpainter(PublishedModel):
         return inpaint_windows(images, known, self.convention.margin, window)
 
     def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        call = {"prompt": self.prompts(self.image_ids), "image": image,
+        if not self.route.one_at_a_time:
+            return self._call(image, mask, self.image_ids)
+        return torch.cat([self._call(image[i:i + 1], mask[i:i + 1], self.image_ids[i:i + 1])
+                          for i in range(len(image))])
+
+    def _call(self, image: torch.Tensor, mask: torch.Tensor, ids: list[int]) -> torch.Tensor:
+        call = {"prompt": self.prompts(ids), "image": image * 2 - 1 if self.route.signed else image,
                 "mask_image": mask, "height": image.shape[-2], "width": image.shape[-1],
                 "num_inference_steps": self.steps, "output_type": "pt",
-                "generator": [torch.Generator(image.device).manual_seed(s)
-                              for s in self.image_seeds(self.seed, self.image_ids)]}
+                "generator": [torch.Generator(image.device).manual_seed(s) for s in self.image_seeds(self.seed, ids)]}
         if self.guidance is not None:
             call["guidance_scale"] = self.guidance
         if self.strength is not None:
             call["strength"] = self.strength
         if self.negative_prompt:
-            call["negative_prompt"] = [self.negative_prompt] * len(self.image_ids)
-        return self.model(**call).images.float()
+            call["negative_prompt"] = [self.negative_prompt] * len(ids)
+        output = self.model(**call).images.float()
+        return (output * 0.5 + 0.5).clamp(0, 1) if self.route.signed else output  # as the pipeline's own "np" output
 
     def model_card(self) -> dict[str, str]:
         self.load(torch.device("cpu"))
@@ -184,9 +222,34 @@ def pipeline_type(name: str):
                         "transformers and torchvision match this torch (pip install 'benchkit[diffusion]')") from None
 
 
-def read_pipeline_class(folder: Path) -> str:
-    """The pipeline class ``model_index.json`` names, checked against the ones benchkit routes and
-    the component folders it lists."""
+def from_folder(pipeline_class, folder: Path, dtype: torch.dtype, extra: dict):
+    """A pipeline from its folder, offline and from safetensors only; a folder it cannot load is one line."""
+    try:
+        return pipeline_class.from_pretrained(  # without accelerate, diffusers warns unless told
+            folder, local_files_only=True, use_safetensors=True, torch_dtype=dtype,
+            low_cpu_mem_usage=importlib.util.find_spec("accelerate") is not None, **extra)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"diffusers cannot load {folder} ({str(exc).splitlines()[0][:160]}): the folder needs every "
+                        "component in safetensors, as save_pretrained writes them") from None
+
+
+def check_prior(pipeline_class: str, prior: Path | None) -> Path | None:
+    """The prior folder a decoder pipeline needs (Kandinsky 2.2), checked; None for the others."""
+    if pipeline_class not in NEEDS_PRIOR:
+        if prior:
+            raise UserError(f"{pipeline_class} takes no prior: drop prior=")
+        return None
+    if not prior:
+        raise UserError(f"{pipeline_class} is Kandinsky 2.2's decoder: add prior=DIR, its prior pipeline's folder "
+                        "(kandinsky-2-2-prior)")
+    name = read_model_index(prior).get("_class_name")
+    if name != NEEDS_PRIOR[pipeline_class]:
+        raise UserError(f"prior folder {prior} holds a {name}, not a {NEEDS_PRIOR[pipeline_class]}: check the path")
+    return prior
+
+
+def read_model_index(folder: Path) -> dict:
+    """A pipeline folder's ``model_index.json``."""
     if not is_folder(folder):
         raise UserError(f"pipeline folder {folder} does not exist: check the path")
     try:
@@ -194,6 +257,15 @@ def read_pipeline_class(folder: Path) -> str:
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{folder} has no readable model_index.json ({exc}): give a folder written by a diffusers "
                         "pipeline's save_pretrained") from None
+    if not isinstance(index, dict):
+        raise UserError(f"{folder}/model_index.json is not an object: give a folder written by save_pretrained")
+    return index
+
+
+def read_pipeline_class(folder: Path) -> str:
+    """The pipeline class ``model_index.json`` names, checked against the ones benchkit routes and
+    the component folders it lists."""
+    index = read_model_index(folder)
     name = index.get("_class_name")
     if name not in PIPELINES:
         raise UserError(f"{folder} holds a {name}: diffusers: runs {', '.join(PIPELINES)}")
@@ -204,14 +276,14 @@ def read_pipeline_class(folder: Path) -> str:
     return name
 
 
-def vae_scale(folder: Path) -> int:
-    """The VAE's downsampling factor, ``2 ** (len(block_out_channels) - 1)`` as diffusers computes
-    ``vae_scale_factor`` (8 for Stable Diffusion's and FLUX's VAEs)."""
+def autoencoder_scale(folder: Path, component: str) -> int:
+    """The autoencoder's downsampling factor, ``2 ** (len(block_out_channels) - 1)`` as diffusers
+    computes ``vae_scale_factor`` and ``movq_scale_factor`` (8 for SD's, FLUX's and Kandinsky's)."""
     try:
-        blocks = json.loads((folder / "vae" / "config.json").read_text())["block_out_channels"]
+        blocks = json.loads((folder / component / "config.json").read_text())["block_out_channels"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{folder}/vae/config.json has no block_out_channels ({exc}): copy the pipeline's whole "
-                        "folder") from None
+        raise UserError(f"{folder}/{component}/config.json has no block_out_channels ({exc}): copy the pipeline's "
+                        "whole folder") from None
     return 2 ** (len(blocks) - 1)
 
 
