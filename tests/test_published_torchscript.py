@@ -195,3 +195,25 @@ def _padded_run(method, image, known):
     m = torch.from_numpy(np.pad((~known).float().numpy(), pad, mode="symmetric"))
     with torch.no_grad():
         return method.model(torch.cat([x * (1 - m), m], dim=1))[..., :h, :w]
+
+
+def _iopaint_padded(image: np.ndarray, mod: int, square: bool, min_size: int) -> np.ndarray:
+    """IOPaint's ``pad_img_to_modulo`` (iopaint/helper.py) on an H x W x C array, written out."""
+    height, width = image.shape[:2]
+    out_height, out_width = -(-height // mod) * mod, -(-width // mod) * mod
+    if min_size:
+        out_height, out_width = max(min_size, out_height), max(min_size, out_width)
+    if square:
+        out_height = out_width = max(out_height, out_width)
+    return np.pad(image, ((0, out_height - height), (0, out_width - width), (0, 0)), mode="symmetric")
+
+
+def test_minimum_and_square_sizes_pad_as_iopaint_s_pad_img_to_modulo():
+    rng = np.random.default_rng(5)
+    for height, width, mod, square, minimum in ((5, 9, 8, True, 0), (13, 17, 8, False, 32), (3, 4, 4, True, 16),
+                                                (21, 30, 1, True, 0)):
+        images = torch.from_numpy(rng.random((1, 3, height, width), dtype=np.float32))
+        known = torch.ones(1, 1, height, width, dtype=torch.bool)
+        image, _ = Convention(multiple=mod, square=square, minimum=minimum).to_model(images, known)
+        expected = _iopaint_padded(images[0].permute(1, 2, 0).numpy(), mod, square, minimum)
+        np.testing.assert_array_equal(image[0].permute(1, 2, 0).numpy(), expected)

@@ -96,6 +96,9 @@ class Method(Plugin, ABC):
     seconds_per_image : float or None
         Measured seconds per image with the default options on a 32 x 32 image on a 2-core CPU
         (shown by ``benchkit list``); None when not measured.
+    speed : str
+        A measured speed where ``seconds_per_image`` does not apply (a published model's, which
+        depends on its files and the image size), shown by ``benchkit list``; empty when none.
     needs_cell : bool
         If true, ``inpaint`` also receives the keywords ``mask`` (the canonical mask spec of the
         cell) and ``image_ids`` (the batch's positions in the test split): for methods that read
@@ -109,6 +112,7 @@ class Method(Plugin, ABC):
     in_default_run: ClassVar[bool] = True
     slow: ClassVar[bool] = False
     seconds_per_image: ClassVar[float | None] = None
+    speed: ClassVar[str] = ""
 
 
     def check(self, context: MethodContext) -> None:

@@ -37,7 +37,7 @@ def _missing(cls) -> str:
 
 def _speed(cls) -> str:
     """A method's measured seconds per image (32 px, default options, 2-core CPU), "slow" marked."""
-    text = "" if cls.seconds_per_image is None else f"{cls.seconds_per_image:.3g}"
+    text = cls.speed if cls.seconds_per_image is None else f"{cls.seconds_per_image:.3g}"
     return f"{text} (slow)" if cls.slow else text
 
 

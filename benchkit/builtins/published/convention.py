@@ -35,8 +35,10 @@ class Convention:
     ``mask``: the value 1 (255 at byte scale) of the model's mask means ``hole`` or ``known``.
     ``scale``: input images in [0, 1] (``unit``) or [0, 255] (``byte``); ``output_scale`` the
     output's (None: the same). ``multiple``: the sides the model accepts are multiples of it;
-    ``size``: the one ``(H, W)`` it accepts, if fixed. ``strategy``: ``pad``, ``resize`` or ``crop``
-    to reach them; ``margin``: the context around each hole that ``crop`` keeps.
+    ``size``: the one ``(H, W)`` it accepts, if fixed; ``minimum``: the smallest side it accepts;
+    ``square``: whether it takes only square inputs (IOPaint's ``min_size`` and ``pad_to_square``).
+    ``strategy``: ``pad``, ``resize`` or ``crop`` to reach them; ``margin``: the context around each
+    hole that ``crop`` keeps.
     """
 
     mask: MaskValue = "hole"
@@ -46,6 +48,8 @@ class Convention:
     output_scale: Scale | None = None
     size: tuple[int, int] | None = None
     margin: int = 128
+    minimum: int = 0
+    square: bool = False
 
     def describe(self) -> str:
         """One line for model cards and the guide."""
@@ -56,9 +60,13 @@ class Convention:
         return f"mask 1 = {self.mask}, input values in {values[self.scale]}, output in {values[out]}, {sides} by {how}"
 
     def target(self, height: int, width: int) -> tuple[int, int]:
-        """The size the model is given for an image of ``height x width``."""
+        """The size the model is given for an image of ``height x width``: square if it must be, at
+        least the minimum, then up to the multiple (as IOPaint's ``pad_img_to_modulo`` sizes it)."""
         if self.size:
             return self.size
+        if self.square:
+            height = width = max(height, width)
+        height, width = max(height, self.minimum), max(width, self.minimum)
         return -(-height // self.multiple) * self.multiple, -(-width // self.multiple) * self.multiple
 
     def to_model(self, images: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,12 +99,18 @@ class Convention:
 
 
 def symmetric_pad(images: torch.Tensor, bottom: int, right: int) -> torch.Tensor:
-    """Pad at the bottom and right by mirroring with the edge repeated (numpy's ``symmetric``), as
-    far as the image reaches: ``[a, b, c]`` padded by 2 is ``[a, b, c, c, b]``."""
+    """Pad at the bottom and right by mirroring with the edge repeated (numpy's ``symmetric``):
+    ``[a, b, c]`` padded by 2 is ``[a, b, c, c, b]``, and by more than the side, mirrored again
+    (``[a, b]`` padded by 5 is ``[a, b, b, a, a, b, b]``)."""
     if bottom:
-        rows = torch.arange(images.shape[-2] - 1, images.shape[-2] - 1 - bottom, -1).clamp(min=0)
-        images = torch.cat([images, images[..., rows, :]], dim=-2)
+        images = images[..., _mirrored(images.shape[-2], bottom), :]
     if right:
-        cols = torch.arange(images.shape[-1] - 1, images.shape[-1] - 1 - right, -1).clamp(min=0)
-        images = torch.cat([images, images[..., :, cols]], dim=-1)
+        images = images[..., :, _mirrored(images.shape[-1], right)]
     return images
+
+
+def _mirrored(side: int, pad: int) -> torch.Tensor:
+    """Indices of ``side`` samples followed by ``pad`` more, the whole sequence periodic with period
+    ``2 side``, the second half reversed (numpy's ``symmetric`` extension)."""
+    index = torch.arange(side + pad) % (2 * side)
+    return torch.where(index < side, index, 2 * side - 1 - index)

@@ -58,6 +58,10 @@ class OnnxInpainter(PublishedModel):
     strategy : str
         ``pad`` (symmetric, cropped after) or ``resize`` (bicubic); a fixed size larger than an image
         can be reached either way, a smaller one only by ``resize``.
+    minimum : int
+        The smallest side the model takes (IOPaint's ``min_size``); smaller images are padded.
+    square : bool
+        Whether the model takes only square inputs (IOPaint's ``pad_to_square``).
     """
 
     name = "onnx"
@@ -70,12 +74,13 @@ class OnnxInpainter(PublishedModel):
     def __init__(self, file: FilePath | None = None, family: Literal["none", "lama", "migan"] = "none",
                  name: str | None = None, mask: Literal["", "hole", "known"] = "",
                  scale: Literal["", "unit", "byte"] = "", output_scale: Literal["", "unit", "byte"] = "",
-                 multiple: Annotated[int, Range(0, 1024)] = 0, strategy: Literal["", "pad", "resize"] = "") -> None:
+                 multiple: Annotated[int, Range(0, 1024)] = 0, strategy: Literal["", "pad", "resize"] = "",
+                 minimum: Annotated[int, Range(0, 8192)] = 0, square: bool = False) -> None:
         if not file:
             raise UserError("method 'onnx' needs a file: --methods onnx:FILE[family=lama]")
         self.files = [Path(file)]
         stated = {"mask": mask, "scale": scale, "output_scale": output_scale, "multiple": multiple,
-                  "strategy": strategy}
+                  "strategy": strategy, "minimum": minimum, "square": square}
         self.family = family
         self.settings = {**FAMILIES.get(family, {}), **{k: v for k, v in stated.items() if v}}
         self.convention = Convention(**{"multiple": 8, **self.settings})

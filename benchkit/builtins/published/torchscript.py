@@ -51,6 +51,10 @@ class TorchScriptInpainter(PublishedModel):
         How sizes reach the multiple: ``pad`` (symmetric, cropped after) or ``resize`` (bicubic).
     margin : int
         With ``strategy=crop``: pixels of context kept around each hole (IOPaint's default 128).
+    minimum : int
+        The smallest side the model takes (IOPaint's ``min_size``); smaller images are padded.
+    square : bool
+        Whether the model takes only square inputs (IOPaint's ``pad_to_square``).
     """
 
     name = "torchscript"
@@ -60,14 +64,15 @@ class TorchScriptInpainter(PublishedModel):
     def __init__(self, file: FilePath | None = None, trusted: bool = False, name: str | None = None,
                  mask: Literal["hole", "known"] = "hole", scale: Literal["unit", "byte"] = "unit",
                  multiple: Annotated[int, Range(1, 1024)] = 8, strategy: Literal["pad", "resize", "crop"] = "pad",
-                 margin: Annotated[int, Range(1, 4096)] = 128) -> None:
+                 margin: Annotated[int, Range(1, 4096)] = 128, minimum: Annotated[int, Range(0, 8192)] = 0,
+                 square: bool = False) -> None:
         if not file:
             raise UserError("method 'torchscript' needs a file: --methods torchscript:FILE[trusted=true]")
         if not trusted:
             raise UserError(f"{file} is TorchScript, a program that runs when it is loaded: add [trusted=true] only "
                             f"if you trust its source, or {EXTERNAL_ROUTE}")
         self.files = [Path(file)]
-        self.convention = Convention(mask, scale, multiple, strategy, margin=margin)
+        self.convention = Convention(mask, scale, multiple, strategy, margin=margin, minimum=minimum, square=square)
 
     def load(self, device: torch.device) -> None:
         path = self.files[0]
