@@ -20,6 +20,7 @@ import csv
 import importlib.util
 import inspect
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -101,6 +102,7 @@ class DiffusersInpainter(PublishedModel):
     install_hint = "pip install 'benchkit[diffusion]'"
     needs_cell = True
     slow = True
+    speed = "SD-1.5-sized, 2 steps, batch 4: 6.8 at 256 px, 31 at 512 (benchmarks/models.py --sd)"
 
     def __init__(self, folder: FilePath | None = None, name: str | None = None, prompt: str = "",
                  negative_prompt: str = "", prompts: FilePath | None = None, prior: FilePath | None = None,
@@ -124,6 +126,11 @@ class DiffusersInpainter(PublishedModel):
         scale = autoencoder_scale(self.folder, route.autoencoder)
         multiple = scale * scale if route.squared else scale * route.packing
         self.convention = Convention("hole", "unit", multiple, strategy, margin=margin)
+
+    def preferred_batch_size(self, device: torch.device, image_shape: tuple[int, int, int]) -> int:
+        # a batch of 4 measured faster per image than one at a time (benchmarks/models.py --sd); the
+        # activations of larger batches grow past a CPU's memory at 512 px
+        return 4
 
     def check(self, context: MethodContext) -> None:
         """The call's options against the pipeline's, without loading gigabytes of weights twice
@@ -225,9 +232,11 @@ def pipeline_type(name: str):
 def from_folder(pipeline_class, folder: Path, dtype: torch.dtype, extra: dict):
     """A pipeline from its folder, offline and from safetensors only; a folder it cannot load is one line."""
     try:
-        return pipeline_class.from_pretrained(  # without accelerate, diffusers warns unless told
-            folder, local_files_only=True, use_safetensors=True, torch_dtype=dtype,
-            low_cpu_mem_usage=importlib.util.find_spec("accelerate") is not None, **extra)
+        with warnings.catch_warnings():  # torch_dtype, which every diffusers from 0.30 takes, is called deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            return pipeline_class.from_pretrained(  # without accelerate, diffusers warns unless told
+                folder, local_files_only=True, use_safetensors=True, torch_dtype=dtype,
+                low_cpu_mem_usage=importlib.util.find_spec("accelerate") is not None, **extra)
     except (OSError, ValueError) as exc:
         raise UserError(f"diffusers cannot load {folder} ({str(exc).splitlines()[0][:160]}): the folder needs every "
                         "component in safetensors, as save_pretrained writes them") from None
