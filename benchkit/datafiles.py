@@ -154,3 +154,25 @@ def weights_dir(given: str | Path | None) -> Path | None:
     """The folder searched first for pretrained weights: ``given`` (``--weights-dir``), else ``$BENCHKIT_WEIGHTS``."""
     value = given or os.environ.get(WEIGHTS_ENV)
     return Path(value) if value else None
+
+
+def read_text_table(path: Path, key: str, value: str, what: str) -> dict[str, str]:
+    """``{key: value}`` from a CSV with columns ``key`` and ``value``, or (``.json``) an object of
+    key: value: captions by file name, prompts by image id. ``what`` names the file in the one-line
+    error a bad file gets."""
+    import csv
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".json":
+            table = json.loads(text)
+            if not isinstance(table, dict):
+                raise ValueError(f"the JSON is not an object of {key}: {value}")
+            return {str(k): str(v) for k, v in table.items()}
+        rows = list(csv.DictReader(text.splitlines()))
+        if rows and not {key, value} <= set(rows[0]):
+            raise ValueError(f"its columns are {', '.join(rows[0])}, not {key} and {value}")
+        return {row[key]: row[value] for row in rows}
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {what} {path} ({exc}): give a CSV with columns {key},{value} or a JSON object "
+                        f"of {key}: {value}") from None

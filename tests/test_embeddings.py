@@ -282,3 +282,20 @@ def test_score_refuses_a_text_metric_for_cells_run_without_texts(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and "was run without prompts or captions" in err and err.count("\n") == 1, err
     assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "R" / "cells").iterdir()) == before
+
+
+def test_bad_captions_are_one_line_before_anything_is_written(tmp_path, capsys):
+    from benchkit.cli import main
+
+    photos = tmp_path / "D"
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(photos / f"{i}.png")
+    for text, message in (("name,text\n0.png,a\n", "its columns are name, text, not file and caption"),
+                          ("file,caption\n0.png,a coat\n", "has no caption for 1.png (1 images lack one)")):
+        (photos / "captions.csv").write_text(text)
+        code = main(["run", "--methods", "telea", "--datasets", f"folder:{photos}", "--masks", "center",
+                     "--out", str(tmp_path / "R")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "R").exists()

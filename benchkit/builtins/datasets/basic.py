@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 
-from benchkit.datafiles import data_folders, fetch
+from benchkit.datafiles import data_folders, fetch, read_text_table
 from benchkit.errors import UserError
 from benchkit.files import folder_entries, is_folder
 from benchkit.imaging import sixteen_bit_png_colour_type
@@ -260,7 +260,7 @@ class ImageFolder(Dataset):
         found = [folder / name for name in CAPTION_FILES if (folder / name).is_file()]
         if not found:
             return None
-        by_file = read_captions(found[0])
+        by_file = read_text_table(found[0], "file", "caption", "captions")
         files = self.files(split, limit)
         missing = [f.name for f in files if f.name not in by_file]
         if missing:
@@ -276,27 +276,6 @@ class ImageFolder(Dataset):
 
 
 CAPTION_FILES = ("captions.csv", "captions.json")
-
-
-def read_captions(path: Path) -> dict[str, str]:
-    """File name -> caption from a ``captions.csv`` (columns ``file,caption``) or ``captions.json``."""
-    import csv
-    import json
-
-    try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".json":
-            captions = json.loads(text)
-            if not isinstance(captions, dict):
-                raise ValueError("not an object of file name: caption")
-            return {str(k): str(v) for k, v in captions.items()}
-        rows = list(csv.DictReader(text.splitlines()))
-        if rows and not {"file", "caption"} <= set(rows[0]):
-            raise ValueError(f"its columns are {', '.join(rows[0])}, not file and caption")
-        return {row["file"]: row["caption"] for row in rows}
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read captions {path} ({exc}): give a CSV with columns file,caption or a JSON "
-                        "object of file name: caption") from None
 
 
 def read_image(data: bytes, file: Path, mode: str, size: int) -> np.ndarray:

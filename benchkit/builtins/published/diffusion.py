@@ -16,7 +16,6 @@ does not depend on its batch.
 """
 from __future__ import annotations
 
-import csv
 import importlib.util
 import inspect
 import json
@@ -30,6 +29,7 @@ import torch
 from benchkit.builtins.published.convention import Convention
 from benchkit.builtins.published.cropping import inpaint_windows
 from benchkit.builtins.published.model import PublishedModel, parameter_count
+from benchkit.datafiles import read_text_table
 from benchkit.errors import UserError
 from benchkit.files import is_folder
 from benchkit.plugin.hookspecs import hookimpl
@@ -118,7 +118,7 @@ class DiffusersInpainter(PublishedModel):
         self.prior = check_prior(self.pipeline_class, Path(prior) if prior else None)
         self.files = pipeline_files(self.folder) + (pipeline_files(self.prior) if self.prior else []) + \
             ([Path(prompts)] if prompts else [])
-        self.prompt_file = read_prompts(Path(prompts)) if prompts else {}
+        self.prompt_file = read_text_table(Path(prompts), "id", "prompt", "prompts file") if prompts else {}
         self.captions: tuple[str, ...] | None = None
         self.prompt, self.negative_prompt, self.steps, self.guidance = prompt, negative_prompt, steps, guidance
         self.strength, self.dtype = strength, DTYPES[dtype]
@@ -299,24 +299,6 @@ def autoencoder_scale(folder: Path, component: str) -> int:
 def pipeline_files(folder: Path) -> list[Path]:
     """Every file of the pipeline folder (all of them key the cells: configs, tokenizers, weights)."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and not any(q.startswith(".") for q in p.parts))
-
-
-def read_prompts(path: Path) -> dict[str, str]:
-    """Prompts by image id from a CSV (``id,prompt``) or JSON (``{"id": "prompt"}``) file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".json":
-            prompts = json.loads(text)
-            if not isinstance(prompts, dict):
-                raise ValueError("the JSON is not an object of id: prompt")
-            return {str(k): str(v) for k, v in prompts.items()}
-        rows = list(csv.DictReader(text.splitlines()))
-        if rows and not {"id", "prompt"} <= set(rows[0]):
-            raise ValueError(f"its columns are {', '.join(rows[0])}, not id and prompt")
-        return {row["id"]: row["prompt"] for row in rows}
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read prompts file {path} ({exc}): give a CSV with columns id,prompt or a JSON "
-                        "object of id: prompt") from None
 
 
 @hookimpl
