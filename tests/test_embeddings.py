@@ -299,3 +299,14 @@ def test_bad_captions_are_one_line_before_anything_is_written(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1, err
         assert not (tmp_path / "R").exists()
+
+
+def test_a_broken_dinov2_file_is_one_line(tmp_path):
+    from benchkit.errors import UserError
+
+    torch.save({"cls_token": torch.zeros(1, 1, 8)}, tmp_path / "dinov2_vitl14_pretrain.pth")  # keys missing
+    with pytest.raises(UserError, match="is not torch hub's DINOv2 checkpoint"):
+        _setup("fd-dinov2", tmp_path)
+    (tmp_path / "dinov2_vitl14_pretrain.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="is not torch hub's DINOv2 checkpoint"):
+        _setup("fd-dinov2", tmp_path)

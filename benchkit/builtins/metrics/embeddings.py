@@ -84,16 +84,36 @@ def quiet_transformers() -> None:
     logging.disable_progress_bar()
 
 
+def hub_config(state: dict[str, torch.Tensor]):
+    """transformers' configuration of a torch hub DINOv2 state dict, read from its shapes (64
+    numbers per attention head in every DINOv2 model)."""
+    from transformers import Dinov2Config
+
+    hidden = state["cls_token"].shape[-1]
+    patch = state["patch_embed.proj.weight"].shape[-1]
+    return Dinov2Config(hidden_size=hidden, num_hidden_layers=len({k.split(".")[1] for k in state
+                                                                   if k.startswith("blocks.")}),
+                        num_attention_heads=hidden // 64, intermediate_size=state["blocks.0.mlp.fc1.weight"].shape[0],
+                        patch_size=patch, image_size=round((state["pos_embed"].shape[1] - 1) ** 0.5) * patch,
+                        layerscale_value=1.0)
+
+
 def load_dinov2(weights_dir, device):
     """transformers' Dinov2Model from the Hugging Face folder (preferred: safetensors) or the torch
     hub file, whichever is found first in that order."""
-    from transformers import Dinov2Config, Dinov2Model
+    from transformers import Dinov2Model
 
     quiet_transformers()
     entry = WEIGHTS["dinov2-large"]
     for folder in search_dirs(weights_dir):
         if entry.present(folder):
-            model = Dinov2Model.from_pretrained(folder / entry.filename, local_files_only=True, use_safetensors=True)
+            try:
+                model = Dinov2Model.from_pretrained(folder / entry.filename, local_files_only=True,
+                                                    use_safetensors=True)
+            except (OSError, ValueError, RuntimeError) as exc:
+                reason = str(exc).splitlines()[0][:100]
+                raise UserError(f"{folder / entry.filename} is not a DINOv2 model folder ({reason}): delete it and "
+                                "run `benchkit weights download dinov2-large`") from None
             return model.to(device).eval().requires_grad_(False), str(folder / entry.filename)
     try:
         path = find_weights("dinov2-vitl14", weights_dir)
@@ -101,16 +121,14 @@ def load_dinov2(weights_dir, device):
         raise UserError(f"fd-dinov2 needs DINOv2 ViT-L/14 weights: the folder {entry.filename}/ (config.json, "
                         f"model.safetensors) or dinov2_vitl14_pretrain.pth in {search_dirs(weights_dir)[0]}: run "
                         "`benchkit weights download dinov2-large` where there is internet") from None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    hidden = state["cls_token"].shape[-1]
-    layers = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
-    patch = state["patch_embed.proj.weight"].shape[-1]
-    side = round((state["pos_embed"].shape[1] - 1) ** 0.5) * patch
-    config = Dinov2Config(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=hidden // 64,
-                          intermediate_size=state["blocks.0.mlp.fc1.weight"].shape[0], patch_size=patch,
-                          image_size=side, layerscale_value=1.0)
-    model = Dinov2Model(config)
-    model.load_state_dict(hub_to_transformers(state, set(model.state_dict())), strict=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = Dinov2Model(hub_config(state))
+        model.load_state_dict(hub_to_transformers(state, set(model.state_dict())), strict=True)
+    except Exception as exc:  # truncated, not a torch file, other keys or shapes: the file, not benchkit
+        raise UserError(f"{path} is not torch hub's DINOv2 checkpoint ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:100]}): delete it and run `benchkit weights download "
+                        "dinov2-large`") from None
     return model.to(device).eval().requires_grad_(False), str(path)
 
 
