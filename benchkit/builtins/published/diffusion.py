@@ -89,7 +89,8 @@ class DiffusersInpainter(PublishedModel):
     dtype : str
         The pipeline's weights and computation: float32, float16 or bfloat16.
     strategy : str
-        How sides reach the multiple: ``pad`` (symmetric, cropped after) or ``resize`` (bicubic).
+        How sides reach the multiple: ``pad`` (symmetric, cropped after), ``resize`` (bicubic), or
+        ``crop`` (a window around each hole, padded; IOPaint's crop strategy).
     margin : int
         With ``strategy=crop``: pixels of context kept around each hole (IOPaint's default 128).
     """

@@ -46,7 +46,8 @@ class LamaInpainter(PublishedModel):
     multiple : int
         Sides are made multiples of this (LaMa: 8).
     strategy : str
-        How: ``pad`` (symmetric, cropped after, as LaMa predicts) or ``resize`` (bicubic).
+        How: ``pad`` (symmetric, cropped after, as LaMa predicts), ``resize`` (bicubic), or ``crop``
+        (a window around each hole, padded; IOPaint's crop strategy).
     margin : int
         With ``strategy=crop``: pixels of context kept around each hole (IOPaint's default 128).
     dtype : str

@@ -48,7 +48,8 @@ class TorchScriptInpainter(PublishedModel):
     multiple : int
         The model takes sides that are multiples of this (LaMa: 8).
     strategy : str
-        How sizes reach the multiple: ``pad`` (symmetric, cropped after) or ``resize`` (bicubic).
+        How sizes reach the multiple: ``pad`` (symmetric, cropped after), ``resize`` (bicubic), or
+        ``crop`` (a window around each hole, padded; IOPaint's crop strategy).
     margin : int
         With ``strategy=crop``: pixels of context kept around each hole (IOPaint's default 128).
     minimum : int
