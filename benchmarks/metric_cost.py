@@ -56,14 +56,12 @@ def write_random_weights(folder: Path) -> None:
 
 def write_random_foundation_models(folder: Path, names: list[str]) -> None:
     """DINOv2 ViT-L/14 and CLIP ViT-L/14 with random weights, in the folders benchkit reads."""
-    import json
-
+    from published_fixtures import clip_tokenizer
     from transformers import (
         CLIPConfig,
         CLIPImageProcessor,
         CLIPModel,
         CLIPProcessor,
-        CLIPTokenizer,
         Dinov2Config,
         Dinov2Model,
     )
@@ -80,11 +78,7 @@ def write_random_foundation_models(folder: Path, names: list[str]) -> None:
                             projection_dim=768)
         target = folder / WEIGHTS["clip-vit-large-patch14"].filename
         CLIPModel(config).save_pretrained(target)
-        vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, **{f"{c}</w>": 2 + i for i, c in enumerate("abcdefgh")}}
-        (folder / "vocab.json").write_text(json.dumps(vocab))
-        (folder / "merges.txt").write_text("#version: 0.2\n")
-        tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
-        CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer).save_pretrained(target)
+        CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=clip_tokenizer(folder)).save_pretrained(target)
 
 
 def score(metrics, composite, truth, known, labels, batch_size, device, texts=None):

@@ -105,7 +105,7 @@ def lama_rows(folder: Path, size: int) -> list[tuple]:
 def sd_pipeline_folder(root: Path) -> Path:
     """An inpainting pipeline with Stable Diffusion 1.5's component sizes and random weights."""
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
-    from published_fixtures import _clip_tokenizer
+    from published_fixtures import clip_tokenizer
     from transformers import CLIPTextConfig, CLIPTextModel
 
     unet = UNet2DConditionModel(sample_size=64, in_channels=9, out_channels=4, cross_attention_dim=768,
@@ -116,7 +116,7 @@ def sd_pipeline_folder(root: Path) -> Path:
                                         num_hidden_layers=12, vocab_size=1000, max_position_embeddings=77))
     scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
                               steps_offset=1)  # SD 1.5's scheduler configuration
-    pipeline = StableDiffusionInpaintPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=_clip_tokenizer(root),
+    pipeline = StableDiffusionInpaintPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=clip_tokenizer(root),
                                               scheduler=scheduler, safety_checker=None,
                                               feature_extractor=None, requires_safety_checker=False)
     pipeline.save_pretrained(root / "sd15-inpaint")

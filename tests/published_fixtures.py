@@ -98,42 +98,9 @@ class Payload:
         return (Path.touch, (self.path,))
 
 
-def make_sd_inpaint_folder(root: Path, seed: int = 0) -> Path:
-    """A tiny Stable Diffusion inpainting pipeline saved by ``save_pretrained`` (components sized as
-    diffusers' own tests size them; the CLIP tokenizer's vocabulary and merges written here)."""
-    import json
-
-    from reference_impls import usable_torchvision
-
-    usable_torchvision()
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=9,
-                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
-    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
-    text = CLIPTextModel(CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
-                                        num_attention_heads=4, num_hidden_layers=2, pad_token_id=1, vocab_size=1000))
-    vocab = {"<|startoftext|>": 0, "!": 1, "<|endoftext|>": 2}
-    for letter in "abcdefghijklmnopqrstuvwxyz":
-        vocab[letter], vocab[f"{letter}</w>"] = len(vocab), len(vocab) + 1
-    words = root / "tokenizer-files"
-    words.mkdir(parents=True)
-    (words / "vocab.json").write_text(json.dumps(vocab))
-    (words / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(words / "vocab.json"), str(words / "merges.txt"), model_max_length=77)
-    pipeline = StableDiffusionInpaintPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=tokenizer,
-                                              scheduler=PNDMScheduler(skip_prk_steps=True), safety_checker=None,
-                                              feature_extractor=None, requires_safety_checker=False)
-    folder = root / "sd-inpaint"
-    pipeline.save_pretrained(folder)
-    return folder
-
-
-def _clip_tokenizer(root: Path):
+def clip_tokenizer(root: Path):
+    """A CLIP tokenizer of a small vocabulary (the 26 letters, as pieces and word ends), its files
+    written here: nothing can be downloaded."""
     import json
 
     from transformers import CLIPTokenizer
@@ -146,6 +113,31 @@ def _clip_tokenizer(root: Path):
     (words / "vocab.json").write_text(json.dumps(vocab))
     (words / "merges.txt").write_text("#version: 0.2\n")
     return CLIPTokenizer(str(words / "vocab.json"), str(words / "merges.txt"), model_max_length=77)
+
+
+def make_sd_inpaint_folder(root: Path, seed: int = 0) -> Path:
+    """A tiny Stable Diffusion inpainting pipeline saved by ``save_pretrained`` (components sized as
+    diffusers' own tests size them)."""
+    from reference_impls import usable_torchvision
+
+    usable_torchvision()
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=9,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
+    text = CLIPTextModel(CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
+                                        num_attention_heads=4, num_hidden_layers=2, pad_token_id=1, vocab_size=1000))
+    pipeline = StableDiffusionInpaintPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=clip_tokenizer(root),
+                                              scheduler=PNDMScheduler(skip_prk_steps=True), safety_checker=None,
+                                              feature_extractor=None, requires_safety_checker=False)
+    folder = root / "sd-inpaint"
+    pipeline.save_pretrained(folder)
+    return folder
 
 
 def make_sdxl_inpaint_folder(root: Path, seed: int = 0) -> Path:
@@ -172,7 +164,7 @@ def make_sdxl_inpaint_folder(root: Path, seed: int = 0) -> Path:
     config = CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
                             num_attention_heads=4, num_hidden_layers=2, pad_token_id=1, vocab_size=1000,
                             hidden_act="gelu", projection_dim=32)
-    tokenizer = _clip_tokenizer(root)
+    tokenizer = clip_tokenizer(root)
     pipeline = StableDiffusionXLInpaintPipeline(vae=vae, text_encoder=CLIPTextModel(config), tokenizer=tokenizer,
                                                 text_encoder_2=CLIPTextModelWithProjection(config),
                                                 tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
@@ -210,7 +202,7 @@ def make_flux_fill_folder(root: Path, seed: int = 0) -> Path:
                         latent_channels=2, norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False,
                         shift_factor=0.0609, scaling_factor=1.5035)
     pipeline = FluxFillPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), text_encoder=clip, text_encoder_2=t5,
-                                tokenizer=_clip_tokenizer(root), tokenizer_2=t5_tokenizer, transformer=transformer,
+                                tokenizer=clip_tokenizer(root), tokenizer_2=t5_tokenizer, transformer=transformer,
                                 vae=vae)
     folder = root / "flux-fill"
     pipeline.save_pretrained(folder)
@@ -263,7 +255,7 @@ def make_kandinsky_inpaint_folder(root: Path, seed: int = 0) -> Path:
                               clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
     pipeline = KandinskyV22InpaintCombinedPipeline(
         unet=unet, scheduler=scheduler, movq=movq, prior_prior=prior, prior_image_encoder=image_encoder,
-        prior_text_encoder=text, prior_tokenizer=_clip_tokenizer(root),
+        prior_text_encoder=text, prior_tokenizer=clip_tokenizer(root),
         prior_scheduler=UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample",
                                         num_train_timesteps=1000, clip_sample=True, clip_sample_range=10.0),
         prior_image_processor=CLIPImageProcessor(crop_size=224, do_center_crop=True, do_normalize=True, do_resize=True,

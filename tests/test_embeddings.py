@@ -15,6 +15,7 @@ from benchkit.builtins.metrics import weights as weights_module
 from benchkit.plugin.interfaces import MetricContext
 from benchkit.plugin.metric import Batch
 from benchkit.plugin.registry import Registry
+from tests.published_fixtures import clip_tokenizer
 from tests.reference_impls import reference, usable_torchvision
 
 usable_torchvision()
@@ -111,13 +112,7 @@ def tiny_clip_folder(folder):
                        "image_size": 30, "patch_size": 6},
         projection_dim=16)
     model = transformers.CLIPModel(config).eval()
-    vocab = {"<|startoftext|>": 0, "!": 1, "<|endoftext|>": 2}
-    for letter in "abcdefghijklmnopqrstuvwxyz":
-        vocab[letter], vocab[f"{letter}</w>"] = len(vocab), len(vocab) + 1
-    (folder / "words").mkdir(parents=True)
-    (folder / "words" / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "words" / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = transformers.CLIPTokenizer(str(folder / "words" / "vocab.json"), str(folder / "words" / "merges.txt"))
+    tokenizer = clip_tokenizer(folder)
     images = transformers.CLIPImageProcessor(size={"shortest_edge": 30}, crop_size={"height": 30, "width": 30})
     target = folder / "clip-vit-large-patch14"
     model.save_pretrained(target, safe_serialization=True)

@@ -165,14 +165,15 @@ class _Planner:
         kept = sample_positions(len(split.images), config.seed, split.digest or spec)
         return _Dataset(spec, split, metrics, checkpoints, known, kept)
 
-    def check_texts(self, dataset: str, method: str, texts: list[str] | None) -> None:
+    @staticmethod
+    def check_texts(data: _Dataset, method: str, texts: list[str] | None) -> None:
         """Before any write: a metric that scores images against text (``clip-score``) has a text for
         every image of the cell."""
         if texts is not None:
             return
-        for name in self.metric_names:
-            if self.registry.get("metric", Spec.parse(name, "metric").name).cls.needs_texts:
-                raise UserError(f"metric '{name}' needs a text per image, and method '{method}' on '{dataset}' has "
+        for name, metric in data.metrics.items():
+            if metric.needs_texts:
+                raise UserError(f"metric '{name}' needs a text per image, and method '{method}' on '{data.spec}' has "
                                 "none: give the method a prompt (diffusers:DIR[prompt=...]) or the folder a "
                                 "captions.csv (columns file,caption)")
 
@@ -239,7 +240,7 @@ class _Planner:
         if provenance:  # a published model's loader, convention and libraries
             identity["provenance"] = provenance
         texts = cell_texts(self.methods[spec.label], data.split, list(range(n)))
-        self.check_texts(data.spec, spec.label, texts)
+        self.check_texts(data, spec.label, texts)
         settings = {"n_images": n, "seed": config.seed, "metrics": sorted(self.metric_names), "checkpoint": checkpoint,
                     "dataset_digest": data.split.digest, "benchkit": __version__,
                     "method_version": identity["versions"]["method"], "task_key": content_key(identity),

@@ -69,10 +69,10 @@ def _metric_names(metrics: list[str], registry: Registry, notes: list[str]) -> l
     return names
 
 
-def _check_texts(record: CellRecord, names: list[str], registry: Registry, n: int) -> None:
+def _check_texts(record: CellRecord, metrics: dict, n: int) -> None:
     """Before any write: a cell scored by a text metric kept the texts it was run with."""
     texts = record.settings.get("texts")
-    needing = [name for name in names if registry.get("metric", Spec.parse(name, "metric").name).cls.needs_texts]
+    needing = [name for name, metric in metrics.items() if metric.needs_texts]
     if needing and not (isinstance(texts, list) and len(texts) >= n):
         raise UserError(f"metric '{needing[0]}' needs a text per image, and cell {'/'.join(record.key)} was run "
                         "without prompts or captions: add captions.csv to the folder and rerun the cell with "
@@ -105,7 +105,6 @@ class _Jobs:
         if key not in self.inputs:
             self.inputs[key] = _cell_inputs(record, self.config or {}, self.loaded, self.splits)
         split, _ = self.inputs[key]
-        _check_texts(record, self.names, self.loaded.registry, len(split.images))
         if not set(record.rows["image_id"]) <= set(arrays["output_ids"].tolist()) or \
                 max(record.rows["image_id"], default=-1) >= len(split.images):
             raise UserError(f"cell {'/'.join(record.key)} does not match its kept outputs (image ids differ): it is "
@@ -115,6 +114,7 @@ class _Jobs:
         if metrics_key not in self.prepared:
             self.prepared[metrics_key], _ = prepare_metrics(self.loaded, self.names, record.dataset, split, self.device,
                                                             self.models_dir, self.weights_dir, seed)
+        _check_texts(record, self.prepared[metrics_key], len(split.images))
         self.jobs.append((record, arrays, key, self.prepared[metrics_key]))
 
 

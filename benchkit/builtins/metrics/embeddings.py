@@ -23,14 +23,13 @@ import numpy as np
 import torch
 
 from benchkit.builtins.metrics.feature_stats import FeatureDistance
-from benchkit.builtins.metrics.perceptual import as_rgb
+from benchkit.builtins.metrics.perceptual import as_rgb, in_chunks
 from benchkit.builtins.metrics.weights import WEIGHTS, find_weights, search_dirs
 from benchkit.errors import UserError
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import ImageMetric, MetricContext
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-CHUNK = 16  # images per network call
 
 
 def dgm_eval_preprocess(images: torch.Tensor) -> torch.Tensor:
@@ -143,9 +142,7 @@ class DinoV2Features:
         self.seed, self.source = context.seed, ("dinov2", where, str(context.device))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.cat([self.net(pixel_values=dgm_eval_preprocess(part)).pooler_output
-                              for part in images.split(CHUNK)])
+        return in_chunks(lambda x: self.net(pixel_values=x).pooler_output, dgm_eval_preprocess(images))
 
 
 class FDDinoV2(DinoV2Features, FeatureDistance):

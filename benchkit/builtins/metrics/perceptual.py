@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from benchkit.builtins.metrics.feature_stats import feature_metrics
+from benchkit.builtins.metrics.pixel import raw_output
 from benchkit.builtins.metrics.weights import load_into, load_state_dict
 from benchkit.plugin.hookspecs import hookimpl
 from benchkit.plugin.interfaces import ImageMetric, MetricContext
@@ -145,10 +146,9 @@ class KnownLPIPS(LPIPSAlex):
     about = {"variant": "BrushBench's masking (hole zeroed in both images)", "network": "AlexNet, LPIPS v0.1"}
 
     def score_batch(self, batch) -> torch.Tensor:
-        if batch.raw is None:
-            raise ValueError(f"{self.name} needs the methods' raw outputs, which only `benchkit run` has")
-        known = batch.known.to(batch.raw.dtype)
-        return in_chunks(self.net, as_rgb(batch.raw * known), as_rgb(batch.target * known)).double()
+        raw = raw_output(batch, self.name)
+        known = batch.known.to(raw.dtype)
+        return in_chunks(self.net, as_rgb(raw * known), as_rgb(batch.target * known)).double()
 
 
 @hookimpl

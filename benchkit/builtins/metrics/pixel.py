@@ -126,6 +126,13 @@ class HolePSNR(ImageMetric):
         return psnr_from_mse(hole_errors(prediction, target, known).pow(2).nanmean(1))
 
 
+def raw_output(batch, metric: str) -> torch.Tensor:
+    """The methods' raw outputs of a batch, for a ``needs_raw_output`` metric (only a run has them)."""
+    if batch.raw is None:
+        raise ValueError(f"{metric} needs the methods' raw outputs, which only `benchkit run` has")
+    return batch.raw
+
+
 class KnownChange(ImageMetric):
     """How much a method changed the *known* pixels of its input, before the composite pastes them
     back: mean absolute error (``known-l1``) or PSNR in dB (``known-psnr``) of its raw output on the
@@ -139,9 +146,7 @@ class KnownChange(ImageMetric):
 
     def errors(self, batch) -> torch.Tensor:
         """``N x (C*H*W)`` raw-output errors on the known pixels (NaN elsewhere)."""
-        if batch.raw is None:
-            raise ValueError(f"{self.name} needs the methods' raw outputs, which only `benchkit run` has")
-        return hole_errors(batch.raw, batch.target, ~batch.known)
+        return hole_errors(raw_output(batch, self.name), batch.target, ~batch.known)
 
     def score_batch(self, batch) -> torch.Tensor:  # the raw output is in the batch, not in score()'s arguments
         return self.errors(batch).abs().nanmean(1)

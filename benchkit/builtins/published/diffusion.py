@@ -27,7 +27,6 @@ from typing import Annotated, Literal
 import torch
 
 from benchkit.builtins.published.convention import Convention
-from benchkit.builtins.published.cropping import inpaint_windows
 from benchkit.builtins.published.model import PublishedModel, parameter_count
 from benchkit.datafiles import read_text_table
 from benchkit.errors import UserError
@@ -134,6 +133,10 @@ class DiffusersInpainter(PublishedModel):
         return 4
 
     def check(self, context: MethodContext) -> None:
+        super().check(context)
+        self.seed, self.captions = context.seed, context.captions
+
+    def verify(self) -> None:
         """The call's options against the pipeline's, without loading gigabytes of weights twice
         (the folder's layout was checked when the spec was read)."""
         parameters = inspect.signature(pipeline_type(self.pipeline_class).__call__).parameters
@@ -142,7 +145,6 @@ class DiffusersInpainter(PublishedModel):
             if value not in (None, "") and name not in parameters:
                 option = {"guidance_scale": "guidance"}.get(name, name)
                 raise UserError(f"{self.pipeline_class} takes no {name}: drop {option}=")
-        self.seed, self.captions = context.seed, context.captions
 
     def setup(self, context: MethodContext) -> None:
         self.seed, self.captions = context.seed, context.captions
@@ -175,23 +177,10 @@ class DiffusersInpainter(PublishedModel):
         pipeline.set_progress_bar_config(disable=True)
         self.model = pipeline.to(device)
 
-    def inpaint(self, images, known, *, mask=None, image_ids=()):
-        ids = list(image_ids)
-        if self.convention.strategy != "crop":
-            self.image_ids = ids
-            return self.run_sized(images, known)
-
-        def window(image, known_part, index):  # each window has its image's prompt and generator
-            self.image_ids = [ids[index]]
-            return self.run_sized(image, known_part)
-
-        return inpaint_windows(images, known, self.convention.margin, window)
-
-    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def predict(self, image: torch.Tensor, mask: torch.Tensor, image_ids: list[int]) -> torch.Tensor:
         if not self.route.one_at_a_time:
-            return self._call(image, mask, self.image_ids)
-        return torch.cat([self._call(image[i:i + 1], mask[i:i + 1], self.image_ids[i:i + 1])
-                          for i in range(len(image))])
+            return self._call(image, mask, image_ids)
+        return torch.cat([self._call(image[i:i + 1], mask[i:i + 1], image_ids[i:i + 1]) for i in range(len(image))])
 
     def _call(self, image: torch.Tensor, mask: torch.Tensor, ids: list[int]) -> torch.Tensor:
         call = {"prompt": self.prompts(ids), "image": image * 2 - 1 if self.route.signed else image,

@@ -75,11 +75,15 @@ class LamaInpainter(PublishedModel):
         self.files = [self.folder / "config.yaml", self.folder / "models" / (checkpoint or _checkpoint(self.folder))]
         self.convention = Convention("hole", "unit", multiple, strategy, margin=margin)
 
-    def load(self, device: torch.device) -> None:
+    def checked(self, device: torch.device) -> tuple[FFCResNetGenerator, dict[str, torch.Tensor]]:
+        """The generator ``config.yaml`` describes, on ``device``, and the checkpoint's weights for
+        it, checked key by key and shape by shape. On the meta device nothing is computed and the
+        weights are memory-mapped, not read: every refusal without reading the weights' bytes."""
         config = read_config(self.files[0])
-        generator = build_generator(config.get("generator"), self.files[0])
+        with torch.device(device):
+            generator = build_generator(config.get("generator"), self.files[0])
         self.concat_mask = bool((config.get("training_model") or {}).get("concat_mask", True))
-        state = load_checkpoint(self.files[1], LIGHTNING_GLOBALS).get("state_dict")
+        state = load_checkpoint(self.files[1], LIGHTNING_GLOBALS, mmap=device.type == "meta").get("state_dict")
         if not isinstance(state, dict):
             raise UserError(f"{self.files[1]} has no state_dict: is it a LaMa training checkpoint?")
         weights = {key[len("generator."):]: value for key, value in state.items() if key.startswith("generator.")}
@@ -89,26 +93,31 @@ class LamaInpainter(PublishedModel):
         if wrong:
             raise UserError(f"{self.files[1]}'s generator does not match config.yaml's (first mismatched key "
                             f"'generator.{wrong[0]}'): use the config.yaml the checkpoint was trained with")
+        return generator, weights
+
+    def verify(self) -> None:
+        self.checked(torch.device("meta"))
+
+    def load(self, device: torch.device) -> None:
+        generator, weights = self.checked(torch.device("cpu"))
         generator.load_state_dict(weights, strict=True)
         self.model = generator.to(device).eval()
 
     def preferred_batch_size(self, device: torch.device, image_shape: tuple[int, int, int]) -> int:
         # on a CPU a batch of one measured fastest (benchmarks/models.py): the activations of larger
         # batches leave the caches
-        return 1 if device.type == "cpu" else 16
+        return 1 if device.type == "cpu" else super().preferred_batch_size(device, image_shape)
 
-    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def predict(self, image: torch.Tensor, mask: torch.Tensor, image_ids: list[int]) -> torch.Tensor:
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
             return self.model(torch.cat([image, mask], dim=1) if self.concat_mask else image).float()
 
     def model_card(self) -> dict[str, str]:
-        self.load(torch.device("cpu"))
-        generator = read_config(self.files[0])["generator"]
-        card = {"architecture": f"LaMa {generator['kind']}: {generator.get('n_blocks', 9)} blocks, ngf "
-                                f"{generator.get('ngf', 64)}, {generator.get('n_downsampling', 3)} downsamplings",
-                "parameters": parameter_count(self.model), **super().model_card()}
-        self.release()
-        return card
+        generator, _ = self.checked(torch.device("meta"))
+        section = read_config(self.files[0])["generator"]
+        return {"architecture": f"LaMa {section['kind']}: {section.get('n_blocks', 9)} blocks, ngf "
+                                f"{section.get('ngf', 64)}, {section.get('n_downsampling', 3)} downsamplings",
+                "parameters": parameter_count(generator), **super().model_card()}
 
 
 def _checkpoint(folder: Path) -> str:

@@ -20,7 +20,8 @@ EXTERNAL_ROUTE = ("export the model's predictions in its own environment and sco
 class PublishedModel(Method):
     """A model loaded from local files. Subclasses set ``self.files`` (every file the model reads)
     and ``self.convention`` in ``__init__``, load in :meth:`load`, and run the model in its own
-    convention in :meth:`predict`; benchkit composites the raw output as for every method."""
+    convention in :meth:`predict`; benchkit composites the raw output as for every method. A
+    subclass whose files can be checked more cheaply than by loading them overrides :meth:`verify`."""
 
     in_default_run = False
     libraries: tuple[str, ...] = ("torch",)  # the distributions that run the model
@@ -31,7 +32,12 @@ class PublishedModel(Method):
         for path in self.files:
             if not path.is_file():
                 raise UserError(f"{self.name} model file {path} does not exist: check the path")
-        self.load(torch.device("cpu"))  # every refusal (format, pickled code, layout) before the first write
+        self.verify()
+
+    def verify(self) -> None:
+        """Every refusal the files can give (format, pickled code, layout), before the first write.
+        Default: load them on the CPU and let go."""
+        self.load(torch.device("cpu"))
         self.release()
 
     def input_files(self, context: MethodContext, mask: str) -> list[Path]:
@@ -41,15 +47,18 @@ class PublishedModel(Method):
         self.load(context.device)
 
     @torch.no_grad()
-    def inpaint(self, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    def inpaint(self, images: torch.Tensor, known: torch.Tensor, *, mask: str | None = None,
+                image_ids=()) -> torch.Tensor:
+        ids = list(image_ids) or list(range(len(images)))  # needs_cell methods are given the images' ids
         if self.convention.strategy == "crop":
-            return inpaint_windows(images, known, self.convention.margin, lambda i, k, index: self.run_sized(i, k))
-        return self.run_sized(images, known)
+            return inpaint_windows(images, known, self.convention.margin,
+                                   lambda image, part, index: self.run_sized(image, part, ids[index:index + 1]))
+        return self.run_sized(images, known, ids)
 
-    def run_sized(self, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    def run_sized(self, images: torch.Tensor, known: torch.Tensor, image_ids: list[int]) -> torch.Tensor:
         """The model on images of any size: to its convention, :meth:`predict`, and back."""
         image, mask = self.convention.to_model(images, known)
-        return self.convention.from_model(self.predict(image, mask), images.shape)
+        return self.convention.from_model(self.predict(image, mask, image_ids), images.shape)
 
     @abstractmethod
     def load(self, device: torch.device) -> None:
@@ -60,8 +69,10 @@ class PublishedModel(Method):
         self.__dict__.pop("model", None)
 
     @abstractmethod
-    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The model's output for inputs already in its convention (size, polarity, scale)."""
+    def predict(self, image: torch.Tensor, mask: torch.Tensor, image_ids: list[int]) -> torch.Tensor:
+        """The model's output for inputs already in its convention (size, polarity, scale);
+        ``image_ids`` are the images' positions in the test split, for models whose prompts or
+        random draws depend on the image."""
 
     def provenance(self) -> dict[str, str]:
         import importlib.metadata

@@ -129,7 +129,7 @@ class OnnxInpainter(PublishedModel):
         if fixed and self.convention.size != fixed:
             self.convention = dataclasses.replace(self.convention, size=fixed)
 
-    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def predict(self, image: torch.Tensor, mask: torch.Tensor, image_ids: list[int]) -> torch.Tensor:
         batches = image.split(1) if self.one_at_a_time else (image,)
         masks = mask.split(1) if self.one_at_a_time else (mask,)
         outputs = [self._run(i, m) for i, m in zip(batches, masks)]

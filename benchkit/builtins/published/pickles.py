@@ -61,16 +61,18 @@ def is_pickle(path: Path) -> bool:
     return head[:1] == b"\x80" and head != LEGACY_TORCH_MAGIC
 
 
-def load_checkpoint(path: Path, allowed: tuple[str, ...] = ()) -> dict:
+def load_checkpoint(path: Path, allowed: tuple[str, ...] = (), mmap: bool = False) -> dict:
     """A checkpoint's contents, unpickled with only tensors, plain containers and stand-ins for the
-    ``allowed`` names; anything else is a UserError naming the global that was refused."""
+    ``allowed`` names; anything else is a UserError naming the global that was refused. With
+    ``mmap`` (PyTorch's zip format only) the tensors are mapped, not read: their keys, shapes and the
+    file's globals are known without reading the weights' bytes."""
     if is_pickle(path):
         raise UserError(f"{path} is a bare pickle (as MAT's and StyleGAN's .pkl files are), whose loading runs code "
                         f"stored in it: benchkit never unpickles code; {EXTERNAL_ROUTE}")
     try:
         with torch.serialization.safe_globals(stand_ins(allowed) + PLAIN_TYPES), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the refusal below says what matters
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL (\S+)", str(exc))
         what = f"the global {found.group(1)}" if found else "an object benchkit does not read"

@@ -93,7 +93,7 @@ class TorchScriptInpainter(PublishedModel):
                             "or forward(cat(image, mask))")
         self.model = model.eval()
 
-    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def predict(self, image: torch.Tensor, mask: torch.Tensor, image_ids: list[int]) -> torch.Tensor:
         return self.model(image, mask) if self.inputs == 2 else self.model(torch.cat([image, mask], dim=1))
 
     def model_card(self) -> dict[str, str]:
